@@ -1,0 +1,84 @@
+import type { ChainLink, TurnState } from './turn.js';
+
+/** Where a call is in its life. */
+export const CallPhase = {
+  /** Waiting for a turn (or for its activation to exist). */
+  Pending: 0,
+  /** Its turn is running. */
+  Running: 1,
+  /** Its turn has settled. */
+  Done: 2,
+} as const;
+export type CallPhase = (typeof CallPhase)[keyof typeof CallPhase];
+
+const NO_LINK: ChainLink = Object.freeze({ activationId: '', label: '', interleaved: false });
+
+/**
+ * One grain call inside this process: its target, arguments, deadline and the caller's
+ * promise. The same object is the AsyncLocalStorage store of the turn that runs it, so a
+ * turn costs no extra allocation.
+ */
+export class Call implements TurnState {
+  /** Set when the turn starts, to the activation's link. */
+  link: ChainLink = NO_LINK;
+  interleaved = false;
+  ended = false;
+  /** The caller has its answer (result, error or timeout); later outcomes are dropped. */
+  settled = false;
+  phase: CallPhase = CallPhase.Pending;
+  /** How many times the call was sent again because its target was not there. */
+  redirects = 0;
+  /** A turn that is not a grain method (timers, lifecycle hooks). */
+  task: (() => unknown) | undefined = undefined;
+  private controller: AbortController | undefined = undefined;
+  private callerSignal: AbortSignal | undefined = undefined;
+  private onCallerAbort: (() => void) | undefined = undefined;
+
+  constructor(
+    readonly kind: string,
+    readonly identity: string,
+    readonly method: string,
+    readonly args: readonly unknown[],
+    /** Monotonic ms (see clock.ts). */
+    readonly deadline: number,
+    /** The timeout the deadline came from, for messages. */
+    readonly timeoutMs: number,
+    readonly chain: readonly ChainLink[],
+    private readonly resolveFn: (value: unknown) => void,
+    private readonly rejectFn: (reason: unknown) => void,
+  ) {}
+
+  /** The signal a grain sees as `ctx.signal`; created on first use only. */
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    return this.controller.signal;
+  }
+
+  /** Follow the caller's AbortSignal: `onAbort` runs once if it fires before the call settles. */
+  watchCallerSignal(signal: AbortSignal, onAbort: () => void): void {
+    this.callerSignal = signal;
+    this.onCallerAbort = onAbort;
+    signal.addEventListener('abort', onAbort, { once: true });
+  }
+
+  resolve(value: unknown): void {
+    if (this.settled) return;
+    this.settle();
+    this.resolveFn(value);
+  }
+
+  reject(reason: unknown): void {
+    if (this.settled) return;
+    this.settle();
+    this.controller?.abort(reason);
+    this.rejectFn(reason);
+  }
+
+  private settle(): void {
+    this.settled = true;
+    if (this.callerSignal !== undefined && this.onCallerAbort !== undefined) {
+      this.callerSignal.removeEventListener('abort', this.onCallerAbort);
+      this.callerSignal = undefined;
+    }
+  }
+}

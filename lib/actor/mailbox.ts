@@ -1,0 +1,226 @@
+import { Call, CallPhase } from './call.js';
+import type { DeadlineSweeper } from './deadline-sweeper.js';
+import { turnStorage } from './turn.js';
+
+/** What a mailbox needs from the process it serves. */
+export interface MailboxHandler {
+  /** Runs the call's turn; called inside the turn's AsyncLocalStorage context. May return a promise. */
+  invoke(call: Call): unknown;
+  /** The turn settled; deliver `value` (or the error) to the caller. */
+  onTurnSettled(call: Call, ok: boolean, value: unknown): void;
+  /** The caller's deadline passed, while the call was queued (`running` false) or running. */
+  onExpired(call: Call, running: boolean): void;
+  /** A running turn outlived its caller's deadline by the hang bound. */
+  onHung(call: Call): void;
+}
+
+const COMPACT_AT = 1024;
+
+function runTurn(handler: MailboxHandler, call: Call): unknown {
+  return handler.invoke(call);
+}
+
+/**
+ * A turn-based mailbox: one exclusive turn at a time; interleaved calls may run beside each
+ * other but never beside an exclusive turn. Calls start in FIFO order. Bounded: `post`
+ * refuses when `maxQueued` calls are already waiting.
+ */
+export class Mailbox {
+  private queue: Call[] = [];
+  private head = 0;
+  private running = 0;
+  private exclusive: Call | undefined = undefined;
+  private interleavedRunning: Set<Call> | undefined = undefined;
+  private draining = false;
+  /** No turn starts while suspended (activation in progress, poisoned, stopped). */
+  private suspended = true;
+  /** Closed for good: nothing to watch any more, even if a hung turn never settles. */
+  private closed = false;
+  /** Earliest deadline (or hang bound) among pending and running calls; sweeps skip work before it. */
+  private nextCheck = Infinity;
+  private idleWaiters: Array<() => void> = [];
+  /** Registered with the sweeper (it drops us once `sweep` returns false). */
+  private watched = false;
+
+  constructor(
+    private readonly handler: MailboxHandler,
+    private readonly sweeper: DeadlineSweeper,
+    private readonly maxQueued: number,
+    private readonly hangAfterMs: number,
+  ) {}
+
+  get queued(): number {
+    return this.queue.length - this.head;
+  }
+
+  get inFlight(): number {
+    return this.running;
+  }
+
+  get isIdle(): boolean {
+    return this.running === 0 && this.queue.length === this.head;
+  }
+
+  /** Enqueue a call; false when the queue is full (the call is untouched). `force` skips the bound (runtime turns). */
+  post(call: Call, force = false): boolean {
+    if (!force && this.queue.length - this.head >= this.maxQueued) return false;
+    this.queue.push(call);
+    this.watchDeadline(call);
+    if (!this.suspended && !this.draining) this.drain();
+    return true;
+  }
+
+  private watchDeadline(call: Call): void {
+    if (call.deadline < this.nextCheck) this.nextCheck = call.deadline;
+    if (!this.watched) {
+      this.watched = true;
+      this.sweeper.watch(this);
+    }
+  }
+
+  /**
+   * Start a call at once, outside the queue. Used for a re-entrant interleaved call whose own
+   * chain holds an interleaved turn of this mailbox: queueing it behind a waiting exclusive
+   * turn would deadlock.
+   */
+  startNow(call: Call): void {
+    this.watchDeadline(call);
+    this.start(call);
+  }
+
+  resume(): void {
+    this.suspended = false;
+    if (!this.draining) this.drain();
+  }
+
+  suspend(): void {
+    this.suspended = true;
+  }
+
+  /** Stop for good: no further turns, and sweeps stop watching (a hung turn is abandoned). */
+  close(): void {
+    this.suspended = true;
+    this.closed = true;
+  }
+
+  /** Remove and return every call that has not started (for redirecting or failing them). */
+  takePending(): Call[] {
+    const pending = this.queue.slice(this.head).filter((c) => !c.settled);
+    this.queue = [];
+    this.head = 0;
+    this.notifyIdle();
+    return pending;
+  }
+
+  /** Resolves when nothing is queued or running. */
+  whenIdle(): Promise<void> {
+    if (this.isIdle) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Expire calls whose deadline passed and report hung turns. Returns false when the mailbox
+   * has nothing left to watch.
+   */
+  sweep(at: number): boolean {
+    if (this.closed || this.isIdle) {
+      this.watched = false;
+      return false;
+    }
+    if (at < this.nextCheck) return true;
+    let next = Infinity;
+    for (let i = this.head; i < this.queue.length; i++) {
+      const call = this.queue[i]!;
+      if (call.settled) continue;
+      if (call.deadline <= at) this.handler.onExpired(call, false);
+      else if (call.deadline < next) next = call.deadline;
+    }
+    next = Math.min(next, this.checkRunning(this.exclusive, at));
+    if (this.interleavedRunning !== undefined) {
+      for (const call of this.interleavedRunning) next = Math.min(next, this.checkRunning(call, at));
+    }
+    this.nextCheck = next;
+    return true;
+  }
+
+  private checkRunning(call: Call | undefined, at: number): number {
+    if (call === undefined) return Infinity;
+    if (call.deadline <= at && !call.settled) this.handler.onExpired(call, true);
+    const hangAt = call.deadline + this.hangAfterMs;
+    if (hangAt <= at) {
+      this.handler.onHung(call);
+      return Infinity;
+    }
+    return call.settled ? hangAt : call.deadline;
+  }
+
+  private drain(): void {
+    this.draining = true;
+    try {
+      while (!this.suspended && this.head < this.queue.length) {
+        const call = this.queue[this.head]!;
+        if (call.settled) {
+          this.head++;
+          continue;
+        }
+        if (call.interleaved) {
+          if (this.exclusive !== undefined) break;
+        } else if (this.running > 0) {
+          break;
+        }
+        this.head++;
+        this.start(call);
+      }
+      if (this.head === this.queue.length) {
+        this.queue.length = 0;
+        this.head = 0;
+      } else if (this.head >= COMPACT_AT && this.head * 2 >= this.queue.length) {
+        this.queue = this.queue.slice(this.head);
+        this.head = 0;
+      }
+    } finally {
+      this.draining = false;
+    }
+    if (this.isIdle) this.notifyIdle();
+  }
+
+  private start(call: Call): void {
+    this.running++;
+    if (call.interleaved) (this.interleavedRunning ??= new Set()).add(call);
+    else this.exclusive = call;
+    call.phase = CallPhase.Running;
+    let result: unknown;
+    try {
+      result = turnStorage.run(call, runTurn, this.handler, call);
+    } catch (error) {
+      this.finish(call, false, error);
+      return;
+    }
+    if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+      (result as PromiseLike<unknown>).then(
+        (value) => this.finish(call, true, value),
+        (error: unknown) => this.finish(call, false, error),
+      );
+    } else {
+      this.finish(call, true, result);
+    }
+  }
+
+  private finish(call: Call, ok: boolean, value: unknown): void {
+    if (call.phase === CallPhase.Done) return;
+    call.phase = CallPhase.Done;
+    call.ended = true;
+    this.running--;
+    if (this.exclusive === call) this.exclusive = undefined;
+    else this.interleavedRunning?.delete(call);
+    this.handler.onTurnSettled(call, ok, value);
+    if (!this.draining) this.drain();
+  }
+
+  private notifyIdle(): void {
+    if (this.idleWaiters.length === 0 || !this.isIdle) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}

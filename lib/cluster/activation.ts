@@ -1,0 +1,363 @@
+import { Call } from '../actor/call.js';
+import { now } from '../actor/clock.js';
+import type { DeadlineSweeper } from '../actor/deadline-sweeper.js';
+import { Mailbox, type MailboxHandler } from '../actor/mailbox.js';
+import type { ChainLink } from '../actor/turn.js';
+import { turnStorage } from '../actor/turn.js';
+import { toMs } from './duration.js';
+import {
+  CallCycleError,
+  GrainActivationError,
+  GrainOverloadedError,
+  GrainTimeoutError,
+  toInvocationError,
+} from './errors.js';
+import type { GrainContext, GrainTimer, GrainTimerOptions } from './grain-context.js';
+import type { ClusterKind, DeactivationReason } from './kind.js';
+import type { ClusterLogger } from './logger.js';
+
+/** What an activation needs from the member hosting it. */
+export interface ActivationHost {
+  readonly memberId: string;
+  readonly sweeper: DeadlineSweeper;
+  readonly logger: ClusterLogger;
+  readonly hangTimeoutMs: number;
+  /** The activation's deadline for its own hook and timer turns. */
+  readonly requestTimeoutMs: number;
+  /** Send a call that never ran here to wherever its grain is now. */
+  redirect(call: Call): void;
+  /** The activation is gone (stopped, failed or poisoned): forget it. */
+  onStopped(activation: Activation, poisoned: boolean): void;
+}
+
+const State = { Activating: 0, Active: 1, Deactivating: 2, Stopped: 3, Poisoned: 4 } as const;
+type State = (typeof State)[keyof typeof State];
+
+const NEVER_ABORTED = new AbortController().signal;
+let nextActivationSeq = 0;
+
+/** One live instance of a grain: its mailbox, its lifecycle and its timers. */
+export class Activation implements MailboxHandler {
+  readonly id: string;
+  readonly memberId: string;
+  readonly label: string;
+  readonly mailbox: Mailbox;
+  readonly context: GrainContext;
+  /** Monotonic ms of the last call posted; the idle collector compares against it. */
+  lastActivity = now();
+  private state: State = State.Activating;
+  private instance: Record<string, unknown> | undefined;
+  private readonly exclusiveLink: ChainLink;
+  private readonly interleavedLink: ChainLink;
+  /** Calls that arrived while deactivating: redirected once the activation is gone. */
+  private parked: Call[] = [];
+  private readonly timers = new Set<ActivationTimer>();
+  private deactivation: Promise<void> | undefined;
+
+  constructor(
+    readonly kind: ClusterKind,
+    readonly identity: string,
+    readonly epoch: number,
+    private readonly host: ActivationHost,
+  ) {
+    this.memberId = host.memberId;
+    this.id = `${host.memberId}:${(++nextActivationSeq).toString(36)}`;
+    this.label = `${kind.name}/${identity}`;
+    this.exclusiveLink = Object.freeze({ activationId: this.id, label: this.label, interleaved: false });
+    this.interleavedLink = Object.freeze({ activationId: this.id, label: this.label, interleaved: true });
+    this.mailbox = new Mailbox(this, host.sweeper, kind.maxQueueLength, host.hangTimeoutMs);
+    this.context = new ActivationContext(this);
+  }
+
+  get isActive(): boolean {
+    return this.state === State.Active;
+  }
+
+  /** Idle: active, nothing queued or running, and no call for `idleTimeoutMs`. */
+  isIdleAt(at: number): boolean {
+    return this.state === State.Active && this.mailbox.isIdle && at - this.lastActivity >= this.kind.idleTimeoutMs;
+  }
+
+  /** Queue the activation turn (constructor + `onGrainActivate`) ahead of every call. */
+  start(): void {
+    const activate = this.taskCall('onGrainActivate', () => this.construct(), (ok, value) => this.onActivated(ok, value));
+    this.mailbox.post(activate);
+    this.mailbox.resume();
+  }
+
+  /** Deliver a call to this activation. `at` is the caller's monotonic send time. */
+  post(call: Call, at: number): void {
+    switch (this.state) {
+      case State.Deactivating:
+        this.parked.push(call);
+        return;
+      case State.Stopped:
+      case State.Poisoned:
+        this.host.redirect(call);
+        return;
+    }
+    const chain = call.chain;
+    for (let i = 0; i < chain.length; i++) {
+      const link = chain[i]!;
+      if (link.activationId !== this.id) continue;
+      if (link.interleaved && call.interleaved) {
+        // Re-entrant read: the chain holds an interleaved turn here, which never blocks it.
+        call.link = this.interleavedLink;
+        this.lastActivity = at;
+        this.mailbox.startNow(call);
+        return;
+      }
+      call.reject(new CallCycleError([...chain.slice(i).map((l) => l.label), this.label]));
+      return;
+    }
+    call.link = call.interleaved ? this.interleavedLink : this.exclusiveLink;
+    this.lastActivity = at;
+    if (!this.mailbox.post(call)) call.reject(new GrainOverloadedError(this.kind.name, this.identity, this.kind.maxQueueLength));
+  }
+
+  /**
+   * Deactivate gracefully: stop taking calls, run what is queued, run `onGrainDeactivate`,
+   * then forget the activation; calls that arrived meanwhile go to a fresh activation.
+   */
+  deactivate(reason: DeactivationReason): Promise<void> {
+    if (this.deactivation !== undefined) return this.deactivation;
+    if (this.state === State.Stopped || this.state === State.Poisoned) return Promise.resolve();
+    this.state = State.Deactivating;
+    this.stopTimers();
+    this.deactivation = new Promise<void>((resolve) => {
+      const hook = this.taskCall(
+        'onGrainDeactivate',
+        () => this.runDeactivateHook(reason),
+        (ok, value) => {
+          // NOTE: not logged when forceStop() already ended the activation and failed the hook's turn.
+          if (!ok && this.state === State.Deactivating) this.host.logger.error(`Grain ${this.label}: onGrainDeactivate('${reason}') threw: ${describe(value)}`, stackOf(value));
+          this.stop(State.Stopped);
+          resolve();
+        },
+      );
+      this.mailbox.post(hook, true);
+    });
+    return this.deactivation;
+  }
+
+  /** End now without hooks (shutdown past its drain timeout): pending calls get `error`. */
+  forceStop(error: Error): void {
+    if (this.state === State.Stopped || this.state === State.Poisoned) return;
+    this.mailbox.close();
+    const pending = this.mailbox.takePending();
+    this.stop(State.Stopped);
+    for (const call of pending) call.reject(error);
+  }
+
+  // MailboxHandler ---------------------------------------------------------------------------
+
+  invoke(call: Call): unknown {
+    if (call.task !== undefined) return call.task();
+    const instance = this.instance!;
+    return (instance[call.method] as (...args: readonly unknown[]) => unknown).apply(instance, call.args as unknown[]);
+  }
+
+  onTurnSettled(call: Call, ok: boolean, value: unknown): void {
+    if (ok) call.resolve(value);
+    else if (call.task !== undefined) call.reject(value);
+    else call.reject(toInvocationError(call.kind, call.identity, call.method, value));
+  }
+
+  onExpired(call: Call, running: boolean): void {
+    if (call.task !== undefined) return;
+    call.reject(new GrainTimeoutError(call.kind, call.identity, call.method, call.timeoutMs, !running));
+  }
+
+  onHung(call: Call): void {
+    if (this.state === State.Stopped || this.state === State.Poisoned) return;
+    const what = call.task !== undefined ? call.method : `${call.method}()`;
+    this.host.logger.warn(
+      `Grain ${this.label} (activation ${this.id}) is poisoned: ${what} was still running ${this.host.hangTimeoutMs} ms after its caller's deadline. ` +
+        'It takes no more turns and is dropped without hooks; the next call gets a fresh activation.',
+    );
+    this.mailbox.close();
+    const pending = this.mailbox.takePending();
+    this.stop(State.Poisoned);
+    for (const waiting of pending) {
+      if (waiting.task !== undefined) waiting.reject(new Error('activation poisoned'));
+      else this.host.redirect(waiting);
+    }
+    // A hung hook or timer turn is given up on, so whoever waits for it (shutdown) goes on.
+    if (call.task !== undefined) call.reject(new Error(`${call.method} hung`));
+  }
+
+  // Internals --------------------------------------------------------------------------------
+
+  private construct(): unknown {
+    const instance = this.kind.definition.create(this.context) as Record<string, unknown>;
+    this.instance = instance;
+    const hook = instance['onGrainActivate'];
+    return typeof hook === 'function' ? (hook as () => unknown).call(instance) : undefined;
+  }
+
+  private onActivated(ok: boolean, value: unknown): void {
+    if (ok) {
+      if (this.state === State.Activating) this.state = State.Active;
+      return;
+    }
+    // NOTE: no half-made activation: nothing queued runs, timers started by the hook stop,
+    // and the activation is forgotten before any caller hears of the failure.
+    this.mailbox.close();
+    const pending = this.mailbox.takePending();
+    this.stop(State.Stopped);
+    const error = new GrainActivationError(this.kind.name, this.identity, describe(value), { cause: value });
+    for (const call of pending) call.reject(error);
+  }
+
+  private runDeactivateHook(reason: DeactivationReason): unknown {
+    const instance = this.instance;
+    if (instance === undefined) return undefined;
+    const hook = instance['onGrainDeactivate'];
+    return typeof hook === 'function' ? (hook as (r: DeactivationReason) => unknown).call(instance, reason) : undefined;
+  }
+
+  private stop(state: State): void {
+    if (this.state === State.Stopped || this.state === State.Poisoned) return;
+    this.state = state;
+    this.mailbox.close();
+    this.stopTimers();
+    this.host.onStopped(this, state === State.Poisoned);
+    const parked = this.parked;
+    this.parked = [];
+    for (const call of parked) this.host.redirect(call);
+  }
+
+  private stopTimers(): void {
+    for (const timer of this.timers) timer.stop();
+    this.timers.clear();
+  }
+
+  /** A turn of the runtime's own (hook or timer tick), with its outcome reported to `done`. */
+  taskCall(name: string, task: () => unknown, done: (ok: boolean, value: unknown) => void): Call {
+    const timeoutMs = this.host.requestTimeoutMs;
+    const call = new Call(
+      this.kind.name,
+      this.identity,
+      name,
+      [],
+      now() + timeoutMs,
+      timeoutMs,
+      [],
+      (value) => done(true, value),
+      (error) => done(false, error),
+    );
+    call.task = task;
+    call.link = this.exclusiveLink;
+    return call;
+  }
+
+  /** Used by the context. */
+  currentSignal(): AbortSignal {
+    const turn = turnStorage.getStore();
+    if (turn instanceof Call && turn.link.activationId === this.id && !turn.ended && turn.task === undefined) return turn.signal;
+    return NEVER_ABORTED;
+  }
+
+  startTimer(callback: () => unknown, options: GrainTimerOptions): GrainTimer {
+    const timer = new ActivationTimer(this, callback, toMs(options.due, 'startTimer due'), options.period === undefined ? undefined : toMs(options.period, 'startTimer period'));
+    if (this.state === State.Activating || this.state === State.Active) this.timers.add(timer);
+    else timer.stop();
+    return timer;
+  }
+
+  forgetTimer(timer: ActivationTimer): void {
+    this.timers.delete(timer);
+  }
+
+  /** A timer tick: queued as a turn, unless the activation no longer runs turns. */
+  postTick(tick: Call): boolean {
+    if (this.state !== State.Active && this.state !== State.Activating) return false;
+    return this.mailbox.post(tick, true);
+  }
+
+  logTimerError(error: unknown): void {
+    this.host.logger.error(`Grain ${this.label}: timer callback threw: ${describe(error)}`, stackOf(error));
+  }
+}
+
+class ActivationContext implements GrainContext {
+  constructor(private readonly activation: Activation) {}
+  get kind(): string {
+    return this.activation.kind.name;
+  }
+  get identity(): string {
+    return this.activation.identity;
+  }
+  get memberId(): string {
+    return this.activation.memberId;
+  }
+  get activationId(): string {
+    return this.activation.id;
+  }
+  get epoch(): number {
+    return this.activation.epoch;
+  }
+  get signal(): AbortSignal {
+    return this.activation.currentSignal();
+  }
+  deactivate(): void {
+    void this.activation.deactivate('requested');
+  }
+  startTimer(callback: () => unknown, options: GrainTimerOptions): GrainTimer {
+    return this.activation.startTimer(callback, options);
+  }
+}
+
+class ActivationTimer implements GrainTimer {
+  private handle: NodeJS.Timeout | undefined;
+  private tickPending = false;
+  active = true;
+
+  constructor(
+    private readonly activation: Activation,
+    private readonly callback: () => unknown,
+    dueMs: number,
+    private readonly periodMs: number | undefined,
+  ) {
+    this.handle = setTimeout(() => this.fire(), dueMs);
+    this.handle.unref();
+  }
+
+  stop(): void {
+    if (!this.active) return;
+    this.active = false;
+    if (this.handle !== undefined) clearTimeout(this.handle);
+    this.handle = undefined;
+    this.activation.forgetTimer(this);
+  }
+
+  private fire(): void {
+    this.handle = undefined;
+    if (!this.active) return;
+    if (this.periodMs !== undefined) {
+      this.handle = setTimeout(() => this.fire(), this.periodMs);
+      this.handle.unref();
+    } else {
+      this.active = false;
+      this.activation.forgetTimer(this);
+    }
+    if (this.tickPending) return; // NOTE: a slow tick is not doubled up; the next one is skipped.
+    this.tickPending = true;
+    const tick = this.activation.taskCall('timer', this.callback, (ok, value) => {
+      this.tickPending = false;
+      if (!ok) this.activation.logTimerError(value);
+    });
+    if (!this.activation.postTick(tick)) {
+      this.tickPending = false;
+      this.stop();
+    }
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+function stackOf(error: unknown): string | undefined {
+  return error instanceof Error ? error.stack : undefined;
+}

@@ -1,0 +1,37 @@
+import type { Duration } from './duration.js';
+import type { IdentityLookup } from './identity/identity-lookup.js';
+import type { ClusterLogger } from './logger.js';
+import type { ClusterProvider } from './providers/cluster-provider.js';
+
+/** Options of a cluster member. Every field but `clusterName` has a default. */
+export interface ClusterOptions {
+  /** The cluster's name; members of different clusters never talk. */
+  clusterName: string;
+  /** This member's id. @default a random id, new for every process */
+  memberId?: string;
+  /** Membership. @default `InMemoryProvider` (a cluster of this one member) */
+  provider?: ClusterProvider;
+  /** Where grains live. @default `InMemoryIdentityLookup` (every grain on this member) */
+  identityLookup?: IdentityLookup;
+  /** Deadline of a call, unless the call gives its own. @default '10s' */
+  requestTimeout?: Duration;
+  /** Deactivate an activation after this long without calls (per kind: `@Grain({ idleTimeout })`). @default '15m' */
+  idleTimeout?: Duration;
+  /** Calls that may wait per activation before new ones are refused with `GrainOverloadedError`. @default 10000 */
+  maxQueueLength?: number;
+  /**
+   * How long a turn may keep running after its caller's deadline before its activation is
+   * poisoned (takes no more turns, dropped without hooks). @default '10s'
+   */
+  hangTimeout?: Duration;
+  /** How long shutdown waits for queued calls and `onGrainDeactivate` hooks. @default '10s' */
+  drainTimeout?: Duration;
+  /** Where the runtime logs. @default the console (the Nest module passes a Nest Logger) */
+  logger?: ClusterLogger;
+}
+
+export const DEFAULT_REQUEST_TIMEOUT = '10s';
+export const DEFAULT_IDLE_TIMEOUT = '15m';
+export const DEFAULT_MAX_QUEUE_LENGTH = 10_000;
+export const DEFAULT_HANG_TIMEOUT = '10s';
+export const DEFAULT_DRAIN_TIMEOUT = '10s';

@@ -1,0 +1,85 @@
+import { RESERVED_NAMES } from './callable-methods.js';
+import { toMs } from './duration.js';
+import { InvalidGrainCallError } from './errors.js';
+import type { GrainCallOptions, GrainClient, GrainRef } from './grain-client.js';
+
+/** The part of the cluster a client needs. */
+export interface GrainInvoker {
+  invoke(kind: string, identity: string, method: string, args: unknown[], timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<unknown>;
+  /** The callable methods of `kind` when this member knows the kind, else undefined. */
+  methodsOf(kind: string): ReadonlySet<string> | undefined;
+}
+
+const IDENTITY = Symbol('grain.identity');
+const TIMEOUT = Symbol('grain.timeoutMs');
+const SIGNAL = Symbol('grain.signal');
+
+interface RefState {
+  [IDENTITY]: string;
+  [TIMEOUT]: number | undefined;
+  [SIGNAL]: AbortSignal | undefined;
+}
+
+/**
+ * The client of one kind. A reference is a plain object whose prototype holds one function
+ * per callable method (no Proxy on the hot path). Below that prototype sits a Proxy that
+ * answers any other string name with a function whose call fails with a typed error
+ * (method not callable, unknown kind), and answers `then`, `toJSON`, `inspect`, symbols and
+ * other reserved names with `undefined`, so awaiting or logging a reference calls nothing.
+ */
+export class KindClient<T> implements GrainClient<T> {
+  private proto: object | undefined;
+  private readonly fallback: object;
+
+  constructor(
+    private readonly invoker: GrainInvoker,
+    readonly kind: string,
+  ) {
+    this.fallback = createFallback(invoker, kind);
+  }
+
+  get(identity: string, options?: GrainCallOptions): GrainRef<T> {
+    if (typeof identity !== 'string' || identity.length === 0) {
+      throw new InvalidGrainCallError(`${this.kind}: a grain identity must be a non-empty string, got ${typeof identity === 'string' ? 'an empty string' : typeof identity}.`);
+    }
+    const ref = Object.create(this.prototype()) as RefState;
+    ref[IDENTITY] = identity;
+    ref[TIMEOUT] = options?.timeout === undefined ? undefined : callTimeout(this.kind, options.timeout);
+    ref[SIGNAL] = options?.signal;
+    return ref as unknown as GrainRef<T>;
+  }
+
+  private prototype(): object {
+    if (this.proto !== undefined) return this.proto;
+    const methods = this.invoker.methodsOf(this.kind);
+    // NOTE: until the kind is known here, references resolve every name through the fallback.
+    if (methods === undefined) return this.fallback;
+    const proto = Object.create(this.fallback) as Record<string, unknown>;
+    for (const method of methods) proto[method] = methodCaller(this.invoker, this.kind, method);
+    this.proto = proto;
+    return proto;
+  }
+}
+
+function methodCaller(invoker: GrainInvoker, kind: string, method: string) {
+  return function (this: RefState, ...args: unknown[]): Promise<unknown> {
+    return invoker.invoke(kind, this[IDENTITY], method, args, this[TIMEOUT], this[SIGNAL]);
+  };
+}
+
+function createFallback(invoker: GrainInvoker, kind: string): object {
+  return new Proxy(Object.create(null) as object, {
+    get(_target, name) {
+      if (typeof name !== 'string' || RESERVED_NAMES.has(name)) return undefined;
+      return methodCaller(invoker, kind, name);
+    },
+  });
+}
+
+function callTimeout(kind: string, timeout: GrainCallOptions['timeout'] & {}): number {
+  try {
+    return toMs(timeout, 'timeout');
+  } catch (error) {
+    throw new InvalidGrainCallError(`${kind}: ${(error as Error).message}`);
+  }
+}

@@ -1,0 +1,79 @@
+import { callableMethods } from './callable-methods.js';
+import { type Duration, toMs } from './duration.js';
+import { GrainConfigurationError } from './errors.js';
+import type { GrainContext } from './grain-context.js';
+
+/** Why an activation is being deactivated, as `onGrainDeactivate(reason)` receives it. */
+export type DeactivationReason = 'idle' | 'requested' | 'shutdown';
+
+/** Optional lifecycle hooks a grain class may implement. */
+export interface OnGrainActivate {
+  /** Runs once per activation, before its first call; a throw fails the activation. */
+  onGrainActivate(): unknown;
+}
+export interface OnGrainDeactivate {
+  /** Runs once when the activation is deactivated gracefully; never after a crash. */
+  onGrainDeactivate(reason: DeactivationReason): unknown;
+}
+
+/** A grain class as the runtime sees it. */
+export type GrainClass<T extends object = object> = abstract new (...args: never[]) => T;
+
+/** How to host one kind: what `Cluster.registerKind` takes. */
+export interface KindDefinition<T extends object = object> {
+  /** The kind name, unique in the cluster: letters, digits, `.`, `_`, `-`. */
+  readonly name: string;
+  /** The grain class: its prototype gives the callable methods; its name appears in messages. */
+  readonly grainClass: GrainClass<T>;
+  /** Creates the grain instance of one activation. */
+  create(context: GrainContext): T;
+  /** Deactivate after this long without calls. @default the cluster's `idleTimeout` */
+  readonly idleTimeout?: Duration;
+  /** Calls that may wait per activation. @default the cluster's `maxQueueLength` */
+  readonly maxQueueLength?: number;
+  /** Every method interleaves (the kind is re-entrant). @default false */
+  readonly interleave?: boolean;
+  /** Methods that may interleave with each other (read-only methods). */
+  readonly interleavedMethods?: Iterable<string>;
+}
+
+const KIND_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** A registered kind with its options resolved. */
+export class ClusterKind<T extends object = object> {
+  readonly name: string;
+  readonly callable: ReadonlySet<string>;
+  readonly interleaved: ReadonlySet<string>;
+  readonly interleaveAll: boolean;
+  readonly idleTimeoutMs: number;
+  readonly maxQueueLength: number;
+
+  constructor(
+    readonly definition: KindDefinition<T>,
+    defaults: { idleTimeoutMs: number; maxQueueLength: number },
+  ) {
+    if (!KIND_NAME.test(definition.name)) {
+      throw new GrainConfigurationError(
+        `Grain class "${definition.grainClass.name}": kind name "${definition.name}" is not valid; use letters, digits, ".", "_" and "-" (no "/").`,
+      );
+    }
+    this.name = definition.name;
+    this.callable = callableMethods(definition.grainClass);
+    this.interleaveAll = definition.interleave === true;
+    this.interleaved = new Set(definition.interleavedMethods ?? []);
+    for (const method of this.interleaved) {
+      if (!this.callable.has(method)) {
+        throw new GrainConfigurationError(`Grain class "${definition.grainClass.name}": interleaved method "${method}" is not a callable method of the class.`);
+      }
+    }
+    this.idleTimeoutMs = definition.idleTimeout === undefined ? defaults.idleTimeoutMs : toMs(definition.idleTimeout, `${definition.grainClass.name} idleTimeout`);
+    this.maxQueueLength = definition.maxQueueLength ?? defaults.maxQueueLength;
+    if (!Number.isInteger(this.maxQueueLength) || this.maxQueueLength < 1) {
+      throw new GrainConfigurationError(`Grain class "${definition.grainClass.name}": maxQueueLength must be a positive integer.`);
+    }
+  }
+
+  isInterleaved(method: string): boolean {
+    return this.interleaveAll || this.interleaved.has(method);
+  }
+}

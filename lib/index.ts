@@ -1,0 +1,44 @@
+/**
+ * nestjs-grains: virtual actors (grains) for NestJS. This file is the public API; nothing
+ * else is meant to be imported.
+ */
+
+// Nest adapter
+export { ClusterModule, ClusterFeatureModule } from './nest/cluster.module.js';
+export type { ClusterModuleOptions } from './nest/cluster-module-options.interface.js';
+export { Grain, type GrainOptions } from './nest/decorators/grain.decorator.js';
+export { Interleave } from './nest/decorators/interleave.decorator.js';
+export { InjectGrainClient } from './nest/decorators/inject-grain-client.decorator.js';
+export { InjectGrainContext } from './nest/decorators/inject-grain-context.decorator.js';
+export { getGrainClientToken } from './nest/grain-client.token.js';
+export { GRAIN_CONTEXT } from './nest/cluster.constants.js';
+
+// Runtime
+export { Cluster, type ClusterStats } from './cluster/cluster.js';
+export type { ClusterOptions } from './cluster/cluster-options.js';
+export type { Duration } from './cluster/duration.js';
+export type { GrainCallOptions, GrainClient, GrainRef, CallableMethodNames } from './cluster/grain-client.js';
+export type { GrainContext, GrainTimer, GrainTimerOptions } from './cluster/grain-context.js';
+export type { DeactivationReason, GrainClass, KindDefinition, OnGrainActivate, OnGrainDeactivate } from './cluster/kind.js';
+export type { ClusterLogger } from './cluster/logger.js';
+export type { ClusterProvider, Member, ProviderMember } from './cluster/providers/cluster-provider.js';
+export { InMemoryProvider } from './cluster/providers/in-memory-provider.js';
+export type { IdentityLookup, LookupMember } from './cluster/identity/identity-lookup.js';
+export { InMemoryIdentityLookup } from './cluster/identity/in-memory-identity-lookup.js';
+export type { Pid } from './actor/pid.js';
+
+// Errors
+export {
+  CallCycleError,
+  ClusterShuttingDownError,
+  GrainActivationError,
+  GrainCallAbortedError,
+  GrainConfigurationError,
+  GrainError,
+  GrainInvocationError,
+  GrainOverloadedError,
+  GrainTimeoutError,
+  InvalidGrainCallError,
+  MethodNotCallableError,
+  UnknownKindError,
+} from './cluster/errors.js';

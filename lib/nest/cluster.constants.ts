@@ -1,0 +1,14 @@
+/** Injection token of the per-activation GrainContext (see `@InjectGrainContext()`). */
+export const GRAIN_CONTEXT = Symbol('nestjs-grains:GrainContext');
+
+/** Method metadata set by `@Interleave()`. */
+export const INTERLEAVE_METADATA = 'nestjs-grains:interleave';
+
+/** Prefix of the injection tokens of grain clients (see `getGrainClientToken`). */
+export const GRAIN_CLIENT_TOKEN_PREFIX = 'nestjs-grains:client:';
+
+/** Prefix of the tokens under which `forFeature` makes grain classes discoverable. */
+export const GRAIN_KIND_TOKEN_PREFIX = 'nestjs-grains:kind:';
+
+/** The context the Nest logger prints for the runtime. */
+export const LOGGER_CONTEXT = 'nestjs-grains';

@@ -1,0 +1,52 @@
+import { DiscoveryService } from '@nestjs/core';
+import type { Duration } from '../../cluster/duration.js';
+import { GrainConfigurationError } from '../../cluster/errors.js';
+
+/** Options of `@Grain()`. */
+export interface GrainOptions {
+  /**
+   * The kind name, unique in the cluster. @default the class name without a trailing
+   * "Grain", in kebab-case: `AccountGrain` → `account`, `UserProfileGrain` → `user-profile`.
+   * Set it explicitly when a bundler may rename classes.
+   */
+  kind?: string;
+  /** Deactivate an activation after this long without calls. @default the module's `idleTimeout` ('15m') */
+  idleTimeout?: Duration;
+  /** Calls that may wait per activation. @default the module's `maxQueueLength` (10000) */
+  maxQueueLength?: number;
+  /**
+   * Let every method of the kind interleave (a re-entrant kind): calls no longer wait for
+   * each other's turns. @default false; use `@Interleave()` on single methods instead.
+   */
+  interleave?: boolean;
+}
+
+/** What `@Grain()` stores: the options with the kind resolved. */
+export interface GrainMetadata extends GrainOptions {
+  kind: string;
+}
+
+/** The discoverable decorator behind `@Grain()`; its key finds grain providers. */
+export const GrainDiscoverable = DiscoveryService.createDecorator<GrainMetadata>();
+
+/** `AccountGrain` → `account`; `UserProfileGrain` → `user-profile`. */
+export function defaultKindName(className: string): string {
+  const base = className.endsWith('Grain') && className.length > 'Grain'.length ? className.slice(0, -'Grain'.length) : className;
+  return base
+    .replace(/([a-z0-9])([A-Z])/g, '$1-$2')
+    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1-$2')
+    .toLowerCase();
+}
+
+/**
+ * Marks a class as a grain kind. Register it with `ClusterModule.forFeature([TheGrain])`.
+ * One instance per activation, constructed with Nest DI (singleton dependencies, resolved
+ * once per kind) and `@InjectGrainContext()`.
+ */
+export function Grain(options: GrainOptions = {}): ClassDecorator {
+  return (target) => {
+    const kind = options.kind ?? defaultKindName(target.name);
+    if (kind.length === 0) throw new GrainConfigurationError('@Grain(): the kind name is empty; pass @Grain({ kind: "..." }).');
+    GrainDiscoverable({ ...options, kind })(target);
+  };
+}

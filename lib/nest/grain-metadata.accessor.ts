@@ -1,0 +1,34 @@
+import { callableMethods } from '../cluster/callable-methods.js';
+import { GrainConfigurationError } from '../cluster/errors.js';
+import type { GrainClass } from '../cluster/kind.js';
+import { INTERLEAVE_METADATA } from './cluster.constants.js';
+import { GRAIN_CLASS_UNDEFINED, NOT_A_GRAIN } from './cluster.messages.js';
+import { GrainDiscoverable, type GrainMetadata } from './decorators/grain.decorator.js';
+
+/** Reads what the decorators stored. */
+export class GrainMetadataAccessor {
+  static metadataOf(grainClass: GrainClass | undefined): GrainMetadata {
+    if (grainClass === undefined) throw new GrainConfigurationError(GRAIN_CLASS_UNDEFINED());
+    const metadata = Reflect.getMetadata(GrainDiscoverable.KEY, grainClass) as GrainMetadata | undefined;
+    if (metadata === undefined) throw new GrainConfigurationError(NOT_A_GRAIN(grainClass.name));
+    return metadata;
+  }
+
+  static kindOf(grainClass: GrainClass | undefined): string {
+    return GrainMetadataAccessor.metadataOf(grainClass).kind;
+  }
+
+  static isGrain(grainClass: unknown): boolean {
+    return typeof grainClass === 'function' && Reflect.getMetadata(GrainDiscoverable.KEY, grainClass) !== undefined;
+  }
+
+  /** Callable methods marked `@Interleave()`. */
+  static interleavedMethods(grainClass: GrainClass): string[] {
+    const methods: string[] = [];
+    for (const name of callableMethods(grainClass)) {
+      const fn = (grainClass.prototype as Record<string, unknown>)[name];
+      if (typeof fn === 'function' && Reflect.getMetadata(INTERLEAVE_METADATA, fn) === true) methods.push(name);
+    }
+    return methods;
+  }
+}

@@ -1,0 +1,13 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  resolve: {
+    alias: { 'nestjs-grains': fileURLToPath(new URL('./lib/index.ts', import.meta.url)) },
+  },
+  test: {
+    include: ['test/**/*.spec.ts'],
+    testTimeout: 20_000,
+    hookTimeout: 20_000,
+  },
+});
