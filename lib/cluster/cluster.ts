@@ -68,6 +68,8 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember {
   private readonly kinds = new Map<string, ClusterKind>();
   /** The local activations by `kind/identity`: this member's process registry for grains. */
   private readonly activations = new Map<string, Activation>();
+  /** Calls waiting for a lookup in progress, by `kind/identity`. */
+  private readonly lookups = new Map<string, Call[]>();
   private readonly idleCollector: IdleCollector;
   private state: State = State.Created;
   private stopping: Promise<void> | undefined;
@@ -182,14 +184,31 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember {
   }
 
   private dispatch(call: Call, at: number): void {
-    const activation = this.activations.get(`${call.kind}/${call.identity}`);
+    const key = `${call.kind}/${call.identity}`;
+    if (this.lookups.size > 0) {
+      // NOTE: calls behind a lookup in progress wait for it, so calls from one caller keep their order.
+      const waiting = this.lookups.get(key);
+      if (waiting !== undefined) {
+        waiting.push(call);
+        return;
+      }
+    }
+    const activation = this.activations.get(key);
     if (activation !== undefined) {
       activation.post(call, at);
       return;
     }
+    const waiting = [call];
+    this.lookups.set(key, waiting);
     this.identityLookup.get(call.kind, call.identity).then(
-      (pid) => this.deliver(call, pid),
-      (error: unknown) => call.reject(error),
+      (pid) => {
+        this.lookups.delete(key);
+        for (const c of waiting) this.deliver(c, pid);
+      },
+      (error: unknown) => {
+        this.lookups.delete(key);
+        for (const c of waiting) c.reject(error);
+      },
     );
   }
 

@@ -154,6 +154,11 @@ export class GrainConfigurationError extends GrainError {
 
 /** Turn whatever a grain threw into the error its caller receives. */
 export function toInvocationError(kind: string, identity: string, method: string, thrown: unknown): GrainInvocationError {
+  if (thrown instanceof GrainInvocationError) {
+    // NOTE: a grain that rethrows what a grain it called threw passes the original on, so the
+    // caller sees the error where it began (a business error's name and code), not a wrapper.
+    return new GrainInvocationError(kind, identity, method, thrown.remoteName, thrown.remoteMessage, thrown.remoteCode, { cause: thrown });
+  }
   if (thrown instanceof Error) {
     const code = (thrown as { code?: unknown }).code;
     return new GrainInvocationError(
