@@ -53,6 +53,8 @@ export class Activation implements MailboxHandler {
   private parked: Call[] = [];
   private readonly timers = new Set<ActivationTimer>();
   private deactivation: Promise<void> | undefined;
+  /** Why the activation could not be created, for callers that arrive after. */
+  private failure: GrainActivationError | undefined;
 
   constructor(
     readonly kind: ClusterKind,
@@ -92,6 +94,11 @@ export class Activation implements MailboxHandler {
         this.parked.push(call);
         return;
       case State.Stopped:
+        // NOTE: callers that reach an activation which failed to start share its failure;
+        // sending them on would start (and fail) one activation per waiting caller.
+        if (this.failure !== undefined) call.reject(this.failure);
+        else this.host.redirect(call);
+        return;
       case State.Poisoned:
         this.host.redirect(call);
         return;
@@ -204,8 +211,9 @@ export class Activation implements MailboxHandler {
     // and the activation is forgotten before any caller hears of the failure.
     this.mailbox.close();
     const pending = this.mailbox.takePending();
-    this.stop(State.Stopped);
     const error = new GrainActivationError(this.kind.name, this.identity, describe(value), { cause: value });
+    this.failure = error;
+    this.stop(State.Stopped);
     for (const call of pending) call.reject(error);
   }
 

@@ -34,6 +34,9 @@ import { type ClusterLogger, consoleLogger } from './logger.js';
 import type { ClusterProvider, Member } from './providers/cluster-provider.js';
 import { InMemoryProvider } from './providers/in-memory-provider.js';
 
+/** A call that never ran is sent on at most this often (each time its activation was gone). */
+const MAX_REDIRECTS = 32;
+
 const State = { Created: 0, Running: 1, Stopping: 2, Stopped: 3 } as const;
 type State = (typeof State)[keyof typeof State];
 
@@ -244,7 +247,10 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember {
 
   redirect(call: Call): void {
     if (call.settled) return;
-    call.redirects++;
+    if (++call.redirects > MAX_REDIRECTS) {
+      call.reject(new GrainError(`Call ${call.kind}/${call.identity}.${call.method}() was sent on ${MAX_REDIRECTS} times without finding a live activation; it never ran. Retry later.`, 'GRAIN_UNAVAILABLE'));
+      return;
+    }
     if (this.state !== State.Running) {
       call.reject(new ClusterShuttingDownError());
       return;

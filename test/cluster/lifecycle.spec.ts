@@ -91,6 +91,25 @@ describe('activation lifecycle', () => {
     expect(events.filter((e) => e === 'construct fail-1')).toHaveLength(2);
   });
 
+  it('fails every waiting caller once when the constructor throws, without retrying per caller', async () => {
+    class BrokenGrain {
+      static constructed = 0;
+      constructor() {
+        BrokenGrain.constructed++;
+        throw new TypeError('broken constructor');
+      }
+      ping(): string {
+        return 'pong';
+      }
+    }
+    ({ cluster } = await startCluster([{ name: 'broken', grainClass: BrokenGrain as never }]));
+    const grain = cluster.client<BrokenGrain>('broken').get('b');
+    const results = await Promise.all(Array.from({ length: 50 }, () => outcome(grain.ping())));
+    for (const r of results) expect((r as { error: GrainActivationError }).error).toMatchObject({ name: 'GrainActivationError', reason: 'TypeError: broken constructor' });
+    expect(BrokenGrain.constructed).toBe(1);
+    expect(cluster.stats().activations).toBe(0);
+  });
+
   it('stops timers started by an activation that then failed', async () => {
     events.length = 0;
     ({ cluster } = await startCluster([{ name: 'life', grainClass: LifeGrain }]));
