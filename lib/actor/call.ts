@@ -37,6 +37,8 @@ export class Call implements TurnState {
   constructor(
     readonly kind: string,
     readonly identity: string,
+    /** `kind/identity`: the key of the grain on this member. */
+    readonly key: string,
     readonly method: string,
     readonly args: readonly unknown[],
     /** Monotonic ms (see clock.ts). */

@@ -246,6 +246,7 @@ export class Activation implements MailboxHandler {
     const call = new Call(
       this.kind.name,
       this.identity,
+      this.label,
       name,
       [],
       now() + timeoutMs,

@@ -29,7 +29,7 @@ import { type GrainInvoker, KindClient } from './grain-ref.js';
 import type { IdentityLookup, LookupMember } from './identity/identity-lookup.js';
 import { InMemoryIdentityLookup } from './identity/in-memory-identity-lookup.js';
 import { IdleCollector } from './idle-collector.js';
-import { ClusterKind, type KindDefinition } from './kind.js';
+import { ClusterKind, type KindDefinition, type MethodRoute } from './kind.js';
 import { type ClusterLogger, consoleLogger } from './logger.js';
 import type { ClusterProvider, Member } from './providers/cluster-provider.js';
 import { InMemoryProvider } from './providers/in-memory-provider.js';
@@ -160,34 +160,44 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember {
     }
   }
 
-  /** @internal the hot path behind every reference. */
+  /** @internal the general path: a reference of a kind not known here, or `request()`. */
   invoke(kind: string, identity: string, method: string, args: unknown[], timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<unknown> {
-    if (this.state !== State.Running) {
-      return Promise.reject(new ClusterShuttingDownError(this.state === State.Created ? 'has not started yet' : 'is shutting down'));
-    }
+    if (this.state !== State.Running) return this.notRunning();
     const clusterKind = this.kinds.get(kind);
     if (clusterKind === undefined) return Promise.reject(new UnknownKindError(kind));
-    if (!clusterKind.callable.has(method)) return Promise.reject(new MethodNotCallableError(kind, method));
-    if (signal?.aborted === true) return Promise.reject(new GrainCallAbortedError(kind, identity, method, true));
+    const route = clusterKind.routes.get(method);
+    if (route === undefined) return Promise.reject(new MethodNotCallableError(kind, method));
+    return this.invokeRoute(route, identity, `${kind}/${identity}`, args, timeoutMs, signal);
+  }
+
+  /** @internal the hot path behind every reference of a known kind. */
+  invokeRoute(route: MethodRoute, identity: string, key: string, args: unknown[], timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<unknown> {
+    if (this.state !== State.Running) return this.notRunning();
+    const kind = route.kind.name;
+    if (signal?.aborted === true) return Promise.reject(new GrainCallAbortedError(kind, identity, route.method, true));
     const timeout = timeoutMs ?? this.requestTimeoutMs;
     const at = now();
     const chain = outgoingChain();
     let call!: Call;
     const promise = new Promise<unknown>((resolve, reject) => {
-      call = new Call(kind, identity, method, args, at + timeout, timeout, chain, resolve, reject);
+      call = new Call(kind, identity, key, route.method, args, at + timeout, timeout, chain, resolve, reject);
     });
-    call.interleaved = clusterKind.isInterleaved(method);
+    call.interleaved = route.interleaved;
     if (signal !== undefined) call.watchCallerSignal(signal, () => this.abort(call));
     this.dispatch(call, at);
     return promise;
   }
 
-  methodsOf(kind: string): ReadonlySet<string> | undefined {
-    return this.kinds.get(kind)?.callable;
+  routesOf(kind: string): ReadonlyMap<string, MethodRoute> | undefined {
+    return this.kinds.get(kind)?.routes;
+  }
+
+  private notRunning(): Promise<never> {
+    return Promise.reject(new ClusterShuttingDownError(this.state === State.Created ? 'has not started yet' : 'is shutting down'));
   }
 
   private dispatch(call: Call, at: number): void {
-    const key = `${call.kind}/${call.identity}`;
+    const key = call.key;
     if (this.lookups.size > 0) {
       // NOTE: calls behind a lookup in progress wait for it, so calls from one caller keep their order.
       const waiting = this.lookups.get(key);

@@ -2,20 +2,26 @@ import { RESERVED_NAMES } from './callable-methods.js';
 import { toMs } from './duration.js';
 import { InvalidGrainCallError } from './errors.js';
 import type { GrainCallOptions, GrainClient, GrainRef } from './grain-client.js';
+import type { MethodRoute } from './kind.js';
 
 /** The part of the cluster a client needs. */
 export interface GrainInvoker {
+  /** The general path: any kind, any method name (checked). */
   invoke(kind: string, identity: string, method: string, args: unknown[], timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<unknown>;
-  /** The callable methods of `kind` when this member knows the kind, else undefined. */
-  methodsOf(kind: string): ReadonlySet<string> | undefined;
+  /** The routes of `kind`'s callable methods when this member knows the kind, else undefined. */
+  routesOf(kind: string): ReadonlyMap<string, MethodRoute> | undefined;
+  /** The fast path: a method already known to be callable, and the grain's precomputed key. */
+  invokeRoute(route: MethodRoute, identity: string, key: string, args: unknown[], timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<unknown>;
 }
 
 const IDENTITY = Symbol('grain.identity');
+const KEY = Symbol('grain.key');
 const TIMEOUT = Symbol('grain.timeoutMs');
 const SIGNAL = Symbol('grain.signal');
 
 interface RefState {
   [IDENTITY]: string;
+  [KEY]: string;
   [TIMEOUT]: number | undefined;
   [SIGNAL]: AbortSignal | undefined;
 }
@@ -44,6 +50,7 @@ export class KindClient<T> implements GrainClient<T> {
     }
     const ref = Object.create(this.prototype()) as RefState;
     ref[IDENTITY] = identity;
+    ref[KEY] = `${this.kind}/${identity}`;
     ref[TIMEOUT] = options?.timeout === undefined ? undefined : callTimeout(this.kind, options.timeout);
     ref[SIGNAL] = options?.signal;
     return ref as unknown as GrainRef<T>;
@@ -51,11 +58,11 @@ export class KindClient<T> implements GrainClient<T> {
 
   private prototype(): object {
     if (this.proto !== undefined) return this.proto;
-    const methods = this.invoker.methodsOf(this.kind);
+    const routes = this.invoker.routesOf(this.kind);
     // NOTE: until the kind is known here, references resolve every name through the fallback.
-    if (methods === undefined) return this.fallback;
+    if (routes === undefined) return this.fallback;
     const proto = Object.create(this.fallback) as Record<string, unknown>;
-    for (const method of methods) proto[method] = methodCaller(this.invoker, this.kind, method);
+    for (const route of routes.values()) proto[route.method] = routeCaller(this.invoker, route);
     this.proto = proto;
     return proto;
   }
@@ -64,6 +71,12 @@ export class KindClient<T> implements GrainClient<T> {
 function methodCaller(invoker: GrainInvoker, kind: string, method: string) {
   return function (this: RefState, ...args: unknown[]): Promise<unknown> {
     return invoker.invoke(kind, this[IDENTITY], method, args, this[TIMEOUT], this[SIGNAL]);
+  };
+}
+
+function routeCaller(invoker: GrainInvoker, route: MethodRoute) {
+  return function (this: RefState, ...args: unknown[]): Promise<unknown> {
+    return invoker.invokeRoute(route, this[IDENTITY], this[KEY], args, this[TIMEOUT], this[SIGNAL]);
   };
 }
 

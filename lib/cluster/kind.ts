@@ -39,6 +39,13 @@ export interface KindDefinition<T extends object = object> {
 
 const KIND_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
+/** Everything the request path needs to know about one method, worked out once per kind. */
+export interface MethodRoute {
+  readonly kind: ClusterKind;
+  readonly method: string;
+  readonly interleaved: boolean;
+}
+
 /** A registered kind with its options resolved. */
 export class ClusterKind<T extends object = object> {
   readonly name: string;
@@ -47,6 +54,8 @@ export class ClusterKind<T extends object = object> {
   readonly interleaveAll: boolean;
   readonly idleTimeoutMs: number;
   readonly maxQueueLength: number;
+  /** One route per callable method. */
+  readonly routes: ReadonlyMap<string, MethodRoute>;
 
   constructor(
     readonly definition: KindDefinition<T>,
@@ -67,6 +76,7 @@ export class ClusterKind<T extends object = object> {
       }
     }
     this.idleTimeoutMs = definition.idleTimeout === undefined ? defaults.idleTimeoutMs : toMs(definition.idleTimeout, `${definition.grainClass.name} idleTimeout`);
+    this.routes = new Map([...this.callable].map((method) => [method, { kind: this as ClusterKind, method, interleaved: this.isInterleaved(method) }]));
     this.maxQueueLength = definition.maxQueueLength ?? defaults.maxQueueLength;
     if (!Number.isInteger(this.maxQueueLength) || this.maxQueueLength < 1) {
       throw new GrainConfigurationError(`Grain class "${definition.grainClass.name}": maxQueueLength must be a positive integer.`);
