@@ -31,6 +31,7 @@ export type { Pid } from './actor/pid.js';
 export {
   CallCycleError,
   ClusterShuttingDownError,
+  ClusterUnavailableError,
   GrainActivationError,
   GrainCallAbortedError,
   GrainConfigurationError,

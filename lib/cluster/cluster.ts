@@ -16,6 +16,7 @@ import {
 import { toMs } from './duration.js';
 import {
   ClusterShuttingDownError,
+  ClusterUnavailableError,
   GrainCallAbortedError,
   GrainConfigurationError,
   GrainError,
@@ -258,7 +259,7 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember {
   redirect(call: Call): void {
     if (call.settled) return;
     if (++call.redirects > MAX_REDIRECTS) {
-      call.reject(new GrainError(`Call ${call.kind}/${call.identity}.${call.method}() was sent on ${MAX_REDIRECTS} times without finding a live activation; it never ran. Retry later.`, 'GRAIN_UNAVAILABLE'));
+      call.reject(new ClusterUnavailableError(`Call ${call.kind}/${call.identity}.${call.method}() was sent on ${MAX_REDIRECTS} times without finding a live activation; it never ran. Retry later.`));
       return;
     }
     if (this.state !== State.Running) {

@@ -59,6 +59,12 @@ export class MethodNotCallableError extends GrainError {
 
 /** The grain method threw (or rejected). Carries the thrown error's name, message and code. */
 export class GrainInvocationError extends GrainError {
+  /**
+   * Where the error was first thrown, as `kind/identity.method`: this call's grain, or a
+   * grain further down the chain when a grain rethrew what a call of its own failed with.
+   */
+  readonly origin: string;
+
   constructor(
     readonly kind: string,
     readonly identity: string,
@@ -69,9 +75,12 @@ export class GrainInvocationError extends GrainError {
     readonly remoteMessage: string,
     /** `code` of the error the grain threw, when it had a string or number code. */
     readonly remoteCode: string | undefined,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; origin?: string },
   ) {
-    super(`Grain ${kind}/${identity}.${method}() threw ${remoteName}: ${remoteMessage}`, 'GRAIN_INVOCATION_FAILED', options);
+    const origin = options?.origin ?? `${kind}/${identity}.${method}`;
+    const where = origin === `${kind}/${identity}.${method}` ? '' : ` (from ${origin})`;
+    super(`Grain ${kind}/${identity}.${method}() threw ${remoteName}${where}: ${remoteMessage}`, 'GRAIN_INVOCATION_FAILED', options);
+    this.origin = origin;
   }
 }
 
@@ -118,6 +127,13 @@ export class CallCycleError extends GrainError {
   }
 }
 
+/** The cluster cannot serve the call now (no live activation could be found for it). It never ran; retry later. */
+export class ClusterUnavailableError extends GrainError {
+  constructor(message: string) {
+    super(message, 'GRAIN_CLUSTER_UNAVAILABLE');
+  }
+}
+
 /** The member is shutting down (or not started yet) and takes no new calls. */
 export class ClusterShuttingDownError extends GrainError {
   constructor(reason = 'is shutting down') {
@@ -157,7 +173,7 @@ export function toInvocationError(kind: string, identity: string, method: string
   if (thrown instanceof GrainInvocationError) {
     // NOTE: a grain that rethrows what a grain it called threw passes the original on, so the
     // caller sees the error where it began (a business error's name and code), not a wrapper.
-    return new GrainInvocationError(kind, identity, method, thrown.remoteName, thrown.remoteMessage, thrown.remoteCode, { cause: thrown });
+    return new GrainInvocationError(kind, identity, method, thrown.remoteName, thrown.remoteMessage, thrown.remoteCode, { cause: thrown, origin: thrown.origin });
   }
   if (thrown instanceof Error) {
     const code = (thrown as { code?: unknown }).code;

@@ -78,7 +78,7 @@ describe('call cycles', () => {
     expect(cycle!.cycle).toEqual(['ping/a', 'pong/b', 'ping/a']);
     expect(cycle!.code).toBe('GRAIN_CALL_CYCLE');
     // What the outer caller sees: ping threw what pong threw, which was the cycle error.
-    expect(error).toMatchObject({ name: 'GrainInvocationError', remoteName: 'CallCycleError', remoteCode: 'GRAIN_CALL_CYCLE' });
+    expect(error).toMatchObject({ name: 'GrainInvocationError', remoteName: 'CallCycleError', remoteCode: 'GRAIN_CALL_CYCLE', method: 'ping', origin: 'pong/b.pong' });
   });
 
   it('fails A→A fast', async () => {

@@ -87,6 +87,7 @@ describe('errors a caller can act on', () => {
     expect(coded).toBeInstanceOf(GrainInvocationError);
     expect(coded).toMatchObject({ code: 'GRAIN_INVOCATION_FAILED', remoteName: 'RangeError', remoteMessage: 'bad side', remoteCode: 'BAD_SIDE', kind: 'shape', identity: 's', method: 'fail' });
     expect(coded.cause).toBeInstanceOf(RangeError);
+    expect(coded.origin).toBe('shape/s.fail');
     expect((await outcome(shape.fail('numeric')) as { error: GrainInvocationError }).error.remoteCode).toBe('42');
     expect((await outcome(shape.fail('string')) as { error: GrainInvocationError }).error).toMatchObject({ remoteName: 'NonError', remoteMessage: 'a string', remoteCode: undefined });
     // the activation survives a throwing call
