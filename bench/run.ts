@@ -1,0 +1,413 @@
+/**
+ * `npm run bench`: runs every scenario (or those named on the command line), prints a table
+ * per scenario and writes JSON to bench/results/.
+ *
+ *   node dist/bench/run.js [scenario...] [--rounds 11] [--round-ms 250] [--warmup 3]
+ *                          [--concurrency 1000] [--quick] [--profile] [--gc]
+ *
+ * --quick: 3 rounds of ~100 ms (smoke test, figures are rough); --profile: also CPU-profile the
+ * local-call scenario (bench/profile-local-call.ts) and print its top self-time functions;
+ * --gc: force a full GC before every round (see support/child.ts for why it is off).
+ *
+ * Method: each scenario forks two workers, `pristine` (never loads the runtime, so no
+ * AsyncLocalStorage promise hooks) and `runtime`. Every subject is warmed up and its round
+ * size calibrated to about --round-ms; then timed rounds are interleaved (round r of every
+ * subject, in rotating order, before round r+1), so drift on this shared machine hits all
+ * subjects alike. Figures are the median [min … max] over rounds; ratios are taken within
+ * the same run: median-based, plus the range of round-by-round (paired) ratios.
+ */
+import { spawn } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Worker } from './support/child.js';
+import { type ProfileSummary, summarizeProfile } from './support/cpuprofile.js';
+import { fmtNum, fmtPct, fmtRate, fmtRatio, table } from './support/format.js';
+import type { StatusReply } from './support/protocol.js';
+import { environment, type Environment, REPO_ROOT, RESULTS_DIR, timestamp, writeJson } from './support/results.js';
+import type { BreakdownLine, Role, ScenarioSpec } from './support/scenario.js';
+import { findScenario, SCENARIOS } from './support/scenarios.js';
+import { median, pairedRatios, type Summary, summarize } from './support/stats.js';
+
+interface Options {
+  readonly rounds: number;
+  readonly roundMs: number;
+  readonly warmup: number;
+  readonly concurrency: number;
+  readonly profile: boolean;
+  /** Force a full GC before each round (workers run with --expose-gc). */
+  readonly gc: boolean;
+}
+
+const ROLE_DESCRIPTION: Record<Role, string> = {
+  pristine: 'pristine child (runtime never loaded, no ALS)',
+  runtime: 'runtime child (ALS active)',
+};
+
+interface SubjectResult {
+  readonly id: string;
+  readonly label: string;
+  readonly role: Role;
+  readonly process: string;
+  readonly opsPerRound: number;
+  /** Operations per second, per timed round. */
+  readonly rate: Summary;
+  readonly warmupRates: readonly number[];
+  /** ns per operation of the untimed cleanup, when the subject has one. */
+  readonly cleanupNsPerOp?: Summary;
+}
+
+interface RatioResult {
+  readonly id: string;
+  readonly label: string;
+  readonly numerator: string;
+  readonly denominator: string;
+  /** median(numerator) / median(denominator). */
+  readonly value: number;
+  /** Round-by-round ratios. */
+  readonly paired: Summary;
+  readonly target?: number;
+  readonly meetsTarget?: boolean;
+}
+
+interface ProbeResult {
+  readonly id: string;
+  readonly label: string;
+  readonly role: Role;
+  readonly unit: string;
+  readonly summary: Summary;
+}
+
+interface ScenarioResult {
+  readonly scenario: string;
+  readonly title: string;
+  readonly description: string;
+  readonly unit: string;
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly durationS: number;
+  readonly environment: Environment;
+  readonly options: Options;
+  readonly subjects: readonly SubjectResult[];
+  readonly ratios: readonly RatioResult[];
+  readonly probes: readonly ProbeResult[];
+  readonly breakdown: readonly BreakdownLine[];
+  readonly workers: readonly StatusReply[];
+}
+
+function parseOptions(): { scenarios: ScenarioSpec[]; options: Options } {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      rounds: { type: 'string' },
+      'round-ms': { type: 'string' },
+      warmup: { type: 'string' },
+      concurrency: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
+      gc: { type: 'boolean', default: false },
+    },
+  });
+  const int = (value: string | undefined, fallback: number, name: string, min: number, max: number) => {
+    const n = value === undefined ? fallback : Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer in [${min}, ${max}]`);
+    return n;
+  };
+  const quick = values.quick === true;
+  const options: Options = {
+    rounds: int(values.rounds, quick ? 3 : 11, 'rounds', 1, 50),
+    roundMs: int(values['round-ms'], quick ? 100 : 250, 'round-ms', 10, 5000),
+    warmup: int(values.warmup, quick ? 1 : 3, 'warmup', 0, 20),
+    concurrency: int(values.concurrency, 1000, 'concurrency', 1, 100_000),
+    profile: values.profile === true,
+    gc: values.gc === true,
+  };
+  const scenarios = positionals.length === 0 ? [...SCENARIOS] : positionals.map(findScenario);
+  return { scenarios, options };
+}
+
+/**
+ * Grow the round until it takes a measurable time, run `warmup` rounds at about --round-ms,
+ * and return the ops per round that fits --round-ms at the warmed-up rate (bounded loops).
+ */
+async function calibrate(worker: Worker, subject: string, options: Options): Promise<{ ops: number; warmupRates: number[] }> {
+  const c = options.concurrency;
+  const fit = (ops: number) => Math.max(c, Math.ceil(ops / c) * c);
+  let ops = fit(c * 4);
+  const floorNs = Math.min(25, options.roundMs / 4) * 1e6;
+  for (let i = 0; i < 12; i++) {
+    const { ns } = await worker.round(subject, ops);
+    if (ns >= floorNs) break;
+    ops = fit(ops * Math.min(10, Math.max(2, (floorNs / Math.max(ns, 1)) * 1.2)));
+  }
+  const warmupRates: number[] = [];
+  for (let i = 0; i < Math.max(1, options.warmup); i++) {
+    const { ns, ops: done } = await worker.round(subject, ops);
+    const rate = (done / ns) * 1e9;
+    warmupRates.push(rate);
+    ops = fit(rate * (options.roundMs / 1000));
+  }
+  return { ops: fit(median(warmupRates) * (options.roundMs / 1000)), warmupRates };
+}
+
+async function runScenario(spec: ScenarioSpec, options: Options): Promise<ScenarioResult> {
+  const started = new Date();
+  const env = environment();
+  const roles = new Set<Role>([...spec.subjects.map((s) => s.role), ...spec.probes.map((p) => p.role)]);
+  const workers = new Map<Role, Worker>();
+  // NOTE: the pristine worker starts first and is set up first; nothing it runs loads the runtime.
+  for (const role of (['pristine', 'runtime'] as const).filter((r) => roles.has(r))) workers.set(role, Worker.start(role, options.gc));
+  const worker = (role: Role) => workers.get(role)!;
+  try {
+    process.stdout.write(`\n[${spec.id}] setting up ${spec.subjects.length} subjects, ${options.concurrency} callers each\n`);
+    for (const subject of spec.subjects) await worker(subject.role).setup(spec.id, subject.id, options.concurrency);
+
+    const plan = new Map<string, { ops: number; warmupRates: number[] }>();
+    for (const subject of spec.subjects) {
+      const calibrated = await calibrate(worker(subject.role), subject.id, options);
+      plan.set(subject.id, calibrated);
+      process.stdout.write(`[${spec.id}] ${subject.id}: warmed up, ${calibrated.ops} ops per round\n`);
+    }
+
+    const rates = new Map<string, number[]>(spec.subjects.map((s) => [s.id, []]));
+    const cleanups = new Map<string, number[]>(spec.subjects.map((s) => [s.id, []]));
+    for (let r = 0; r < options.rounds; r++) {
+      // Rotate the order every round so no subject always runs first (or right after another).
+      const order = spec.subjects.map((_, i) => spec.subjects[(i + r) % spec.subjects.length]!);
+      for (const subject of order) {
+        const reply = await worker(subject.role).round(subject.id, plan.get(subject.id)!.ops);
+        rates.get(subject.id)!.push((reply.ops / reply.ns) * 1e9);
+        if (reply.cleanupNs > 0) cleanups.get(subject.id)!.push(reply.cleanupNs / reply.ops);
+      }
+      process.stdout.write(`[${spec.id}] round ${r + 1}/${options.rounds} done\n`);
+    }
+
+    const probes: ProbeResult[] = [];
+    for (const probe of spec.probes) {
+      const summary = await worker(probe.role).probe(spec.id, probe.id, options.concurrency);
+      probes.push({ id: probe.id, label: probe.label, role: probe.role, unit: probe.unit, summary });
+    }
+    if (spec.probes.length > 0) process.stdout.write(`[${spec.id}] ${spec.probes.length} probes done\n`);
+
+    const statuses: StatusReply[] = [];
+    for (const w of workers.values()) statuses.push(await w.status());
+    const pristine = statuses.find((s) => s.role === 'pristine');
+    if (pristine?.runtimeLoaded === true) throw new Error('the pristine worker loaded nestjs-grains: its baseline is not pristine');
+    for (const w of workers.values()) await w.teardown();
+
+    const subjects: SubjectResult[] = spec.subjects.map((s) => {
+      const cleanup = cleanups.get(s.id)!;
+      return {
+        id: s.id,
+        label: s.label,
+        role: s.role,
+        process: ROLE_DESCRIPTION[s.role],
+        opsPerRound: plan.get(s.id)!.ops,
+        rate: summarize(rates.get(s.id)!),
+        warmupRates: plan.get(s.id)!.warmupRates,
+        ...(cleanup.length > 0 ? { cleanupNsPerOp: summarize(cleanup) } : {}),
+      };
+    });
+    const byId = new Map(subjects.map((s) => [s.id, s]));
+    const ratios: RatioResult[] = spec.ratios.map((ratio) => {
+      const num = byId.get(ratio.numerator)!.rate;
+      const den = byId.get(ratio.denominator)!.rate;
+      const value = num.median / den.median;
+      return {
+        id: ratio.id,
+        label: ratio.label,
+        numerator: ratio.numerator,
+        denominator: ratio.denominator,
+        value,
+        paired: summarize(pairedRatios(num.values, den.values)),
+        ...(ratio.target === undefined ? {} : { target: ratio.target, meetsTarget: value >= ratio.target }),
+      };
+    });
+    const breakdown =
+      spec.breakdown?.({
+        rate: Object.fromEntries(subjects.map((s) => [s.id, s.rate.median])),
+        probe: Object.fromEntries(probes.map((p) => [p.id, p.summary.median])),
+        cleanupNsPerOp: Object.fromEntries(subjects.filter((s) => s.cleanupNsPerOp !== undefined).map((s) => [s.id, s.cleanupNsPerOp!.median])),
+      }) ?? [];
+    const finished = new Date();
+    return {
+      scenario: spec.id,
+      title: spec.title,
+      description: spec.description,
+      unit: spec.unit,
+      startedAt: started.toISOString(),
+      finishedAt: finished.toISOString(),
+      durationS: (finished.getTime() - started.getTime()) / 1000,
+      environment: env,
+      options,
+      subjects,
+      ratios,
+      probes,
+      breakdown,
+      workers: statuses,
+    };
+  } finally {
+    for (const w of workers.values()) await w.close();
+  }
+}
+
+function report(result: ScenarioResult): string {
+  const o = result.options;
+  const out: string[] = [];
+  out.push(`== ${result.title} — ${result.description}`);
+  out.push(`   ${o.concurrency} concurrent callers; ${o.rounds} timed rounds of ~${o.roundMs} ms per subject, interleaved; median [min … max] of rounds`);
+  out.push(
+    '   pristine rows: a separate child process that never imports nestjs-grains (so no AsyncLocalStorage promise hooks); ' +
+      'ALS-active rows: the runtime child, after grain turns ran there.',
+  );
+  out.push('');
+  out.push(
+    table(
+      [
+        ['subject', 'process', `${result.unit}/s median`, 'min', 'max', 'ns/op'],
+        ...result.subjects.map((s) => [s.label, s.process, fmtRate(s.rate.median), fmtRate(s.rate.min), fmtRate(s.rate.max), fmtNum(1e9 / s.rate.median)]),
+      ],
+      ['left', 'left', 'right', 'right', 'right', 'right'],
+    ),
+  );
+  out.push('');
+  out.push(
+    table(
+      [
+        ['ratio', 'median', 'paired min … max', 'target'],
+        ...result.ratios.map((r) => [
+          r.label,
+          fmtRatio(r.value),
+          `${fmtRatio(r.paired.min)} … ${fmtRatio(r.paired.max)}`,
+          r.target === undefined
+            ? ''
+            : `>= ${r.target} (${fmtRate(r.target * result.subjects.find((s) => s.id === r.denominator)!.rate.median)} ${result.unit}/s here): ${r.meetsTarget ? 'met' : 'NOT met'}`,
+        ]),
+      ],
+      ['left', 'right', 'right', 'left'],
+    ),
+  );
+  if (result.probes.length > 0) {
+    out.push('');
+    out.push(
+      table(
+        [
+          ['probe', 'process', 'median', 'min', 'max', 'unit'],
+          ...result.probes.map((p) => [p.label, p.role, fmtNum(p.summary.median, 2), fmtNum(p.summary.min, 2), fmtNum(p.summary.max, 2), p.unit]),
+        ],
+        ['left', 'left', 'right', 'right', 'right', 'left'],
+      ),
+    );
+  }
+  if (result.breakdown.length > 0) {
+    out.push('');
+    out.push(
+      table(
+        [['where the time goes (medians)', 'value', 'share', 'note'], ...result.breakdown.map((b) => [b.label, `${fmtNum(b.value)} ${b.unit}`, fmtPct(b.share), b.note ?? ''])],
+        ['left', 'right', 'right', 'left'],
+      ),
+    );
+  }
+  const problems = result.workers.reduce((n, w) => n + w.loggedProblems, 0);
+  out.push('');
+  out.push(
+    `   workers: ${result.workers.map((w) => `${w.role} pid ${w.pid} (runtime loaded: ${w.runtimeLoaded ? 'yes' : 'no'}, heap ${w.heapUsedMb.toFixed(0)} MB)`).join('; ')}` +
+      (problems > 0 ? `; RUNTIME LOGGED ${problems} WARNING(S)/ERROR(S)` : '; runtime logged no warnings'),
+  );
+  return out.join('\n');
+}
+
+// CPU profile (--profile) ----------------------------------------------------------------------
+
+const PROFILE_DRIVER = fileURLToPath(new URL('./profile-local-call.js', import.meta.url));
+
+async function profileLocalCall(subject: string, stamp: string): Promise<{ subject: string; driver: unknown; summary: ProfileSummary }> {
+  const dir = join(RESULTS_DIR, 'profiles');
+  const name = `local-call-${subject}-${stamp}.cpuprofile`;
+  const output = await new Promise<string>((resolve, reject) => {
+    // NOTE: sampled every 250 µs (default 1 ms) for more samples over the ~3 s driver run.
+    const child = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-interval=250', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}`, PROFILE_DRIVER, subject, '3'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(stdout);
+      else reject(new Error(`profile driver exited with code ${code}`));
+    });
+  });
+  const file = join(dir, name);
+  statSync(file);
+  const driver = JSON.parse(output.trim()) as { windowUs?: [number, number] };
+  return { subject, driver, summary: summarizeProfile(file, REPO_ROOT, 15, driver.windowUs) };
+}
+
+function reportProfile(p: { subject: string; driver: unknown; summary: ProfileSummary }): string {
+  const s = p.summary;
+  const out = [
+    `== CPU profile, local call (${p.subject}): ${s.file.slice(REPO_ROOT.length)}`,
+    `   ${s.samples} samples over ${fmtNum(s.totalMs, 0)} ms of timed rounds (start-up excluded); driver: ${JSON.stringify(p.driver)}`,
+    '',
+    table(
+      [['self time, by function', 'location', 'ms', 'share'], ...s.top.map((t) => [t.functionName, t.location, fmtNum(t.selfMs, 0), fmtPct(t.share)])],
+      ['left', 'left', 'right', 'right'],
+    ),
+    '',
+    table([['self time, by file', 'ms', 'share'], ...s.byFile.slice(0, 10).map((f) => [f.file, fmtNum(f.selfMs, 0), fmtPct(f.share)])], ['left', 'right', 'right']),
+  ];
+  return out.join('\n');
+}
+
+// Main -------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const { scenarios, options } = parseOptions();
+  const started = new Date();
+  const stamp = timestamp(started);
+  const env = environment();
+  process.stdout.write(
+    `nestjs-grains bench — node ${env.node} (V8 ${env.v8}), ${env.cpus} × ${env.cpuModel}, loadavg ${env.loadavg.join(' ')}, ` +
+      `commit ${env.gitCommit?.slice(0, 10) ?? 'n/a'}${env.gitDirty ? ' (dirty)' : ''}\n`,
+  );
+  const results: ScenarioResult[] = [];
+  const reports: string[] = [];
+  for (const spec of scenarios) {
+    const result = await runScenario(spec, options);
+    results.push(result);
+    writeJson(`${spec.id}-${stamp}.json`, result);
+    reports.push(report(result));
+  }
+  const profiles: Array<{ subject: string; driver: unknown; summary: ProfileSummary }> = [];
+  if (options.profile) {
+    for (const subject of ['grain-distinct', 'grain-one']) {
+      process.stdout.write(`\n[profile] local-call ${subject} under --cpu-prof\n`);
+      profiles.push(await profileLocalCall(subject, stamp));
+    }
+    reports.push(...profiles.map(reportProfile));
+  }
+  const finished = new Date();
+  const latest = {
+    startedAt: started.toISOString(),
+    finishedAt: finished.toISOString(),
+    durationS: (finished.getTime() - started.getTime()) / 1000,
+    environment: env,
+    loadavgAtEnd: environment().loadavg,
+    options,
+    scenarios: results,
+    ...(profiles.length > 0 ? { profiles } : {}),
+  };
+  const latestPath = writeJson('latest.json', latest);
+  process.stdout.write(`\n${reports.join('\n\n')}\n\n`);
+  process.stdout.write(
+    `results: ${results.map((r) => `bench/results/${r.scenario}-${stamp}.json`).join(', ')}, ${latestPath}` +
+      ` (total ${latest.durationS.toFixed(1)} s, loadavg at end ${latest.loadavgAtEnd.join(' ')})\n`,
+  );
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,89 @@
+import type { Summary } from './stats.js';
+
+/**
+ * Which worker process a subject or probe runs in.
+ *
+ * - `pristine`: a child process that never loads `nestjs-grains` and never uses
+ *   AsyncLocalStorage, so promises run without async hooks (the honest plain baseline).
+ * - `runtime`: a child process that loads the runtime and runs grain turns; once a turn has
+ *   run, AsyncLocalStorage has enabled promise hooks for the whole process (Node 20), so every
+ *   promise there pays the hook, grain or not.
+ */
+export type Role = 'pristine' | 'runtime';
+
+export interface BenchParams {
+  /** Concurrent caller loops. */
+  readonly concurrency: number;
+}
+
+/** One measured thing: a loop body run for `ops` operations per round. */
+export interface Subject {
+  /** Once, untimed, before any round: build objects, activate grains. */
+  setup(): Promise<void>;
+  /** Untimed, before each round. */
+  prepare?(ops: number): Promise<void>;
+  /** Timed: perform about `ops` operations with `concurrency` callers; returns how many ran. */
+  round(ops: number): Promise<number>;
+  /** Untimed, after each round (checks, shutdown of per-round state). */
+  cleanup?(): Promise<void>;
+  /** Once, at the end. */
+  teardown(): Promise<void>;
+  /** Warnings or errors the runtime logged (the logger is silent; they are counted). */
+  loggedProblems?(): number;
+}
+
+export interface SubjectSpec {
+  readonly id: string;
+  readonly label: string;
+  readonly role: Role;
+  create(params: BenchParams): Subject;
+}
+
+/** A micro-measurement explaining where time goes; its figure is a Summary of `unit`. */
+export interface ProbeSpec {
+  readonly id: string;
+  readonly label: string;
+  readonly role: Role;
+  readonly unit: 'ns/op' | 'µs/sweep' | 'promises/op';
+  run(params: BenchParams): Promise<Summary>;
+}
+
+export interface RatioSpec {
+  readonly id: string;
+  readonly label: string;
+  readonly numerator: string;
+  readonly denominator: string;
+  /** Printed as a target to meet (ratio >= target). */
+  readonly target?: number;
+}
+
+export interface ScenarioSpec {
+  readonly id: string;
+  readonly title: string;
+  /** What one operation is: 'calls' or 'activations'. */
+  readonly unit: string;
+  readonly description: string;
+  /** Runtime-role subjects are set up in this order: grain subjects first, so ALS is active before the plain-after-ALS subject. */
+  readonly subjects: readonly SubjectSpec[];
+  readonly ratios: readonly RatioSpec[];
+  readonly probes: readonly ProbeSpec[];
+  /** Derived lines ("where the time goes") computed from subject and probe figures. */
+  breakdown?(figures: Figures): BreakdownLine[];
+}
+
+/** What `breakdown` sees: median ops/s per subject and median probe values. */
+export interface Figures {
+  readonly rate: Readonly<Record<string, number>>;
+  readonly probe: Readonly<Record<string, number>>;
+  /** Median ns per operation spent in a subject's untimed `cleanup` (e.g. shutdown), when it has one. */
+  readonly cleanupNsPerOp: Readonly<Record<string, number>>;
+}
+
+export interface BreakdownLine {
+  readonly label: string;
+  readonly value: number;
+  readonly unit: string;
+  /** Share of the reference cost (e.g. of one grain call), when meaningful. */
+  readonly share?: number;
+  readonly note?: string;
+}

@@ -1,0 +1,12 @@
+import { scenario as activation } from '../scenarios/activation.js';
+import { scenario as localCall } from '../scenarios/local-call.js';
+import type { ScenarioSpec } from './scenario.js';
+
+/** Every scenario, in the order `run` runs them. Importing them loads no runtime. */
+export const SCENARIOS: readonly ScenarioSpec[] = [localCall, activation];
+
+export function findScenario(id: string): ScenarioSpec {
+  const found = SCENARIOS.find((s) => s.id === id);
+  if (found === undefined) throw new Error(`unknown scenario "${id}" (known: ${SCENARIOS.map((s) => s.id).join(', ')})`);
+  return found;
+}
