@@ -64,8 +64,13 @@ export class Mailbox {
   /** Enqueue a call; false when the queue is full (the call is untouched). `force` skips the bound (runtime turns). */
   post(call: Call, force = false): boolean {
     if (!force && this.queue.length - this.head >= this.maxQueued) return false;
-    this.queue.push(call);
     this.watchDeadline(call);
+    if (!this.suspended && !this.draining && this.head === this.queue.length && (call.interleaved ? this.exclusive === undefined : this.running === 0)) {
+      // NOTE: the common case — nothing waiting, nothing in the way — starts at once, unqueued.
+      this.start(call);
+      return true;
+    }
+    this.queue.push(call);
     if (!this.suspended && !this.draining) this.drain();
     return true;
   }
@@ -172,8 +177,10 @@ export class Mailbox {
         this.start(call);
       }
       if (this.head === this.queue.length) {
-        this.queue.length = 0;
-        this.head = 0;
+        if (this.head !== 0) {
+          this.queue.length = 0;
+          this.head = 0;
+        }
       } else if (this.head >= COMPACT_AT && this.head * 2 >= this.queue.length) {
         this.queue = this.queue.slice(this.head);
         this.head = 0;

@@ -50,8 +50,8 @@ export class Activation implements MailboxHandler {
   private readonly exclusiveLink: ChainLink;
   private readonly interleavedLink: ChainLink;
   /** Calls that arrived while deactivating: redirected once the activation is gone. */
-  private parked: Call[] = [];
-  private readonly timers = new Set<ActivationTimer>();
+  private parked: Call[] | undefined;
+  private timers: Set<ActivationTimer> | undefined;
   private deactivation: Promise<void> | undefined;
   /** Why the activation could not be created, for callers that arrive after. */
   private failure: GrainActivationError | undefined;
@@ -91,7 +91,7 @@ export class Activation implements MailboxHandler {
   post(call: Call, at: number): void {
     switch (this.state) {
       case State.Deactivating:
-        this.parked.push(call);
+        (this.parked ??= []).push(call);
         return;
       case State.Stopped:
         // NOTE: callers that reach an activation which failed to start share its failure;
@@ -231,13 +231,14 @@ export class Activation implements MailboxHandler {
     this.stopTimers();
     this.host.onStopped(this, state === State.Poisoned);
     const parked = this.parked;
-    this.parked = [];
-    for (const call of parked) this.host.redirect(call);
+    this.parked = undefined;
+    if (parked !== undefined) for (const call of parked) this.host.redirect(call);
   }
 
   private stopTimers(): void {
-    for (const timer of this.timers) timer.stop();
-    this.timers.clear();
+    const timers = this.timers;
+    this.timers = undefined;
+    if (timers !== undefined) for (const timer of timers) timer.stop();
   }
 
   /** A turn of the runtime's own (hook or timer tick), with its outcome reported to `done`. */
@@ -269,13 +270,13 @@ export class Activation implements MailboxHandler {
 
   startTimer(callback: () => unknown, options: GrainTimerOptions): GrainTimer {
     const timer = new ActivationTimer(this, callback, toMs(options.due, 'startTimer due'), options.period === undefined ? undefined : toMs(options.period, 'startTimer period'));
-    if (this.state === State.Activating || this.state === State.Active) this.timers.add(timer);
+    if (this.state === State.Activating || this.state === State.Active) (this.timers ??= new Set()).add(timer);
     else timer.stop();
     return timer;
   }
 
   forgetTimer(timer: ActivationTimer): void {
-    this.timers.delete(timer);
+    this.timers?.delete(timer);
   }
 
   /** A timer tick: queued as a turn, unless the activation no longer runs turns. */

@@ -30,9 +30,9 @@ export interface GrainContext {
   /** Unique per activation: a re-activation of the same identity gets a new one. */
   readonly activationId: string;
   /**
-   * Incremented by the identity lookup each time the identity is activated, and never
-   * reused: the fencing token for the grain's own external writes (store it with the data
-   * and refuse writes that carry a smaller epoch).
+   * Grows (by one or more) each time the identity is activated, and is never reused: the
+   * fencing token for the grain's own external writes (store it with the data and refuse
+   * writes that carry a smaller epoch).
    */
   readonly epoch: number;
   /**

@@ -2,14 +2,17 @@ import type { Pid } from '../../actor/pid.js';
 import type { IdentityLookup, LookupMember } from './identity-lookup.js';
 
 /**
- * The embedded default: every grain lives on this one member. Keeps each identity's epoch
- * across passivation, so `ctx.epoch` grows with every activation as it does with Redis.
+ * The embedded default: every grain lives on this one member.
+ *
+ * NOTE: epochs come from one counter for the whole member, so an identity's epoch grows
+ * with every activation of it (by one or more) and survives passivation, without keeping an
+ * entry per identity ever seen.
  */
 export class InMemoryIdentityLookup implements IdentityLookup {
   readonly name = 'in-memory';
   private member: LookupMember | undefined;
   private readonly entries = new Map<string, Pid>();
-  private readonly epochs = new Map<string, number>();
+  private lastEpoch = 0;
 
   async setup(member: LookupMember): Promise<void> {
     this.member = member;
@@ -20,9 +23,7 @@ export class InMemoryIdentityLookup implements IdentityLookup {
     const existing = this.entries.get(key);
     if (existing !== undefined) return existing;
     if (this.member === undefined) throw new Error('InMemoryIdentityLookup used before setup()');
-    const epoch = (this.epochs.get(key) ?? 0) + 1;
-    this.epochs.set(key, epoch);
-    const pid = this.member.activateLocal(kind, identity, epoch);
+    const pid = this.member.activateLocal(kind, identity, ++this.lastEpoch);
     this.entries.set(key, pid);
     return pid;
   }
