@@ -8,6 +8,7 @@ export { ClusterModule, ClusterFeatureModule } from './nest/cluster.module.js';
 export type { ClusterModuleOptions } from './nest/cluster-module-options.interface.js';
 export { Grain, type GrainOptions } from './nest/decorators/grain.decorator.js';
 export { Interleave } from './nest/decorators/interleave.decorator.js';
+export { Idempotent } from './nest/decorators/idempotent.decorator.js';
 export { InjectGrainClient } from './nest/decorators/inject-grain-client.decorator.js';
 export { InjectGrainContext } from './nest/decorators/inject-grain-context.decorator.js';
 export { getGrainClientToken } from './nest/grain-client.token.js';
@@ -23,8 +24,13 @@ export type { DeactivationReason, GrainClass, KindDefinition, OnGrainActivate, O
 export type { ClusterLogger } from './cluster/logger.js';
 export type { ClusterProvider, Member, ProviderMember } from './cluster/providers/cluster-provider.js';
 export { InMemoryProvider } from './cluster/providers/in-memory-provider.js';
+export { StaticProvider, type StaticProviderOptions } from './cluster/providers/static-provider.js';
 export type { IdentityLookup, LookupMember } from './cluster/identity/identity-lookup.js';
 export { InMemoryIdentityLookup } from './cluster/identity/in-memory-identity-lookup.js';
+export { HashIdentityLookup } from './cluster/identity/hash-identity-lookup.js';
+export type { RemoteOptions } from './remote/remote-options.js';
+export type { ProtocolRange } from './remote/protocol.js';
+export { type Codec, CodecError, type CodecErrorCode } from './remote/codec/codec.js';
 export type { Pid } from './actor/pid.js';
 
 // Errors
@@ -39,7 +45,10 @@ export {
   GrainInvocationError,
   GrainOverloadedError,
   GrainTimeoutError,
+  GrainSerializationError,
   InvalidGrainCallError,
+  MessageTooLargeError,
   MethodNotCallableError,
+  OutcomeUnknownError,
   UnknownKindError,
 } from './cluster/errors.js';

@@ -22,6 +22,10 @@ export class Call implements TurnState {
   /** Set when the turn starts, to the activation's link. */
   link: ChainLink = NO_LINK;
   interleaved = false;
+  /** Safe to run twice (retried when a remote outcome is unknown). */
+  idempotent = false;
+  /** Came from another member: served here or answered "not here", never forwarded. */
+  inbound = false;
   ended = false;
   /** The caller has its answer (result, error or timeout); later outcomes are dropped. */
   settled = false;

@@ -1,3 +1,4 @@
+import type { RemoteOptions } from '../remote/remote-options.js';
 import type { Duration } from './duration.js';
 import type { IdentityLookup } from './identity/identity-lookup.js';
 import type { ClusterLogger } from './logger.js';
@@ -7,7 +8,7 @@ import type { ClusterProvider } from './providers/cluster-provider.js';
 export interface ClusterOptions {
   /** The cluster's name; members of different clusters never talk. */
   clusterName: string;
-  /** This member's id. @default a random id, new for every process */
+  /** This member's id. @default its advertised remote address when it serves on a fixed port, else a random id */
   memberId?: string;
   /** Membership. @default `InMemoryProvider` (a cluster of this one member) */
   provider?: ClusterProvider;
@@ -28,6 +29,12 @@ export interface ClusterOptions {
   drainTimeout?: Duration;
   /** Where the runtime logs. @default the console (the Nest module passes a Nest Logger) */
   logger?: ClusterLogger;
+  /**
+   * The gRPC remote, for clusters of several members. With `port`, this member serves the
+   * kinds it hosts; without, it is a client-only member. Implied (client-only) when the
+   * provider is not the in-memory one. @default none: the embedded single member
+   */
+  remote?: RemoteOptions;
 }
 
 export const DEFAULT_REQUEST_TIMEOUT = '10s';

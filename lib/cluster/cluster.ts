@@ -13,6 +13,7 @@ import {
   DEFAULT_MAX_QUEUE_LENGTH,
   DEFAULT_REQUEST_TIMEOUT,
 } from './cluster-options.js';
+import { ClusterRemote, type RemoteHost } from './cluster-remote.js';
 import { toMs } from './duration.js';
 import {
   ClusterShuttingDownError,
@@ -23,6 +24,7 @@ import {
   GrainTimeoutError,
   InvalidGrainCallError,
   MethodNotCallableError,
+  NotHereError,
   UnknownKindError,
 } from './errors.js';
 import type { GrainCallOptions, GrainClient } from './grain-client.js';
@@ -34,6 +36,12 @@ import { ClusterKind, type KindDefinition, type MethodRoute } from './kind.js';
 import { type ClusterLogger, consoleLogger } from './logger.js';
 import type { ClusterProvider, Member } from './providers/cluster-provider.js';
 import { InMemoryProvider } from './providers/in-memory-provider.js';
+import { PidCache } from './pid-cache.js';
+import { defaultCodec } from '../remote/codec/default-codec.js';
+import { PROTOCOL_MAX, PROTOCOL_MIN } from '../remote/protocol.js';
+import { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_QUEUED_PER_PEER } from '../remote/remote-options.js';
+import { Remote } from '../remote/remote.js';
+import type { InboundRequest } from '../remote/envelopes.js';
 
 /** A call that never ran is sent on at most this often (each time its activation was gone). */
 const MAX_REDIRECTS = 32;
@@ -51,15 +59,19 @@ export interface ClusterStats {
   readonly deactivated: number;
   /** Activations poisoned by a hung turn since start. */
   readonly poisoned: number;
+  /** Actor cache: Pids of grains on other members, and its hit/miss counts. */
+  readonly pidCache: { readonly size: number; readonly hits: number; readonly misses: number };
 }
 
 /**
  * One member of a grain cluster: hosts kinds, routes calls to activations, owns their
  * lifecycle. Framework-free; the Nest module is a thin adapter over it.
  */
-export class Cluster implements GrainInvoker, ActivationHost, LookupMember {
+export class Cluster implements GrainInvoker, ActivationHost, LookupMember, RemoteHost {
   readonly clusterName: string;
   readonly memberId: string;
+  /** New for every Cluster object: tells this run of the member from earlier ones. */
+  readonly incarnation = randomUUID();
   readonly provider: ClusterProvider;
   readonly identityLookup: IdentityLookup;
   readonly logger: ClusterLogger;
@@ -78,13 +90,28 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember {
   private state: State = State.Created;
   private stopping: Promise<void> | undefined;
   private counters = { activated: 0, deactivated: 0, poisoned: 0 };
+  private readonly pidCache = new PidCache();
+  /** Routes of kinds this member does not host, by kind then method. */
+  private readonly remoteRoutes = new Map<string, Map<string, MethodRoute>>();
+  private readonly clusterRemote: ClusterRemote | undefined;
+  private remote: Remote | undefined;
+  private readonly remoteServer: { host: string; port: number; advertisedHost: string } | undefined;
+  private address = '';
 
-  constructor(options: ClusterOptions) {
+  constructor(private readonly options: ClusterOptions) {
     if (typeof options.clusterName !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(options.clusterName)) {
       throw new GrainConfigurationError(`clusterName "${String(options.clusterName)}" is not valid; use letters, digits, ".", "_" and "-".`);
     }
     this.clusterName = options.clusterName;
-    this.memberId = options.memberId ?? randomUUID();
+    const remote = options.remote;
+    if (remote?.port !== undefined) {
+      if (!Number.isInteger(remote.port) || remote.port < 0 || remote.port > 65_535) throw new GrainConfigurationError(`remote.port ${String(remote.port)} is not a port number.`);
+      const host = remote.host ?? '0.0.0.0';
+      this.remoteServer = { host, port: remote.port, advertisedHost: remote.advertisedHost ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host) };
+    }
+    // NOTE: a member that serves on a fixed port is known by its address, so its id (and the
+    // placement hashed from it) survives restarts; the incarnation tells the runs apart.
+    this.memberId = options.memberId ?? (this.remoteServer !== undefined && this.remoteServer.port !== 0 ? `${this.remoteServer.advertisedHost}:${this.remoteServer.port}` : randomUUID());
     this.provider = options.provider ?? new InMemoryProvider();
     this.identityLookup = options.identityLookup ?? new InMemoryIdentityLookup();
     this.logger = options.logger ?? consoleLogger;
@@ -96,15 +123,29 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember {
     if (!Number.isInteger(this.maxQueueLength) || this.maxQueueLength < 1) {
       throw new GrainConfigurationError('maxQueueLength must be a positive integer.');
     }
+    if (remote !== undefined || !(this.provider instanceof InMemoryProvider)) {
+      const maxMessageSize = remote?.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+      this.clusterRemote = new ClusterRemote(this, remote?.codec ?? defaultCodec(maxMessageSize), remote?.protocol ?? { min: PROTOCOL_MIN, max: PROTOCOL_MAX }, maxMessageSize);
+    }
     this.idleCollector = new IdleCollector(
       () => this.activations.values(),
       () => Math.min(this.idleTimeoutMs, ...[...this.kinds.values()].map((k) => k.idleTimeoutMs)),
     );
   }
 
-  /** True when both the provider and the lookup are the in-memory defaults. */
+  /** True when both the provider and the lookup are the in-memory defaults and there is no remote. */
   get isEmbedded(): boolean {
-    return this.provider instanceof InMemoryProvider && this.identityLookup instanceof InMemoryIdentityLookup;
+    return this.provider instanceof InMemoryProvider && this.identityLookup instanceof InMemoryIdentityLookup && this.clusterRemote === undefined;
+  }
+
+  /** This member as others see it. */
+  self(): Member {
+    return { id: this.memberId, incarnation: this.incarnation, address: this.address, kinds: this.kindNames };
+  }
+
+  /** Where this member's remote listens (`host:port`), once started; '' without a server. */
+  get remoteAddress(): string {
+    return this.address;
   }
 
   get isRunning(): boolean {
@@ -132,8 +173,22 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember {
   async start(): Promise<void> {
     if (this.state !== State.Created) return;
     this.state = State.Running;
+    if (this.clusterRemote !== undefined) {
+      const glue = this.clusterRemote;
+      this.remote = glue.remote = new Remote({
+        ...(this.remoteServer !== undefined && { server: { host: this.remoteServer.host, port: this.remoteServer.port } }),
+        maxMessageSize: glue.maxMessageSizeOption,
+        maxQueuedPerPeer: this.options.remote?.maxQueuedPerPeer ?? DEFAULT_MAX_QUEUED_PER_PEER,
+        sweeper: this.sweeper,
+        handshake: () => ({ clusterName: this.clusterName, member: glue.self(), minProtocol: glue.protocol.min, maxProtocol: glue.protocol.max, codec: glue.codecName, expectedIncarnation: '' }),
+        events: glue,
+        inbound: glue,
+      });
+      const port = await this.remote.start();
+      if (port !== undefined) this.address = `${this.remoteServer!.advertisedHost}:${port}`;
+    }
     await this.identityLookup.setup(this);
-    await this.provider.start({ clusterName: this.clusterName, self: { id: this.memberId, kinds: this.kindNames } });
+    await this.provider.start({ clusterName: this.clusterName, self: this.self(), probe: (address) => this.remote?.probe(address) });
     this.idleCollector.start();
   }
 
@@ -143,7 +198,8 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember {
   }
 
   stats(): ClusterStats {
-    return { activations: this.activations.size, ...this.counters };
+    const { size, hits, misses } = this.pidCache;
+    return { activations: this.activations.size, ...this.counters, pidCache: { size, hits, misses } };
   }
 
   /** A typed client for `kind`. */
@@ -165,16 +221,22 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember {
   invoke(kind: string, identity: string, method: string, args: unknown[], timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<unknown> {
     if (this.state !== State.Running) return this.notRunning();
     const clusterKind = this.kinds.get(kind);
-    if (clusterKind === undefined) return Promise.reject(new UnknownKindError(kind));
-    const route = clusterKind.routes.get(method);
-    if (route === undefined) return Promise.reject(new MethodNotCallableError(kind, method));
+    let route: MethodRoute | undefined;
+    if (clusterKind !== undefined) {
+      route = clusterKind.routes.get(method);
+      if (route === undefined) return Promise.reject(new MethodNotCallableError(kind, method));
+    } else {
+      // NOTE: a kind hosted elsewhere: the member hosting it checks the method.
+      if (this.clusterRemote === undefined) return Promise.reject(new UnknownKindError(kind));
+      route = this.remoteRoute(kind, method);
+    }
     return this.invokeRoute(route, identity, `${kind}/${identity}`, args, timeoutMs, signal);
   }
 
   /** @internal the hot path behind every reference of a known kind. */
   invokeRoute(route: MethodRoute, identity: string, key: string, args: unknown[], timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<unknown> {
     if (this.state !== State.Running) return this.notRunning();
-    const kind = route.kind.name;
+    const kind = route.kindName;
     if (signal?.aborted === true) return Promise.reject(new GrainCallAbortedError(kind, identity, route.method, true));
     const timeout = timeoutMs ?? this.requestTimeoutMs;
     const at = now();
@@ -184,6 +246,7 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember {
       call = new Call(kind, identity, key, route.method, args, at + timeout, timeout, chain, resolve, reject);
     });
     call.interleaved = route.interleaved;
+    call.idempotent = route.idempotent;
     if (signal !== undefined) call.watchCallerSignal(signal, () => this.abort(call));
     this.dispatch(call, at);
     return promise;
@@ -191,6 +254,17 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember {
 
   routesOf(kind: string): ReadonlyMap<string, MethodRoute> | undefined {
     return this.kinds.get(kind)?.routes;
+  }
+
+  private remoteRoute(kind: string, method: string): MethodRoute {
+    let routes = this.remoteRoutes.get(kind);
+    if (routes === undefined) this.remoteRoutes.set(kind, (routes = new Map()));
+    let route = routes.get(method);
+    if (route === undefined) {
+      if (routes.size >= 1_000) routes.clear(); // NOTE: names come from callers; keep the map bounded.
+      routes.set(method, (route = { kindName: kind, kind: undefined, method, interleaved: false, idempotent: false }));
+    }
+    return route;
   }
 
   private notRunning(): Promise<never> {
@@ -212,6 +286,13 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember {
       activation.post(call, at);
       return;
     }
+    if (!call.inbound) {
+      const pid = this.pidCache.get(key);
+      if (pid !== undefined) {
+        this.clusterRemote!.send(call, pid);
+        return;
+      }
+    }
     const waiting = [call];
     this.lookups.set(key, waiting);
     this.identityLookup.get(call.kind, call.identity).then(
@@ -229,8 +310,21 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember {
   private deliver(call: Call, pid: Pid): void {
     if (call.settled) return;
     const activation = pid.process;
-    if (activation instanceof Activation) activation.post(call, now());
-    else call.reject(new GrainError(`Grain ${call.kind}/${call.identity} is placed on member ${pid.memberId}, which this member cannot reach (no remote configured).`, 'GRAIN_NO_ROUTE'));
+    if (activation instanceof Activation) {
+      activation.post(call, now());
+      return;
+    }
+    if (call.inbound) {
+      // NOTE: a peer asked the wrong member; it resolves again rather than this one forwarding.
+      call.reject(new NotHereError(call.kind, call.identity));
+      return;
+    }
+    if (this.clusterRemote === undefined || !pid.address) {
+      call.reject(new GrainError(`Grain ${call.kind}/${call.identity} is placed on member ${pid.memberId}, which this member cannot reach (no remote configured).`, 'GRAIN_NO_ROUTE'));
+      return;
+    }
+    this.pidCache.set(call.key, pid);
+    this.clusterRemote.send(call, pid);
   }
 
   private abort(call: Call): void {
@@ -252,6 +346,38 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember {
       activation.start();
     }
     return { memberId: this.memberId, id: activation.id, process: activation };
+  }
+
+  // RemoteHost ----------------------------------------------------------------------------
+
+  acceptsCalls(): boolean {
+    return this.state === State.Running;
+  }
+
+  forgetPid(call: Call): void {
+    this.pidCache.delete(call.key);
+  }
+
+  peerSeen(member: Member): void {
+    this.pidCache.dropMember(member.id, member.incarnation);
+    this.provider.onPeer?.(member);
+  }
+
+  createInboundCall(request: InboundRequest, args: unknown[], resolve: (value: unknown) => void, reject: (error: unknown) => void): Call | GrainError {
+    const clusterKind = this.kinds.get(request.kind);
+    if (clusterKind === undefined) return new NotHereError(request.kind, request.identity);
+    const route = clusterKind.routes.get(request.method);
+    if (route === undefined) return new MethodNotCallableError(request.kind, request.method);
+    const at = now();
+    const call = new Call(request.kind, request.identity, `${request.kind}/${request.identity}`, request.method, args, at + request.timeoutMs, request.timeoutMs, request.chain, resolve, reject);
+    call.interleaved = route.interleaved;
+    call.idempotent = route.idempotent;
+    call.inbound = true;
+    return call;
+  }
+
+  serveInbound(call: Call): void {
+    this.dispatch(call, now());
   }
 
   // ActivationHost ------------------------------------------------------------------------
@@ -318,6 +444,7 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember {
       }
       await this.identityLookup.shutdown();
       await this.provider.shutdown();
+      await this.remote?.shutdown();
     }
     this.sweeper.stop();
     this.state = State.Stopped;

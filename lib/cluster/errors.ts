@@ -127,6 +127,64 @@ export class CallCycleError extends GrainError {
   }
 }
 
+/**
+ * The call was written to the member hosting its grain, and the connection was lost before
+ * the response came: it may or may not have run. Retried automatically only for methods
+ * marked `@Idempotent()`.
+ */
+export class OutcomeUnknownError extends GrainError {
+  constructor(
+    readonly kind: string,
+    readonly identity: string,
+    readonly method: string,
+    readonly detail: string,
+  ) {
+    super(
+      `Call ${kind}/${identity}.${method}() was sent, but the connection to the member hosting it was lost before an answer (${detail}); it may or may not have run. Check the grain's state before retrying, or mark the method @Idempotent() to have it retried.`,
+      'GRAIN_OUTCOME_UNKNOWN',
+    );
+  }
+}
+
+/** The encoded arguments (never ran) or result (ran) exceed the maximum message size. */
+export class MessageTooLargeError extends GrainError {
+  constructor(
+    readonly kind: string,
+    readonly identity: string,
+    readonly method: string,
+    readonly neverRan: boolean,
+    detail: string,
+  ) {
+    super(
+      `Call ${kind}/${identity}.${method}(): the ${neverRan ? 'arguments are' : 'result is'} too large to send between members (${detail}). Send less per call, or raise remote.maxMessageSize on every member.`,
+      'GRAIN_MESSAGE_TOO_LARGE',
+    );
+  }
+}
+
+/** Arguments or a result that cannot cross between members (a function, a symbol, a class instance, …). */
+export class GrainSerializationError extends GrainError {
+  constructor(
+    readonly kind: string,
+    readonly identity: string,
+    readonly method: string,
+    readonly neverRan: boolean,
+    detail: string,
+  ) {
+    super(
+      `Call ${kind}/${identity}.${method}(): the ${neverRan ? 'arguments' : 'result'} cannot be sent between members: ${detail}. Pass plain data (objects, arrays, strings, numbers, booleans, null, Date, BigInt, Map, Set, Uint8Array).`,
+      'GRAIN_SERIALIZATION',
+    );
+  }
+}
+
+/** @internal the grain does not live on the member that was asked; the caller resolves again. */
+export class NotHereError extends GrainError {
+  constructor(kind: string, identity: string) {
+    super(`Grain ${kind}/${identity} does not live on this member.`, 'GRAIN_NOT_HERE');
+  }
+}
+
 /** The cluster cannot serve the call now (no live activation could be found for it). It never ran; retry later. */
 export class ClusterUnavailableError extends GrainError {
   constructor(message: string) {

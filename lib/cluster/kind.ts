@@ -35,15 +35,21 @@ export interface KindDefinition<T extends object = object> {
   readonly interleave?: boolean;
   /** Methods that may interleave with each other (read-only methods). */
   readonly interleavedMethods?: Iterable<string>;
+  /** Methods that are safe to run twice, so a remote call whose outcome is unknown may be retried. */
+  readonly idempotentMethods?: Iterable<string>;
 }
 
 const KIND_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /** Everything the request path needs to know about one method, worked out once per kind. */
 export interface MethodRoute {
-  readonly kind: ClusterKind;
+  readonly kindName: string;
+  /** The kind when this member hosts it; undefined for a kind known only by name (hosted elsewhere). */
+  readonly kind: ClusterKind | undefined;
   readonly method: string;
   readonly interleaved: boolean;
+  /** Safe to run twice: retried when the outcome of a remote call is unknown. */
+  readonly idempotent: boolean;
 }
 
 /** A registered kind with its options resolved. */
@@ -76,7 +82,15 @@ export class ClusterKind<T extends object = object> {
       }
     }
     this.idleTimeoutMs = definition.idleTimeout === undefined ? defaults.idleTimeoutMs : toMs(definition.idleTimeout, `${definition.grainClass.name} idleTimeout`);
-    this.routes = new Map([...this.callable].map((method) => [method, { kind: this as ClusterKind, method, interleaved: this.isInterleaved(method) }]));
+    const idempotent = new Set(definition.idempotentMethods ?? []);
+    for (const method of idempotent) {
+      if (!this.callable.has(method)) {
+        throw new GrainConfigurationError(`Grain class "${definition.grainClass.name}": idempotent method "${method}" is not a callable method of the class.`);
+      }
+    }
+    this.routes = new Map(
+      [...this.callable].map((method) => [method, { kindName: this.name, kind: this as ClusterKind, method, interleaved: this.isInterleaved(method), idempotent: idempotent.has(method) }]),
+    );
     this.maxQueueLength = definition.maxQueueLength ?? defaults.maxQueueLength;
     if (!Number.isInteger(this.maxQueueLength) || this.maxQueueLength < 1) {
       throw new GrainConfigurationError(`Grain class "${definition.grainClass.name}": maxQueueLength must be a positive integer.`);

@@ -4,6 +4,9 @@ export const GRAIN_CONTEXT = Symbol('nestjs-grains:GrainContext');
 /** Method metadata set by `@Interleave()`. */
 export const INTERLEAVE_METADATA = 'nestjs-grains:interleave';
 
+/** Method metadata set by `@Idempotent()`. */
+export const IDEMPOTENT_METADATA = 'nestjs-grains:idempotent';
+
 /** Prefix of the injection tokens of grain clients (see `getGrainClientToken`). */
 export const GRAIN_CLIENT_TOKEN_PREFIX = 'nestjs-grains:client:';
 

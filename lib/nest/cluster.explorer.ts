@@ -30,6 +30,7 @@ export class ClusterExplorer implements OnModuleInit {
         ...(metadata.maxQueueLength !== undefined && { maxQueueLength: metadata.maxQueueLength }),
         interleave: metadata.interleave === true,
         interleavedMethods: GrainMetadataAccessor.interleavedMethods(grainClass),
+        idempotentMethods: GrainMetadataAccessor.idempotentMethods(grainClass),
       });
     }
   }

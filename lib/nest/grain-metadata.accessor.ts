@@ -1,7 +1,7 @@
 import { callableMethods } from '../cluster/callable-methods.js';
 import { GrainConfigurationError } from '../cluster/errors.js';
 import type { GrainClass } from '../cluster/kind.js';
-import { INTERLEAVE_METADATA } from './cluster.constants.js';
+import { IDEMPOTENT_METADATA, INTERLEAVE_METADATA } from './cluster.constants.js';
 import { GRAIN_CLASS_UNDEFINED, NOT_A_GRAIN } from './cluster.messages.js';
 import { GrainDiscoverable, type GrainMetadata } from './decorators/grain.decorator.js';
 
@@ -24,10 +24,19 @@ export class GrainMetadataAccessor {
 
   /** Callable methods marked `@Interleave()`. */
   static interleavedMethods(grainClass: GrainClass): string[] {
+    return GrainMetadataAccessor.methodsMarked(grainClass, INTERLEAVE_METADATA);
+  }
+
+  /** Callable methods marked `@Idempotent()`. */
+  static idempotentMethods(grainClass: GrainClass): string[] {
+    return GrainMetadataAccessor.methodsMarked(grainClass, IDEMPOTENT_METADATA);
+  }
+
+  private static methodsMarked(grainClass: GrainClass, key: string): string[] {
     const methods: string[] = [];
     for (const name of callableMethods(grainClass)) {
       const fn = (grainClass.prototype as Record<string, unknown>)[name];
-      if (typeof fn === 'function' && Reflect.getMetadata(INTERLEAVE_METADATA, fn) === true) methods.push(name);
+      if (typeof fn === 'function' && Reflect.getMetadata(key, fn) === true) methods.push(name);
     }
     return methods;
   }

@@ -1,8 +1,11 @@
 import type { Pid } from '../../actor/pid.js';
+import type { Member } from '../providers/cluster-provider.js';
 
 /** What a lookup may ask of the member it runs in. */
 export interface LookupMember {
   readonly memberId: string;
+  /** The members known now (this one included), from the cluster provider. */
+  members(): readonly Member[];
   /**
    * Create (or return the existing) local activation of `kind/identity` with the given
    * epoch, and give its Pid. Only the holder of the identity's claim may call this.

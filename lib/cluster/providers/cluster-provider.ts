@@ -1,17 +1,21 @@
 /** A member of the cluster as providers report it. */
 export interface Member {
-  /** Unique per member process incarnation. */
+  /** The member's id: stable across restarts when configured (default: its advertised address, or random). */
   readonly id: string;
-  /** Where its remote listens (`host:port`); absent for the embedded single member. */
-  readonly address?: string;
+  /** New on every process start: tells a restarted member from the one before. */
+  readonly incarnation: string;
+  /** Where its remote listens (`host:port`); empty for the embedded member and client-only members. */
+  readonly address: string;
   /** The kinds it hosts. */
   readonly kinds: readonly string[];
 }
 
-/** What a provider learns about the member it runs in. */
+/** What a provider learns about, and may ask of, the member it runs in. */
 export interface ProviderMember {
   readonly clusterName: string;
   readonly self: Member;
+  /** Connect to `address` and handshake; what answers is reported through `ClusterProvider.onPeer`. */
+  probe(address: string): void;
 }
 
 /**
@@ -27,4 +31,6 @@ export interface ClusterProvider {
   members(): readonly Member[];
   /** Leave the cluster (graceful: deregister). */
   shutdown(): Promise<void>;
+  /** A handshake showed who is at `address` (called by the remote, for providers that learn peers that way). */
+  onPeer?(member: Member): void;
 }

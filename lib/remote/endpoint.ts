@@ -1,0 +1,255 @@
+import { type Client, type ClientDuplexStream, credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
+import type { DeadlineSweeper, Sweepable } from '../actor/deadline-sweeper.js';
+import { Backoff } from './backoff.js';
+import { BatchWriter } from './batch-writer.js';
+import type { OutboundRequest } from './envelopes.js';
+import { KEEPALIVE_OPTIONS, remotingService } from './service-definition.js';
+import { decodeFrame, encodeFrame, type Handshake, type MemberInfo, type WireResponse, type WireError } from './wire.js';
+
+/** Why a request did not get a response. */
+export type FailureReason =
+  /** The peer refused the handshake (another cluster, no common protocol, another codec). */
+  | 'refused'
+  /** The stream could not be opened or broke. */
+  | 'disconnected'
+  /** The per-peer queue was full. */
+  | 'overloaded'
+  /** The endpoint was closed (member shutting down). */
+  | 'closed';
+
+/** Where an endpoint reports outcomes; implemented by the cluster. */
+export interface EndpointEvents {
+  response(request: OutboundRequest, response: WireResponse, strings: readonly string[]): void;
+  /** No response will come. `written` says whether the request may have reached the peer. */
+  failed(request: OutboundRequest, written: boolean, reason: FailureReason, detail: string): void;
+  /** The caller's deadline passed while waiting; a late response is dropped. */
+  expired(request: OutboundRequest): void;
+  /** A handshake succeeded: what the peer is now. */
+  peer(info: MemberInfo, address: string): void;
+  log(level: 'warn' | 'log', message: string): void;
+}
+
+export interface EndpointSettings {
+  readonly handshake: () => Handshake;
+  readonly maxMessageSize: number;
+  readonly maxQueued: number;
+  readonly sweeper: DeadlineSweeper;
+  readonly events: EndpointEvents;
+}
+
+const RemotingClient = makeGenericClientConstructor(remotingService, 'Remoting');
+const State = { Idle: 0, Connecting: 1, Ready: 2, Closed: 3 } as const;
+type State = (typeof State)[keyof typeof State];
+
+/**
+ * The connection to one peer: one bidirectional gRPC stream carrying this member's requests
+ * to it and their responses. Opens on demand, handshakes before anything else is written,
+ * reconnects with backoff and jitter while there are calls for the peer, and accounts for
+ * every request: answered, expired, or failed as never written / possibly written.
+ */
+export class Endpoint implements Sweepable {
+  private state: State = State.Idle;
+  private client: Client | undefined;
+  private stream: ClientDuplexStream<Buffer, Buffer> | undefined;
+  private writer: BatchWriter | undefined;
+  /** Waiting for the stream to be ready. */
+  private waiting: OutboundRequest[] = [];
+  private readonly inFlight = new Map<number, OutboundRequest>();
+  private nextId = 0;
+  private readonly backoff = new Backoff();
+  private retryTimer: NodeJS.Timeout | undefined;
+  private watched = false;
+  private nextCheck = Infinity;
+  /** The peer as of the last accepted handshake. */
+  peer: MemberInfo | undefined;
+
+  constructor(
+    readonly address: string,
+    private readonly settings: EndpointSettings,
+  ) {}
+
+  get isReady(): boolean {
+    return this.state === State.Ready;
+  }
+
+  send(request: OutboundRequest): void {
+    if (this.state === State.Closed) {
+      this.settings.events.failed(request, false, 'closed', 'the member is shutting down');
+      return;
+    }
+    request.id = this.nextId = (this.nextId + 1) >>> 0;
+    this.watch(request.call.deadline);
+    if (this.state === State.Ready) {
+      this.inFlight.set(request.id, request);
+      if (!this.writer!.enqueueRequest(request)) {
+        this.inFlight.delete(request.id);
+        this.settings.events.failed(request, false, 'overloaded', `more than ${this.settings.maxQueued} envelopes wait for ${this.address}`);
+      }
+      return;
+    }
+    if (this.waiting.length >= this.settings.maxQueued) {
+      this.settings.events.failed(request, false, 'overloaded', `more than ${this.settings.maxQueued} calls wait to connect to ${this.address}`);
+      return;
+    }
+    this.waiting.push(request);
+    if (this.state === State.Idle && this.retryTimer === undefined) this.connect();
+  }
+
+  /** Open (or reopen) the stream now and handshake; used to learn a peer before calling it. */
+  probe(): void {
+    if (this.state === State.Idle && this.retryTimer === undefined) this.connect();
+  }
+
+  close(): void {
+    if (this.state === State.Closed) return;
+    this.state = State.Closed;
+    clearTimeout(this.retryTimer);
+    this.teardown('closed', 'the member is shutting down');
+    this.client?.close();
+  }
+
+  sweep(at: number): boolean {
+    if (this.inFlight.size === 0 && this.waiting.length === 0) {
+      this.watched = false;
+      return false;
+    }
+    if (at < this.nextCheck) return true;
+    let next = Infinity;
+    for (const [id, request] of this.inFlight) {
+      if (request.call.deadline <= at || request.call.settled) {
+        this.inFlight.delete(id);
+        this.settings.events.expired(request);
+      } else if (request.call.deadline < next) next = request.call.deadline;
+    }
+    const still: OutboundRequest[] = [];
+    for (const request of this.waiting) {
+      if (request.call.deadline <= at || request.call.settled) this.settings.events.expired(request);
+      else {
+        still.push(request);
+        if (request.call.deadline < next) next = request.call.deadline;
+      }
+    }
+    this.waiting = still;
+    this.nextCheck = next;
+    return true;
+  }
+
+  private watch(deadline: number): void {
+    if (deadline < this.nextCheck) this.nextCheck = deadline;
+    if (!this.watched) {
+      this.watched = true;
+      this.settings.sweeper.watch(this);
+    }
+  }
+
+  private connect(): void {
+    this.state = State.Connecting;
+    this.client ??= new RemotingClient(this.address, credentials.createInsecure(), {
+      ...KEEPALIVE_OPTIONS,
+      'grpc.max_send_message_length': this.settings.maxMessageSize,
+      'grpc.max_receive_message_length': this.settings.maxMessageSize,
+    });
+    const stream = (this.client as unknown as { connect(): ClientDuplexStream<Buffer, Buffer> }).connect();
+    this.stream = stream;
+    let handshaken = false;
+    stream.on('data', (chunk: Buffer) => {
+      if (this.stream !== stream) return;
+      let frame;
+      try {
+        frame = decodeFrame(chunk);
+      } catch (error) {
+        this.settings.events.log('warn', `Remote ${this.address}: dropped a malformed frame (${(error as WireError).message}).`);
+        return;
+      }
+      if (!handshaken) {
+        if (!('handshakeAck' in frame)) {
+          this.fail(stream, 'disconnected', 'the peer did not answer the handshake');
+          return;
+        }
+        const ack = frame.handshakeAck;
+        if (!ack.accepted) {
+          this.settings.events.log('warn', `Remote ${this.address} refused this member: ${ack.reason}`);
+          this.fail(stream, 'refused', ack.reason);
+          return;
+        }
+        handshaken = true;
+        this.onReady(stream, ack.member);
+        return;
+      }
+      if ('batch' in frame) {
+        for (const response of frame.batch.responses) {
+          const request = this.inFlight.get(response.id);
+          if (request === undefined) continue; // expired, or not ours: dropped
+          this.inFlight.delete(response.id);
+          this.settings.events.response(request, response, frame.batch.strings);
+        }
+      }
+    });
+    stream.on('error', (error: Error) => this.fail(stream, 'disconnected', error.message));
+    stream.on('end', () => this.fail(stream, 'disconnected', 'the peer closed the stream'));
+    stream.on('close', () => this.fail(stream, 'disconnected', 'the stream closed'));
+    this.writer = new BatchWriter(stream, this.settings.maxQueued, (request) => {
+      this.inFlight.delete(request.id);
+      this.settings.events.expired(request);
+    });
+    stream.write(encodeHandshake(this.settings.handshake()));
+  }
+
+  private onReady(stream: ClientDuplexStream<Buffer, Buffer>, peer: MemberInfo): void {
+    if (this.stream !== stream) return;
+    this.state = State.Ready;
+    this.backoff.reset();
+    this.peer = peer;
+    this.settings.events.peer(peer, this.address);
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const request of waiting) {
+      if (request.call.settled) continue;
+      this.inFlight.set(request.id, request);
+      if (!this.writer!.enqueueRequest(request)) {
+        this.inFlight.delete(request.id);
+        this.settings.events.failed(request, false, 'overloaded', `more than ${this.settings.maxQueued} envelopes wait for ${this.address}`);
+      }
+    }
+  }
+
+  private fail(stream: ClientDuplexStream<Buffer, Buffer>, reason: FailureReason, detail: string): void {
+    if (this.stream !== stream) return;
+    this.teardown(reason, detail);
+    stream.cancel();
+    if (this.state === State.Closed) return;
+    this.state = State.Idle;
+    // NOTE: reconnect only while calls wait for this peer; otherwise the next call connects.
+    const delay = this.backoff.next();
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.state === State.Idle && this.waiting.length > 0) this.connect();
+    }, delay);
+    this.retryTimer.unref();
+  }
+
+  /** Account for every request of the stream that ends. */
+  private teardown(reason: FailureReason, detail: string): void {
+    const stream = this.stream;
+    this.stream = undefined;
+    const unwritten = this.writer?.close() ?? [];
+    this.writer = undefined;
+    const unwrittenIds = new Set(unwritten.map((r) => r.id));
+    const inFlight = [...this.inFlight.values()];
+    this.inFlight.clear();
+    for (const request of inFlight) {
+      const written = request.written && !unwrittenIds.has(request.id);
+      this.settings.events.failed(request, written, reason, detail);
+    }
+    // NOTE: calls still waiting for a stream were never written: the cluster may send them
+    // on (resolving again) within their deadlines.
+    void stream;
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const request of waiting) this.settings.events.failed(request, false, reason, detail);
+  }
+}
+
+function encodeHandshake(handshake: Handshake): Buffer {
+  return encodeFrame({ handshake });
+}

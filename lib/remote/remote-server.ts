@@ -1,0 +1,169 @@
+import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
+import { BatchWriter } from './batch-writer.js';
+import type { InboundRequest, OutboundResponse } from './envelopes.js';
+import { negotiate, type ProtocolRange } from './protocol.js';
+import { HANDSHAKE_TIMEOUT_MS } from './remote-options.js';
+import { KEEPALIVE_OPTIONS, remotingService } from './service-definition.js';
+import { decodeFrame, encodeFrame, type Handshake, type HandshakeAck, type MemberInfo } from './wire.js';
+
+/** What the server needs from the member it serves; implemented by the cluster. */
+export interface InboundHandler {
+  readonly clusterName: string;
+  readonly codecName: string;
+  readonly protocol: ProtocolRange;
+  self(): MemberInfo;
+  /** Serve one request; `respond` queues the response on the caller's stream. */
+  request(request: InboundRequest, respond: (response: OutboundResponse) => void, peer: MemberInfo): void;
+  peer(info: MemberInfo): void;
+  log(level: 'warn' | 'log', message: string): void;
+}
+
+export interface RemoteServerSettings {
+  readonly host: string;
+  readonly port: number;
+  readonly maxMessageSize: number;
+  readonly maxQueued: number;
+}
+
+/**
+ * The member's gRPC server: accepts one stream per calling member, handshakes it (refusing
+ * strangers with a reason), then serves its requests and batches the responses back.
+ * A malformed frame is logged and dropped; the stream and the member carry on.
+ */
+export class RemoteServer {
+  private readonly server: Server;
+  private readonly streams = new Set<ServerDuplexStream<Buffer, Buffer>>();
+
+  constructor(
+    private readonly settings: RemoteServerSettings,
+    private readonly handler: InboundHandler,
+  ) {
+    this.server = new Server({
+      ...KEEPALIVE_OPTIONS,
+      'grpc.max_send_message_length': settings.maxMessageSize,
+      'grpc.max_receive_message_length': settings.maxMessageSize,
+    });
+    this.server.addService(remotingService, { connect: (stream: ServerDuplexStream<Buffer, Buffer>) => this.serve(stream) });
+  }
+
+  /** Listen; resolves to the bound port. */
+  start(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(`${this.settings.host}:${this.settings.port}`, ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port)));
+    });
+  }
+
+  async shutdown(): Promise<void> {
+    for (const stream of this.streams) stream.end();
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, 1_000);
+      this.server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+  }
+
+  private serve(stream: ServerDuplexStream<Buffer, Buffer>): void {
+    this.streams.add(stream);
+    let peer: MemberInfo | undefined;
+    let open = true;
+    const writer = new BatchWriter(stream, this.settings.maxQueued);
+    const timer = setTimeout(() => {
+      if (peer === undefined) this.refuse(stream, 'no handshake within 5 s');
+    }, HANDSHAKE_TIMEOUT_MS);
+    timer.unref();
+    const close = () => {
+      if (!open) return;
+      open = false;
+      clearTimeout(timer);
+      writer.close();
+      this.streams.delete(stream);
+    };
+    stream.on('error', close);
+    stream.on('close', close);
+    stream.on('end', () => {
+      close();
+      stream.end();
+    });
+    stream.on('data', (chunk: Buffer) => {
+      let frame;
+      try {
+        frame = decodeFrame(chunk);
+      } catch (error) {
+        this.handler.log('warn', `Remote: dropped a malformed frame from ${peer?.memberId ?? 'an unidentified peer'}: ${(error as Error).message}`);
+        return;
+      }
+      if (peer === undefined) {
+        if (!('handshake' in frame)) {
+          this.refuse(stream, 'the first frame was not a handshake');
+          return;
+        }
+        const ack = this.answerHandshake(frame.handshake);
+        stream.write(encodeFrame({ handshakeAck: ack }));
+        if (!ack.accepted) {
+          this.handler.log('warn', `Remote: refused member ${frame.handshake.member.memberId} (${frame.handshake.member.address || 'client only'}): ${ack.reason}`);
+          stream.end();
+          return;
+        }
+        peer = frame.handshake.member;
+        clearTimeout(timer);
+        this.handler.peer(peer);
+        return;
+      }
+      if (!('batch' in frame)) return;
+      const { strings, requests } = frame.batch;
+      const from = peer;
+      for (const wire of requests) {
+        const request: InboundRequest = {
+          id: wire.id,
+          kind: strings[wire.kind]!,
+          identity: strings[wire.identity]!,
+          method: strings[wire.method]!,
+          args: wire.args,
+          timeoutMs: wire.timeoutMs,
+          chain: wire.chain.map((link) => ({ activationId: strings[link.activationId]!, label: strings[link.label]!, interleaved: link.interleaved })),
+          targetIncarnation: wire.targetIncarnation,
+        };
+        this.handler.request(
+          request,
+          (response) => {
+            // NOTE: a response for a caller whose stream is gone, or beyond the queue bound,
+            // is dropped; the caller accounts for it (outcome unknown or its deadline).
+            if (open) writer.enqueueResponse(response);
+          },
+          from,
+        );
+      }
+    });
+  }
+
+  private answerHandshake(handshake: Handshake): HandshakeAck {
+    const self = this.handler.self();
+    const refuse = (reason: string): HandshakeAck => ({ accepted: false, protocol: 0, member: self, reason });
+    if (handshake.clusterName !== this.handler.clusterName) {
+      return refuse(`cluster "${handshake.clusterName}" is not this member's cluster "${this.handler.clusterName}"`);
+    }
+    const protocol = negotiate({ min: handshake.minProtocol, max: handshake.maxProtocol }, this.handler.protocol);
+    if (protocol === undefined) {
+      return refuse(`no common protocol version: the caller speaks ${handshake.minProtocol}..${handshake.maxProtocol}, this member ${this.handler.protocol.min}..${this.handler.protocol.max}`);
+    }
+    if (handshake.codec !== this.handler.codecName) {
+      return refuse(`codec "${handshake.codec}" differs from this member's "${this.handler.codecName}"`);
+    }
+    if (handshake.expectedIncarnation !== '' && handshake.expectedIncarnation !== self.incarnation) {
+      // NOTE: accepted all the same: the caller learns the new incarnation from the ack, and
+      // requests for the old one are answered NOT_HERE one by one.
+    }
+    return { accepted: true, protocol, member: self, reason: '' };
+  }
+
+  private refuse(stream: ServerDuplexStream<Buffer, Buffer>, reason: string): void {
+    this.handler.log('warn', `Remote: closed a stream: ${reason}`);
+    stream.write(encodeFrame({ handshakeAck: { accepted: false, protocol: 0, member: this.handler.self(), reason } }));
+    stream.end();
+  }
+}

@@ -1,0 +1,68 @@
+import type { DeadlineSweeper } from '../actor/deadline-sweeper.js';
+import { Endpoint, type EndpointEvents } from './endpoint.js';
+import type { OutboundRequest } from './envelopes.js';
+import { type InboundHandler, RemoteServer } from './remote-server.js';
+import type { Handshake } from './wire.js';
+
+export interface RemoteSettings {
+  /** Serve on host:port; omit for a client-only member. */
+  readonly server?: { host: string; port: number };
+  readonly maxMessageSize: number;
+  readonly maxQueuedPerPeer: number;
+  readonly sweeper: DeadlineSweeper;
+  readonly handshake: () => Handshake;
+  readonly events: EndpointEvents;
+  readonly inbound: InboundHandler;
+}
+
+/**
+ * A member's remote: its gRPC server (unless client-only) and one endpoint per peer it
+ * calls, created on first use.
+ */
+export class Remote {
+  private server: RemoteServer | undefined;
+  private readonly endpoints = new Map<string, Endpoint>();
+  private closed = false;
+
+  constructor(private readonly settings: RemoteSettings) {}
+
+  /** Start serving; resolves to the bound port, or undefined for a client-only member. */
+  async start(): Promise<number | undefined> {
+    const { server } = this.settings;
+    if (server === undefined) return undefined;
+    this.server = new RemoteServer({ ...server, maxMessageSize: this.settings.maxMessageSize, maxQueued: this.settings.maxQueuedPerPeer }, this.settings.inbound);
+    return this.server.start();
+  }
+
+  send(address: string, request: OutboundRequest): void {
+    this.endpoint(address).send(request);
+  }
+
+  /** Connect and handshake with `address` now (to learn who is there). */
+  probe(address: string): void {
+    this.endpoint(address).probe();
+  }
+
+  endpoint(address: string): Endpoint {
+    let endpoint = this.endpoints.get(address);
+    if (endpoint === undefined) {
+      endpoint = new Endpoint(address, {
+        handshake: this.settings.handshake,
+        maxMessageSize: this.settings.maxMessageSize,
+        maxQueued: this.settings.maxQueuedPerPeer,
+        sweeper: this.settings.sweeper,
+        events: this.settings.events,
+      });
+      if (this.closed) endpoint.close();
+      this.endpoints.set(address, endpoint);
+    }
+    return endpoint;
+  }
+
+  /** Stop calling out first, then stop serving (callers of this member get their answers or see the stream end). */
+  async shutdown(): Promise<void> {
+    this.closed = true;
+    for (const endpoint of this.endpoints.values()) endpoint.close();
+    await this.server?.shutdown();
+  }
+}
