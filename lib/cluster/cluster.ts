@@ -184,7 +184,13 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember, Remo
         events: glue,
         inbound: glue,
       });
-      const port = await this.remote.start();
+      let port: number | undefined;
+      try {
+        port = await this.remote.start();
+      } catch (error) {
+        this.state = State.Stopped;
+        throw new GrainConfigurationError(`The remote could not listen on ${this.remoteServer!.host}:${this.remoteServer!.port}: ${(error as Error).message}. Pick a free port (remote.port).`);
+      }
       if (port !== undefined) this.address = `${this.remoteServer!.advertisedHost}:${port}`;
     }
     await this.identityLookup.setup(this);

@@ -20,7 +20,7 @@ export class ClusterLifecycle implements OnApplicationBootstrap, OnModuleDestroy
     this.logger.log(
       cluster.isEmbedded
         ? EMBEDDED_DEFAULT(cluster.clusterName, cluster.kindNames)
-        : MEMBER_STARTED(cluster.clusterName, cluster.memberId, cluster.provider.name, cluster.identityLookup.name, cluster.kindNames),
+        : MEMBER_STARTED(cluster.clusterName, cluster.memberId, cluster.remoteAddress, cluster.provider.name, cluster.identityLookup.name, cluster.kindNames),
     );
   }
 

@@ -19,5 +19,5 @@ export const UNTYPED_DEPENDENCY = (grain: string, index: number) =>
 export const EMBEDDED_DEFAULT = (clusterName: string, kinds: readonly string[]) =>
   `Cluster "${clusterName}" is running embedded: one member, in memory, no network (no provider or identityLookup configured). Kinds: ${kinds.length > 0 ? kinds.join(', ') : 'none'}.`;
 
-export const MEMBER_STARTED = (clusterName: string, memberId: string, provider: string, lookup: string, kinds: readonly string[]) =>
-  `Member ${memberId} joined cluster "${clusterName}" (provider: ${provider}, identity lookup: ${lookup}). Kinds: ${kinds.length > 0 ? kinds.join(', ') : 'none (client only)'}.`;
+export const MEMBER_STARTED = (clusterName: string, memberId: string, address: string, provider: string, lookup: string, kinds: readonly string[]) =>
+  `Member ${memberId} joined cluster "${clusterName}" (${address === '' ? 'client only, serving nothing' : `remote on ${address}`}; provider: ${provider}, identity lookup: ${lookup}). Kinds: ${kinds.length > 0 ? kinds.join(', ') : 'none'}.`;

@@ -1,6 +1,6 @@
 import { type Client, type ClientDuplexStream, credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
 import type { DeadlineSweeper, Sweepable } from '../actor/deadline-sweeper.js';
-import { Backoff } from './backoff.js';
+import { Backoff, INITIAL_BACKOFF_MS, MAX_BACKOFF_MS } from './backoff.js';
 import { BatchWriter } from './batch-writer.js';
 import type { OutboundRequest } from './envelopes.js';
 import { KEEPALIVE_OPTIONS, remotingService } from './service-definition.js';
@@ -95,16 +95,25 @@ export class Endpoint implements Sweepable {
     if (this.state === State.Idle && this.retryTimer === undefined) this.connect();
   }
 
-  /** Open (or reopen) the stream now and handshake; used to learn a peer before calling it. */
+  /**
+   * Open (or reopen) the stream now and handshake; used to learn a peer before calling it.
+   * NOTE: an explicit probe does not wait out the reconnect backoff: the caller (a provider)
+   * paces its own probes.
+   */
   probe(): void {
-    if (this.state === State.Idle && this.retryTimer === undefined) this.connect();
+    if (this.state !== State.Idle) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.connect();
   }
 
   close(): void {
     if (this.state === State.Closed) return;
     this.state = State.Closed;
     clearTimeout(this.retryTimer);
+    const stream = this.stream;
     this.teardown('closed', 'the member is shutting down');
+    stream?.cancel();
     this.client?.close();
   }
 
@@ -146,6 +155,12 @@ export class Endpoint implements Sweepable {
     this.state = State.Connecting;
     this.client ??= new RemotingClient(this.address, credentials.createInsecure(), {
       ...KEEPALIVE_OPTIONS,
+      // NOTE: grpc-js refuses new streams while its channel backs off after a failed connect
+      // (1 s at first by default). This endpoint paces reconnects itself, so the channel's own
+      // backoff starts at ours.
+      'grpc.initial_reconnect_backoff_ms': INITIAL_BACKOFF_MS,
+      'grpc.min_reconnect_backoff_ms': INITIAL_BACKOFF_MS,
+      'grpc.max_reconnect_backoff_ms': MAX_BACKOFF_MS,
       'grpc.max_send_message_length': this.settings.maxMessageSize,
       'grpc.max_receive_message_length': this.settings.maxMessageSize,
     });

@@ -44,7 +44,8 @@ const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
 // NOTE: floats and int64 go through these scratch arrays rather than a DataView, so that
-// neither encode nor decode allocates one per call. Byte order is the platform's.
+// neither encode nor decode allocates one per call; the copy loops turn the platform's byte
+// order into MessagePack's big-endian.
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const f64 = new Float64Array(1);
 const f32 = new Float32Array(1);
@@ -69,8 +70,8 @@ const CHAR_CODES: number[][] = Array.from({ length: JS_ASCII_MAX_BYTES }, (_, n)
 export type MsgpackCodecOptions = CodecLimits;
 
 /**
- * The default codec. Not safe to share between threads; one instance per member is enough
- * (encode and decode keep no state between calls other than a reused output slab).
+ * The default codec. One instance per member is enough: encode and decode are synchronous and
+ * keep nothing between calls but the output slab (and a module-wide cache of decoded keys).
  */
 export class MsgpackCodec implements Codec {
   readonly name = 'grains-msgpack/1';
@@ -112,11 +113,15 @@ function positiveInteger(value: number, name: string): number {
 class EncodeFailure {
   /** Path segments, innermost first. */
   readonly segments: string[] = [];
-  /** When the failure is "too deep": the value that was too deep, to recognise a cycle. */
+  /**
+   * Set when a container on the way up turns out to be the too-deep value itself — a cycle:
+   * how many of `segments` lie inside that container.
+   */
   cycleAt: number | undefined;
   constructor(
     readonly code: CodecErrorCode,
     readonly reason: string,
+    /** For "nested too deep": the container that was too deep, to recognise a cycle. */
     readonly tooDeep?: object,
     readonly cause?: unknown,
   ) {}
@@ -175,11 +180,10 @@ class Encoder {
     }
   }
 
-  private tooLarge(length: number): EncodeFailure {
-    return new EncodeFailure(
-      'CODEC_TOO_LARGE',
-      `a value of ${length > this.maxBytes + SIZE_SLACK ? 'more than ' : ''}${Math.min(length, this.maxBytes + SIZE_SLACK)} bytes: the limit is ${this.maxBytes} (maxBytes)`,
-    );
+  /** `length`: the final size, or undefined when encode stopped part-way. */
+  private tooLarge(length?: number): EncodeFailure {
+    const size = length === undefined ? `more than ${this.maxBytes}` : `${length}`;
+    return new EncodeFailure('CODEC_TOO_LARGE', `a value of ${size} bytes: the limit is ${this.maxBytes} (maxBytes)`);
   }
 
   /** Make room for `n` more bytes. */
@@ -189,7 +193,7 @@ class Encoder {
 
   private grow(n: number): void {
     const used = this.pos - this.start;
-    if (used + n > this.maxBytes + SIZE_SLACK) throw this.tooLarge(used + n);
+    if (used + n > this.maxBytes + SIZE_SLACK) throw this.tooLarge();
     let size = SLAB_BYTES;
     while (size < (used + n) * 2) size *= 2;
     const slab = Buffer.allocUnsafeSlow(size);
@@ -233,7 +237,9 @@ class Encoder {
   private writeObject(value: object, depth: number): void {
     if (Array.isArray(value)) return this.writeArray(value, depth);
     const proto: unknown = Object.getPrototypeOf(value);
-    if (proto === Object.prototype || proto === null) return this.writePlainObject(value as Record<string, unknown>, depth);
+    if (proto === Object.prototype || proto === null) {
+      return this.writePlainObject(value as Record<string, unknown>, depth);
+    }
     if (proto === Uint8Array.prototype) return this.writeBin(value as Uint8Array);
     if (proto === Buffer.prototype) return this.writeBuffer(value as Buffer);
     if (proto === Date.prototype) return this.writeDate(value as Date);
@@ -244,18 +250,22 @@ class Encoder {
 
   private enter(container: object, depth: number): void {
     if (depth >= this.maxDepth) {
-      throw new EncodeFailure('CODEC_UNSUPPORTED_VALUE', `a value nested deeper than ${this.maxDepth} levels (maxDepth)`, container);
+      const reason = `a value nested deeper than ${this.maxDepth} levels (maxDepth)`;
+      throw new EncodeFailure('CODEC_UNSUPPORTED_VALUE', reason, container);
     }
   }
 
   /** Rethrow `error` with the segment of the child it came from. */
   private failIn(error: unknown, container: object, segment: string): EncodeFailure {
-    const failure =
-      error instanceof EncodeFailure
-        ? error
-        : error instanceof RangeError && /call stack/i.test(error.message)
-          ? new EncodeFailure('CODEC_UNSUPPORTED_VALUE', 'a value nested too deeply for the stack (lower maxDepth)', undefined, error)
-          : new EncodeFailure('CODEC_UNSUPPORTED_VALUE', `a value whose reading threw (${String(error)})`, undefined, error);
+    let failure: EncodeFailure;
+    if (error instanceof EncodeFailure) {
+      failure = error;
+    } else if (error instanceof RangeError && /call stack/i.test(error.message)) {
+      const reason = 'a value nested too deeply for the stack (lower maxDepth)';
+      failure = new EncodeFailure('CODEC_UNSUPPORTED_VALUE', reason, undefined, error);
+    } else {
+      failure = new EncodeFailure('CODEC_UNSUPPORTED_VALUE', `a value whose reading threw (${String(error)})`, undefined, error);
+    }
     failure.segments.push(segment);
     if (failure.tooDeep === container) failure.cycleAt = failure.segments.length;
     return failure;
@@ -465,7 +475,7 @@ class Encoder {
 
   /** Room for a `bytes`-long payload plus its header, refusing early when it cannot fit. */
   private ensureBytes(bytes: number): void {
-    if (this.pos - this.start + bytes > this.maxBytes) throw this.tooLarge(this.pos - this.start + bytes);
+    if (this.pos - this.start + bytes > this.maxBytes) throw this.tooLarge();
     this.ensure(6 + bytes);
   }
 
@@ -635,15 +645,20 @@ function describeUnsupported(value: unknown): string {
   if (typeof value === 'symbol') return `a symbol (${String(value.description)}): symbols do not cross members`;
   if (typeof value !== 'object' || value === null) return `a value of type ${typeof value}`;
   if (value instanceof Error) {
-    return `an Error (${value.name}: ${value.message.slice(0, 80)}): throw it from the grain, or send { name, message } as plain data`;
+    const what = `${value.name}: ${value.message.slice(0, 80)}`;
+    return `an Error (${what}): throw it from the grain, or send { name, message } as plain data`;
   }
   if (value instanceof Promise) return 'a Promise: await it before sending its result';
   if (ArrayBuffer.isView(value)) return `a ${constructorName(value)}: send a Uint8Array (or Buffer) of its bytes`;
   if (value instanceof ArrayBuffer) return 'an ArrayBuffer: send a Uint8Array view of it';
   if (value instanceof Date || value instanceof Map || value instanceof Set || value instanceof Uint8Array) {
-    return `an instance of ${constructorName(value)} (a subclass): send a plain ${Object.prototype.toString.call(value).slice(8, -1)}`;
+    const base = Object.prototype.toString.call(value).slice(8, -1);
+    return `an instance of ${constructorName(value)} (a subclass): send a plain ${base}`;
   }
-  return `an instance of class ${constructorName(value)}: only plain objects cross members (the prototype and methods would be lost); send a plain object, e.g. { ...value }`;
+  return (
+    `an instance of class ${constructorName(value)}: only plain objects cross members ` +
+    '(the prototype and methods would be lost); send a plain object, e.g. { ...value }'
+  );
 }
 
 function constructorName(value: object): string {
@@ -975,7 +990,9 @@ class Decoder {
       case EXT_SET: {
         this.enter(depth);
         const value = type === EXT_MAP ? this.readMapBody(depth) : this.readSetBody(depth);
-        if (this.pos !== end) throw this.malformed(`${type === EXT_MAP ? 'Map' : 'Set'} content does not fill its extension`);
+        if (this.pos !== end) {
+          throw this.malformed(`${type === EXT_MAP ? 'Map' : 'Set'} content does not fill its extension`);
+        }
         return value;
       }
     }
