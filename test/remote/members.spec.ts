@@ -85,6 +85,29 @@ describe('members over gRPC (in one process, real streams)', () => {
     expect(total).toBe(ids.length);
   });
 
+  it('calls a grain hosted on the calling member in-process, without serialization', async () => {
+    cluster = await startMembers([{ kinds: [{ name: 'echo', grainClass: EchoGrain }] }, { kinds: [{ name: 'echo', grainClass: EchoGrain }] }]);
+    const [first] = cluster.members;
+    const echoes = first!.client<EchoGrain>('echo');
+    const payload = { nested: { list: [1, 2, 3] } };
+    let local = 0;
+    let remote = 0;
+    for (let i = 0; i < 40; i++) {
+      const where = await echoes.get(`l${i}`).where();
+      const back = await echoes.get(`l${i}`).echo(payload);
+      if (where.member === first!.memberId) {
+        expect(back).toBe(payload); // the very same object: it never went through the codec
+        local++;
+      } else {
+        expect(back).not.toBe(payload);
+        expect(back).toEqual(payload);
+        remote++;
+      }
+    }
+    expect(local).toBeGreaterThan(0);
+    expect(remote).toBeGreaterThan(0);
+  });
+
   it('round-trips arguments and results, and carries typed errors across members', async () => {
     cluster = await startMembers([{ kinds: [] , clientOnly: true }, { kinds: [{ name: 'echo', grainClass: EchoGrain }] }]);
     const echoes = cluster.members[0]!.client<EchoGrain>('echo');
