@@ -60,6 +60,7 @@ export class ClusterRemote implements EndpointEvents, InboundHandler {
     readonly codec: Codec,
     readonly protocol: ProtocolRange,
     private readonly maxMessageSize: number,
+    readonly maxQueuedPerPeer: number,
   ) {}
 
   get maxMessageSizeOption(): number {
@@ -155,7 +156,7 @@ export class ClusterRemote implements EndpointEvents, InboundHandler {
     const call = request.call;
     if (call.settled) return;
     if (reason === 'overloaded') {
-      call.reject(new GrainOverloadedError(call.kind, call.identity, 0));
+      call.reject(new GrainOverloadedError(call.kind, call.identity, this.maxQueuedPerPeer, detail));
       return;
     }
     if (reason === 'closed') {

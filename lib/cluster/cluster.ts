@@ -98,7 +98,7 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember, Remo
   private readonly remoteServer: { host: string; port: number; advertisedHost: string } | undefined;
   private address = '';
 
-  constructor(private readonly options: ClusterOptions) {
+  constructor(options: ClusterOptions) {
     if (typeof options.clusterName !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(options.clusterName)) {
       throw new GrainConfigurationError(`clusterName "${String(options.clusterName)}" is not valid; use letters, digits, ".", "_" and "-".`);
     }
@@ -125,7 +125,13 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember, Remo
     }
     if (remote !== undefined || !(this.provider instanceof InMemoryProvider)) {
       const maxMessageSize = remote?.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
-      this.clusterRemote = new ClusterRemote(this, remote?.codec ?? defaultCodec(maxMessageSize), remote?.protocol ?? { min: PROTOCOL_MIN, max: PROTOCOL_MAX }, maxMessageSize);
+      this.clusterRemote = new ClusterRemote(
+        this,
+        remote?.codec ?? defaultCodec(maxMessageSize),
+        remote?.protocol ?? { min: PROTOCOL_MIN, max: PROTOCOL_MAX },
+        maxMessageSize,
+        remote?.maxQueuedPerPeer ?? DEFAULT_MAX_QUEUED_PER_PEER,
+      );
     }
     this.idleCollector = new IdleCollector(
       () => this.activations.values(),
@@ -178,7 +184,7 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember, Remo
       this.remote = glue.remote = new Remote({
         ...(this.remoteServer !== undefined && { server: { host: this.remoteServer.host, port: this.remoteServer.port } }),
         maxMessageSize: glue.maxMessageSizeOption,
-        maxQueuedPerPeer: this.options.remote?.maxQueuedPerPeer ?? DEFAULT_MAX_QUEUED_PER_PEER,
+        maxQueuedPerPeer: glue.maxQueuedPerPeer,
         sweeper: this.sweeper,
         handshake: () => ({ clusterName: this.clusterName, member: glue.self(), minProtocol: glue.protocol.min, maxProtocol: glue.protocol.max, codec: glue.codecName, expectedIncarnation: '' }),
         events: glue,

@@ -106,9 +106,13 @@ export class GrainOverloadedError extends GrainError {
     readonly kind: string,
     readonly identity: string,
     readonly maxQueued: number,
+    /** Set when the full queue was the one to another member, not the activation's. */
+    readonly peer?: string,
   ) {
     super(
-      `Grain ${kind}/${identity} has ${maxQueued} calls waiting (maxQueueLength); the call was refused and never ran. Retry later, spread load over more identities, or raise maxQueueLength.`,
+      peer === undefined
+        ? `Grain ${kind}/${identity} has ${maxQueued} calls waiting (maxQueueLength); the call was refused and never ran. Retry later, spread load over more identities, or raise maxQueueLength.`
+        : `The queue of calls to member ${peer} is full (${maxQueued}, remote.maxQueuedPerPeer); the call to ${kind}/${identity} was refused and never ran. Retry later.`,
       'GRAIN_OVERLOADED',
     );
   }

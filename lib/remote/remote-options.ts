@@ -13,7 +13,7 @@ export interface RemoteOptions {
   maxMessageSize?: number;
   /** Envelopes that may wait per peer stream before calls are refused with GrainOverloadedError. @default 10000 */
   maxQueuedPerPeer?: number;
-  /** The argument codec. Every member of a cluster must use the same. @default the v8 structured-clone codec */
+  /** The argument codec. Every member of a cluster must use the same (compared in the handshake). @default `grains-msgpack/1` (lib/remote/codec/README.md) */
   codec?: Codec;
   /** Protocol versions spoken. Tests and rolling upgrades only. @default this build's range */
   protocol?: ProtocolRange;
