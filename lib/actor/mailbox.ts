@@ -4,6 +4,8 @@ import { turnStorage } from './turn.js';
 
 /** What a mailbox needs from the process it serves. */
 export interface MailboxHandler {
+  /** May this call's turn start now? When not, the handler takes the call (and closes the mailbox). */
+  admit(call: Call): boolean;
   /** Runs the call's turn; called inside the turn's AsyncLocalStorage context. May return a promise. */
   invoke(call: Call): unknown;
   /** The turn settled; deliver `value` (or the error) to the caller. */
@@ -192,6 +194,7 @@ export class Mailbox {
   }
 
   private start(call: Call): void {
+    if (!this.handler.admit(call)) return;
     this.running++;
     if (call.interleaved) (this.interleavedRunning ??= new Set()).add(call);
     else this.exclusive = call;

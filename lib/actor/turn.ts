@@ -7,6 +7,8 @@ export interface ChainLink {
   /** `kind/identity`, for messages. */
   readonly label: string;
   readonly interleaved: boolean;
+  /** Set on a local activation's links when it is fenced: its turns may call nothing. */
+  readonly fenced?: boolean;
 }
 
 /** What a turn exposes to code that runs inside it (and to calls it makes). */
@@ -20,6 +22,8 @@ export interface TurnState {
 }
 
 export const EMPTY_CHAIN: readonly ChainLink[] = Object.freeze([]);
+/** What `outgoingChain` returns inside a turn of a fenced activation. */
+export const FENCED_CHAIN: readonly ChainLink[] = Object.freeze([]);
 
 /**
  * NOTE: one AsyncLocalStorage for the whole process. Every turn runs inside `run()`, so a
@@ -36,5 +40,6 @@ export function outgoingChain(): readonly ChainLink[] {
     // is not part of that turn any more; treating it as such would report false cycles.
     return EMPTY_CHAIN;
   }
+  if (turn.link.fenced === true) return FENCED_CHAIN;
   return turn.chain.length === 0 ? [turn.link] : [...turn.chain, turn.link];
 }

@@ -4,11 +4,13 @@ import type { DeadlineSweeper } from '../actor/deadline-sweeper.js';
 import { Mailbox, type MailboxHandler } from '../actor/mailbox.js';
 import type { ChainLink } from '../actor/turn.js';
 import { turnStorage } from '../actor/turn.js';
+import type { TurnGuard } from './identity/identity-lookup.js';
 import { toMs } from './duration.js';
 import {
   CallCycleError,
   GrainActivationError,
   GrainOverloadedError,
+  OutcomeUnknownError,
   GrainTimeoutError,
   toInvocationError,
 } from './errors.js';
@@ -26,16 +28,21 @@ export interface ActivationHost {
   readonly requestTimeoutMs: number;
   /** Send a call that never ran here to wherever its grain is now. */
   redirect(call: Call): void;
-  /** The activation is gone (stopped, failed or poisoned): forget it. */
-  onStopped(activation: Activation, poisoned: boolean): void;
+  /** Fencing by a lease, when the identity lookup keeps one. */
+  readonly turnGuard: TurnGuard | undefined;
+  /** A new activation id, unique in the cluster. */
+  newActivationId(): string;
+  /** The activation is gone: forget it (and release its claim unless it was fenced). */
+  onStopped(activation: Activation, how: StopKind): void;
 }
 
-const State = { Activating: 0, Active: 1, Deactivating: 2, Stopped: 3, Poisoned: 4 } as const;
+/** How an activation ended. */
+export type StopKind = 'stopped' | 'poisoned' | 'fenced';
+
+const State = { Activating: 0, Active: 1, Deactivating: 2, Stopped: 3, Poisoned: 4, Fenced: 5 } as const;
 type State = (typeof State)[keyof typeof State];
 
 const NEVER_ABORTED = new AbortController().signal;
-let nextActivationSeq = 0;
-
 /** One live instance of a grain: its mailbox, its lifecycle and its timers. */
 export class Activation implements MailboxHandler {
   readonly id: string;
@@ -47,8 +54,10 @@ export class Activation implements MailboxHandler {
   lastActivity = now();
   private state: State = State.Activating;
   private instance: Record<string, unknown> | undefined;
-  private readonly exclusiveLink: ChainLink;
-  private readonly interleavedLink: ChainLink;
+  private readonly exclusiveLink: { -readonly [K in keyof ChainLink]: ChainLink[K] };
+  private readonly interleavedLink: { -readonly [K in keyof ChainLink]: ChainLink[K] };
+  /** The member incarnation that created (and claimed) this activation. */
+  readonly incarnation: string;
   /** Calls that arrived while deactivating: redirected once the activation is gone. */
   private parked: Call[] | undefined;
   private timers: Set<ActivationTimer> | undefined;
@@ -61,12 +70,15 @@ export class Activation implements MailboxHandler {
     readonly identity: string,
     readonly epoch: number,
     private readonly host: ActivationHost,
+    activationId: string | undefined,
+    incarnation: string,
   ) {
     this.memberId = host.memberId;
-    this.id = `${host.memberId}:${(++nextActivationSeq).toString(36)}`;
+    this.incarnation = incarnation;
+    this.id = activationId ?? host.newActivationId();
     this.label = `${kind.name}/${identity}`;
-    this.exclusiveLink = Object.freeze({ activationId: this.id, label: this.label, interleaved: false });
-    this.interleavedLink = Object.freeze({ activationId: this.id, label: this.label, interleaved: true });
+    this.exclusiveLink = { activationId: this.id, label: this.label, interleaved: false, fenced: false };
+    this.interleavedLink = { activationId: this.id, label: this.label, interleaved: true, fenced: false };
     this.mailbox = new Mailbox(this, host.sweeper, kind.maxQueueLength, host.hangTimeoutMs);
     this.context = new ActivationContext(this);
   }
@@ -100,6 +112,7 @@ export class Activation implements MailboxHandler {
         else this.host.redirect(call);
         return;
       case State.Poisoned:
+      case State.Fenced:
         this.host.redirect(call);
         return;
     }
@@ -128,7 +141,7 @@ export class Activation implements MailboxHandler {
    */
   deactivate(reason: DeactivationReason): Promise<void> {
     if (this.deactivation !== undefined) return this.deactivation;
-    if (this.state === State.Stopped || this.state === State.Poisoned) return Promise.resolve();
+    if (this.isGone) return Promise.resolve();
     this.state = State.Deactivating;
     this.stopTimers();
     this.deactivation = new Promise<void>((resolve) => {
@@ -149,14 +162,47 @@ export class Activation implements MailboxHandler {
 
   /** End now without hooks (shutdown past its drain timeout): pending calls get `error`. */
   forceStop(error: Error): void {
-    if (this.state === State.Stopped || this.state === State.Poisoned) return;
+    if (this.isGone) return;
     this.mailbox.close();
     const pending = this.mailbox.takePending();
     this.stop(State.Stopped);
     for (const call of pending) call.reject(error);
   }
 
+  /**
+   * The claim under which this activation runs is no longer this member's (lease lost, or
+   * no room left on it for a turn): no further turns, hooks or timers; replies of turns still
+   * running are dropped; calls that never ran go wherever the grain is next.
+   */
+  fence(reason: string, log = true): void {
+    if (this.isGone) return;
+    this.exclusiveLink.fenced = true;
+    this.interleavedLink.fenced = true;
+    this.mailbox.close();
+    const pending = this.mailbox.takePending();
+    this.stop(State.Fenced);
+    if (log) this.host.logger.warn(`Grain ${this.label} (activation ${this.id}) is fenced: ${reason}. It runs no more turns; calls go to a fresh activation.`);
+    for (const call of pending) {
+      if (call.task !== undefined) call.reject(new Error('activation fenced'));
+      else this.host.redirect(call);
+    }
+  }
+
+  private get isGone(): boolean {
+    return this.state === State.Stopped || this.state === State.Poisoned || this.state === State.Fenced;
+  }
+
   // MailboxHandler ---------------------------------------------------------------------------
+
+  admit(call: Call): boolean {
+    const guard = this.host.turnGuard;
+    if (guard === undefined || guard.canStart(now())) return true;
+    // NOTE: not started, so provably not run: it goes on to wherever the grain is next.
+    this.fence('its member lease has too little time left to start a turn');
+    if (call.task !== undefined) call.reject(new Error('activation fenced'));
+    else this.host.redirect(call);
+    return false;
+  }
 
   invoke(call: Call): unknown {
     if (call.task !== undefined) return call.task();
@@ -165,6 +211,14 @@ export class Activation implements MailboxHandler {
   }
 
   onTurnSettled(call: Call, ok: boolean, value: unknown): void {
+    const guard = this.host.turnGuard;
+    if (guard !== undefined && call.task === undefined && (this.state === State.Fenced || !guard.canSettle(now()))) {
+      // NOTE: the turn ended outside the lease: another activation may exist by now, so the
+      // reply cannot be vouched for.
+      call.reject(new OutcomeUnknownError(call.kind, call.identity, call.method, 'the lease of the member hosting it ended before the turn did'));
+      this.fence('its member lease ended during a turn');
+      return;
+    }
     if (ok) call.resolve(value);
     else if (call.task !== undefined) call.reject(value);
     else call.reject(toInvocationError(call.kind, call.identity, call.method, value));
@@ -176,7 +230,7 @@ export class Activation implements MailboxHandler {
   }
 
   onHung(call: Call): void {
-    if (this.state === State.Stopped || this.state === State.Poisoned) return;
+    if (this.isGone) return;
     const what = call.task !== undefined ? call.method : `${call.method}()`;
     this.host.logger.warn(
       `Grain ${this.label} (activation ${this.id}) is poisoned: ${what} was still running ${this.host.hangTimeoutMs} ms after its caller's deadline. ` +
@@ -225,11 +279,11 @@ export class Activation implements MailboxHandler {
   }
 
   private stop(state: State): void {
-    if (this.state === State.Stopped || this.state === State.Poisoned) return;
+    if (this.isGone) return;
     this.state = state;
     this.mailbox.close();
     this.stopTimers();
-    this.host.onStopped(this, state === State.Poisoned);
+    this.host.onStopped(this, state === State.Poisoned ? 'poisoned' : state === State.Fenced ? 'fenced' : 'stopped');
     const parked = this.parked;
     this.parked = undefined;
     if (parked !== undefined) for (const call of parked) this.host.redirect(call);

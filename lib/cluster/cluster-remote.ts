@@ -34,6 +34,7 @@ const ENVELOPE_ALLOWANCE = 64 * 1024;
 export interface RemoteHost {
   readonly clusterName: string;
   readonly logger: ClusterLogger;
+  readonly incarnation: string;
   self(): Member;
   acceptsCalls(): boolean;
   /** Send a call that provably never ran on to wherever its grain is now. */
@@ -149,6 +150,14 @@ export class ClusterRemote implements EndpointEvents, InboundHandler {
       case Status.UNAVAILABLE:
         call.reject(new ClusterUnavailableError(`Call ${call.kind}/${call.identity}.${call.method}(): ${error!.message}`));
         return;
+      case Status.OUTCOME_UNKNOWN:
+        if (call.idempotent) {
+          this.host.forgetPid(call);
+          this.host.redirect(call);
+          return;
+        }
+        call.reject(new OutcomeUnknownError(call.kind, call.identity, call.method, error!.message));
+        return;
     }
   }
 
@@ -199,7 +208,7 @@ export class ClusterRemote implements EndpointEvents, InboundHandler {
   request(request: InboundRequest, respond: (response: OutboundResponse) => void): void {
     const fail = (status: Status, error: GrainError | Partial<RemoteErrorInfo>) => respond({ id: request.id, status, error: toErrorInfo(error) });
     if (!this.host.acceptsCalls()) return fail(Status.SHUTTING_DOWN, new ClusterShuttingDownError());
-    if (request.targetIncarnation !== '' && request.targetIncarnation !== this.host.self().incarnation) {
+    if (request.targetIncarnation !== '' && request.targetIncarnation !== this.host.incarnation) {
       return fail(Status.NOT_HERE, new NotHereError(request.kind, request.identity));
     }
     if (request.timeoutMs <= 0) return fail(Status.EXPIRED, { name: 'GrainTimeoutError', message: 'expired before dispatch' });
@@ -263,6 +272,7 @@ function errorResponse(id: number, error: unknown): OutboundResponse {
   if (error instanceof GrainActivationError) return { id, status: Status.ACTIVATION_FAILED, error: { ...toErrorInfo(error), message: error.reason } };
   if (error instanceof ClusterShuttingDownError) return { id, status: Status.SHUTTING_DOWN, error: toErrorInfo(error) };
   if (error instanceof ClusterUnavailableError) return { id, status: Status.UNAVAILABLE, error: toErrorInfo(error) };
+  if (error instanceof OutcomeUnknownError) return { id, status: Status.OUTCOME_UNKNOWN, error: { ...toErrorInfo(error), message: error.detail } };
   if (error instanceof GrainError) return { id, status: Status.INVOCATION_FAILED, error: toErrorInfo(error) };
   const e = error instanceof Error ? error : new Error(String(error));
   return { id, status: Status.INVOCATION_FAILED, error: { name: e.name, message: e.message, code: '', origin: '', cycle: [] } };

@@ -3,8 +3,8 @@ import { Call, CallPhase } from '../actor/call.js';
 import { now } from '../actor/clock.js';
 import { DeadlineSweeper } from '../actor/deadline-sweeper.js';
 import type { Pid } from '../actor/pid.js';
-import { outgoingChain } from '../actor/turn.js';
-import { Activation, type ActivationHost } from './activation.js';
+import { FENCED_CHAIN, outgoingChain } from '../actor/turn.js';
+import { Activation, type ActivationHost, type StopKind } from './activation.js';
 import {
   type ClusterOptions,
   DEFAULT_DRAIN_TIMEOUT,
@@ -29,7 +29,7 @@ import {
 } from './errors.js';
 import type { GrainCallOptions, GrainClient } from './grain-client.js';
 import { type GrainInvoker, KindClient } from './grain-ref.js';
-import type { IdentityLookup, LookupMember } from './identity/identity-lookup.js';
+import type { IdentityLookup, LookupMember, TurnGuard } from './identity/identity-lookup.js';
 import { InMemoryIdentityLookup } from './identity/in-memory-identity-lookup.js';
 import { IdleCollector } from './idle-collector.js';
 import { ClusterKind, type KindDefinition, type MethodRoute } from './kind.js';
@@ -45,6 +45,10 @@ import type { InboundRequest } from '../remote/envelopes.js';
 
 /** A call that never ran is sent on at most this often (each time its activation was gone). */
 const MAX_REDIRECTS = 32;
+/** After this many redirects a call waits a little (doubling, up to MAX_REDIRECT_DELAY_MS) before the next. */
+const REDIRECTS_BEFORE_DELAY = 3;
+const MAX_REDIRECT_DELAY_MS = 50;
+const INBOUND = Object.freeze({ inbound: true });
 
 const State = { Created: 0, Running: 1, Stopping: 2, Stopped: 3 } as const;
 type State = (typeof State)[keyof typeof State];
@@ -59,6 +63,8 @@ export interface ClusterStats {
   readonly deactivated: number;
   /** Activations poisoned by a hung turn since start. */
   readonly poisoned: number;
+  /** Activations fenced (their member's lease ended) since start. */
+  readonly fenced: number;
   /** Actor cache: Pids of grains on other members, and its hit/miss counts. */
   readonly pidCache: { readonly size: number; readonly hits: number; readonly misses: number };
 }
@@ -70,8 +76,8 @@ export interface ClusterStats {
 export class Cluster implements GrainInvoker, ActivationHost, LookupMember, RemoteHost {
   readonly clusterName: string;
   readonly memberId: string;
-  /** New for every Cluster object: tells this run of the member from earlier ones. */
-  readonly incarnation = randomUUID();
+  private currentIncarnation = randomUUID();
+  private activationSeq = 0;
   readonly provider: ClusterProvider;
   readonly identityLookup: IdentityLookup;
   readonly logger: ClusterLogger;
@@ -89,7 +95,7 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember, Remo
   private readonly idleCollector: IdleCollector;
   private state: State = State.Created;
   private stopping: Promise<void> | undefined;
-  private counters = { activated: 0, deactivated: 0, poisoned: 0 };
+  private counters = { activated: 0, deactivated: 0, poisoned: 0, fenced: 0 };
   private readonly pidCache = new PidCache();
   /** Routes of kinds this member does not host, by kind then method. */
   private readonly remoteRoutes = new Map<string, Map<string, MethodRoute>>();
@@ -114,6 +120,7 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember, Remo
     this.memberId = options.memberId ?? (this.remoteServer !== undefined && this.remoteServer.port !== 0 ? `${this.remoteServer.advertisedHost}:${this.remoteServer.port}` : randomUUID());
     this.provider = options.provider ?? new InMemoryProvider();
     this.identityLookup = options.identityLookup ?? new InMemoryIdentityLookup();
+    this.turnGuard = this.identityLookup.turnGuard;
     this.logger = options.logger ?? consoleLogger;
     this.requestTimeoutMs = toMs(options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT, 'requestTimeout');
     this.idleTimeoutMs = toMs(options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT, 'idleTimeout');
@@ -144,9 +151,16 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember, Remo
     return this.provider instanceof InMemoryProvider && this.identityLookup instanceof InMemoryIdentityLookup && this.clusterRemote === undefined;
   }
 
+  /** New on every start and every time the member is fenced and rejoins: tells the runs of a member apart. */
+  get incarnation(): string {
+    return this.currentIncarnation;
+  }
+
+  readonly turnGuard: TurnGuard | undefined;
+
   /** This member as others see it. */
   self(): Member {
-    return { id: this.memberId, incarnation: this.incarnation, address: this.address, kinds: this.kindNames };
+    return { id: this.memberId, incarnation: this.currentIncarnation, address: this.address, kinds: this.kindNames };
   }
 
   /** Where this member's remote listens (`host:port`), once started; '' without a server. */
@@ -200,7 +214,7 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember, Remo
       if (port !== undefined) this.address = `${this.remoteServer!.advertisedHost}:${port}`;
     }
     await this.identityLookup.setup(this);
-    await this.provider.start({ clusterName: this.clusterName, self: this.self(), probe: (address) => this.remote?.probe(address) });
+    await this.provider.start({ clusterName: this.clusterName, self: this.self(), probe: (address) => this.remote?.probe(address), log: (level, message) => this.logger[level](message) });
     this.idleCollector.start();
   }
 
@@ -253,6 +267,9 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember, Remo
     const timeout = timeoutMs ?? this.requestTimeoutMs;
     const at = now();
     const chain = outgoingChain();
+    if (chain === FENCED_CHAIN) {
+      return Promise.reject(new ClusterUnavailableError(`A fenced activation (its member's lease ended) cannot call ${kind}/${identity}.${route.method}(); the call never ran.`));
+    }
     let call!: Call;
     const promise = new Promise<unknown>((resolve, reject) => {
       call = new Call(kind, identity, key, route.method, args, at + timeout, timeout, chain, resolve, reject);
@@ -307,7 +324,7 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember, Remo
     }
     const waiting = [call];
     this.lookups.set(key, waiting);
-    this.identityLookup.get(call.kind, call.identity).then(
+    this.identityLookup.get(call.kind, call.identity, call.inbound ? INBOUND : undefined).then(
       (pid) => {
         this.lookups.delete(key);
         for (const c of waiting) this.deliver(c, pid);
@@ -346,18 +363,43 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember, Remo
 
   // LookupMember --------------------------------------------------------------------------
 
-  activateLocal(kind: string, identity: string, epoch: number): Pid {
+  activateLocal(kind: string, identity: string, epoch: number, activationId?: string): Pid {
     const key = `${kind}/${identity}`;
     let activation = this.activations.get(key);
     if (activation === undefined) {
       const clusterKind = this.kinds.get(kind);
       if (clusterKind === undefined) throw new UnknownKindError(kind);
-      activation = new Activation(clusterKind, identity, epoch, this);
+      activation = new Activation(clusterKind, identity, epoch, this, activationId, this.currentIncarnation);
       this.activations.set(key, activation);
       this.counters.activated++;
       activation.start();
     }
-    return { memberId: this.memberId, id: activation.id, process: activation };
+    return { memberId: this.memberId, incarnation: activation.incarnation, id: activation.id, process: activation };
+  }
+
+  membershipComplete(): boolean {
+    return this.provider.complete !== false;
+  }
+
+  hostsKind(kind: string): boolean {
+    return this.kinds.has(kind);
+  }
+
+  newActivationId(): string {
+    // NOTE: the incarnation keeps ids unique across restarts of a member with a stable id.
+    return `${this.memberId}:${this.currentIncarnation.slice(0, 8)}:${(++this.activationSeq).toString(36)}`;
+  }
+
+  fenceAll(reason: string): void {
+    const all = [...this.activations.values()];
+    this.currentIncarnation = randomUUID();
+    for (const activation of all) activation.fence(reason, false);
+    this.pidCache.clear();
+    this.logger.warn(`Member ${this.memberId} fenced ${all.length} activation(s): ${reason}. It continues as incarnation ${this.currentIncarnation}.`);
+  }
+
+  log(level: 'log' | 'warn', message: string): void {
+    this.logger[level](message);
   }
 
   // RemoteHost ----------------------------------------------------------------------------
@@ -408,18 +450,32 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember, Remo
       call.reject(new GrainTimeoutError(call.kind, call.identity, call.method, call.timeoutMs, true));
       return;
     }
-    // NOTE: a microtask, so that a burst of redirects never recurses on the stack.
-    queueMicrotask(() => {
+    if (call.redirects <= REDIRECTS_BEFORE_DELAY) {
+      // NOTE: a microtask, so that a burst of redirects never recurses on the stack.
+      queueMicrotask(() => {
+        if (!call.settled) this.dispatch(call, now());
+      });
+      return;
+    }
+    // NOTE: a grain still moving (a lease lapsing, a member restarting) answers "not here"
+    // for a moment; later redirects wait a little so a call rides that out within its deadline.
+    const delay = Math.min(MAX_REDIRECT_DELAY_MS, 2 ** (call.redirects - REDIRECTS_BEFORE_DELAY));
+    setTimeout(() => {
       if (!call.settled) this.dispatch(call, now());
-    });
+    }, delay).unref();
   }
 
-  onStopped(activation: Activation, poisoned: boolean): void {
+  onStopped(activation: Activation, how: StopKind): void {
     const key = activation.label;
     if (this.activations.get(key) === activation) this.activations.delete(key);
     this.counters.deactivated++;
-    if (poisoned) this.counters.poisoned++;
-    this.identityLookup.remove(activation.kind.name, activation.identity, { memberId: this.memberId, id: activation.id });
+    if (how === 'poisoned') this.counters.poisoned++;
+    if (how === 'fenced') {
+      // NOTE: a fenced activation's claim is not this member's to release any more.
+      this.counters.fenced++;
+      return;
+    }
+    this.identityLookup.remove(activation.kind.name, activation.identity, { memberId: this.memberId, incarnation: activation.incarnation, id: activation.id }, activation.epoch);
   }
 
   // Shutdown ------------------------------------------------------------------------------

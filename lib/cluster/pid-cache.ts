@@ -41,6 +41,10 @@ export class PidCache {
     }
   }
 
+  clear(): void {
+    this.pids.clear();
+  }
+
   get size(): number {
     return this.pids.size;
   }

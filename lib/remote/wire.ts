@@ -19,9 +19,10 @@ export const Status = {
   BAD_REQUEST: 12,
   TOO_LARGE: 13,
   UNAVAILABLE: 14,
+  OUTCOME_UNKNOWN: 15,
 } as const;
 export type Status = (typeof Status)[keyof typeof Status];
-const MAX_STATUS = 14;
+const MAX_STATUS = 15;
 
 export interface MemberInfo {
   memberId: string;

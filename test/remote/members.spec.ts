@@ -171,6 +171,37 @@ describe('members over gRPC (in one process, real streams)', () => {
   });
 });
 
+describe('startup', () => {
+  it('places nothing until every listed member has answered, so no grain starts on the wrong member', async () => {
+    const { Cluster, StaticProvider, HashIdentityLookup } = await import('nestjs-grains');
+    const { freePort } = await import('../support/free-port.js');
+    const ports = [await freePort(), await freePort()];
+    const list = ports.map((p) => `127.0.0.1:${p}`);
+    const make = (port: number) => {
+      const member = new Cluster({ clusterName: 'boot', provider: new StaticProvider({ members: list, probeIntervalMs: 20 }), identityLookup: new HashIdentityLookup(), remote: { host: '127.0.0.1', port }, logger: { log() {}, warn() {}, error() {} } });
+      member.registerKind({ name: 'echo', grainClass: EchoGrain, create: (ctx) => new EchoGrain(ctx) });
+      return member;
+    };
+    const first = make(ports[0]!);
+    await first.start();
+    const second = make(ports[1]!);
+    try {
+      const early = (await outcome(first.client<EchoGrain>('echo').get('a').where())) as { error: unknown };
+      expect(early.error).toBeInstanceOf(ClusterUnavailableError);
+      expect(first.stats().activated).toBe(0);
+      await second.start();
+      expect(await eventually(() => first.members().length === 2 && second.members().length === 2, 5_000)).toBe(true);
+      const ids = Array.from({ length: 50 }, (_, i) => `b${i}`);
+      const viaFirst = await Promise.all(ids.map((id) => first.client<EchoGrain>('echo').get(id).where()));
+      const viaSecond = await Promise.all(ids.map((id) => second.client<EchoGrain>('echo').get(id).where()));
+      expect(viaSecond.map((w) => w.activation)).toEqual(viaFirst.map((w) => w.activation));
+      expect(first.stats().activations + second.stats().activations).toBe(ids.length);
+    } finally {
+      await Promise.all([first.shutdown(), second.shutdown()]);
+    }
+  });
+});
+
 describe('strangers', () => {
   it('refuses members of another cluster or with no common protocol, with a typed error and a log line', async () => {
     const a = await startMembers([{ kinds: [{ name: 'echo', grainClass: EchoGrain }] }], 'alpha');
@@ -183,9 +214,9 @@ describe('strangers', () => {
       ] as const) {
         const stranger = new Cluster({ clusterName: name, provider: new StaticProvider({ members: [address], probeIntervalMs: 50 }), identityLookup: new HashIdentityLookup(), logger: { log() {}, warn() {}, error() {} }, ...options });
         await stranger.start();
-        // It never learns the member's kinds, so it has nowhere to send the call.
+        // Refused, it never learns the listed member: nothing can be placed, and the call says so.
         const result = (await outcome(stranger.client<EchoGrain>('echo').get('x').where())) as { error: unknown };
-        expect(result.error).toBeInstanceOf(UnknownKindError);
+        expect(result.error).toBeInstanceOf(ClusterUnavailableError);
         await eventually(() => a.loggers[0]!.messages('warn').length > (name === 'beta' ? 0 : 1));
         await stranger.shutdown();
       }
@@ -194,7 +225,6 @@ describe('strangers', () => {
       expect(warnings).toContain('no common protocol version');
       // and the member still serves its own
       expect(await a.members[0]!.client<EchoGrain>('echo').get('x').echo(1)).toBe(1);
-      void ClusterUnavailableError;
     } finally {
       await a.shutdown();
     }

@@ -1,5 +1,5 @@
 import type { Pid } from '../../actor/pid.js';
-import { UnknownKindError } from '../errors.js';
+import { ClusterUnavailableError, UnknownKindError } from '../errors.js';
 import type { Member } from '../providers/cluster-provider.js';
 import type { IdentityLookup, LookupMember } from './identity-lookup.js';
 
@@ -26,6 +26,11 @@ export class HashIdentityLookup implements IdentityLookup {
   async get(kind: string, identity: string): Promise<Pid> {
     const member = this.member;
     if (member === undefined) throw new Error('HashIdentityLookup used before setup()');
+    if (!member.membershipComplete()) {
+      // NOTE: placing by a partial member list would put grains where their owners-to-be
+      // will not look for them: a second activation once the list is complete.
+      throw new ClusterUnavailableError(`Grain ${kind}/${identity} cannot be placed yet: not every listed member has answered. Retry shortly.`);
+    }
     const owner = ownerOf(member.members(), kind, `${kind}/${identity}`);
     if (owner === undefined) throw new UnknownKindError(kind);
     if (owner.id === member.memberId) return member.activateLocal(kind, identity, ++this.lastEpoch);

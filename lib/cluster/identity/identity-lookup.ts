@@ -3,14 +3,49 @@ import type { Member } from '../providers/cluster-provider.js';
 
 /** What a lookup may ask of the member it runs in. */
 export interface LookupMember {
+  readonly clusterName: string;
   readonly memberId: string;
+  /** This member's current incarnation; it changes when the member is fenced and rejoins. */
+  readonly incarnation: string;
+  /** This member as others see it. */
+  self(): Member;
   /** The members known now (this one included), from the cluster provider. */
   members(): readonly Member[];
+  /** False while the provider is still learning the membership (see `ClusterProvider.complete`). */
+  membershipComplete(): boolean;
+  /** Whether this member hosts `kind`. */
+  hostsKind(kind: string): boolean;
+  /** A new activation id, unique in the cluster (for claims made before the activation exists). */
+  newActivationId(): string;
   /**
    * Create (or return the existing) local activation of `kind/identity` with the given
-   * epoch, and give its Pid. Only the holder of the identity's claim may call this.
+   * epoch (and activation id, when the claim recorded one), and give its Pid. Only the
+   * holder of the identity's claim may call this.
    */
-  activateLocal(kind: string, identity: string, epoch: number): Pid;
+  activateLocal(kind: string, identity: string, epoch: number, activationId?: string): Pid;
+  /**
+   * Whatever this member held is no longer its own (lease lost, store lost data): drop every
+   * activation now, without hooks (calls waiting for them go elsewhere), and take a new
+   * incarnation.
+   */
+  fenceAll(reason: string): void;
+  log(level: 'log' | 'warn', message: string): void;
+}
+
+/** Extra knowledge about a `get`. */
+export interface GetHint {
+  /** The call came from another member, which placed the grain here: claim it here. */
+  readonly inbound?: boolean;
+}
+
+/**
+ * Fencing at turn boundaries, for lookups whose claims are held under a lease: a turn starts
+ * only while `canStart` holds, and its reply is dropped unless `canSettle` holds when it ends.
+ * Times are monotonic ms (actor/clock.ts).
+ */
+export interface TurnGuard {
+  canStart(at: number): boolean;
+  canSettle(at: number): boolean;
 }
 
 /**
@@ -20,12 +55,14 @@ export interface LookupMember {
 export interface IdentityLookup {
   /** A name for logs and health, such as `in-memory` or `redis`. */
   readonly name: string;
+  /** Present when activations must be fenced by a lease. */
+  readonly turnGuard?: TurnGuard;
   /** Called once when the member starts. */
   setup(member: LookupMember): Promise<void>;
   /** The Pid of the activation of `kind/identity`, placing and activating it if there is none. */
-  get(kind: string, identity: string): Promise<Pid>;
-  /** An activation of this member stopped: release its entry if it still holds `pid`. */
-  remove(kind: string, identity: string, pid: Pid): void;
+  get(kind: string, identity: string, hint?: GetHint): Promise<Pid>;
+  /** An activation of this member ended gracefully: release its entry if it still holds `pid` and `epoch`. */
+  remove(kind: string, identity: string, pid: Pid, epoch: number): void;
   /** Called once when the member stops, after its activations are gone. */
   shutdown(): Promise<void>;
 }

@@ -16,6 +16,7 @@ export interface ProviderMember {
   readonly self: Member;
   /** Connect to `address` and handshake; what answers is reported through `ClusterProvider.onPeer`. */
   probe(address: string): void;
+  log(level: 'log' | 'warn', message: string): void;
 }
 
 /**
@@ -33,4 +34,9 @@ export interface ClusterProvider {
   shutdown(): Promise<void>;
   /** A handshake showed who is at `address` (called by the remote, for providers that learn peers that way). */
   onPeer?(member: Member): void;
+  /**
+   * False while the membership is still being learned (a static member list not yet fully
+   * answered). Lookups that place by membership alone wait for it. Absent: always complete.
+   */
+  readonly complete?: boolean;
 }

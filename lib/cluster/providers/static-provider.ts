@@ -7,6 +7,12 @@ export interface StaticProviderOptions {
   members: readonly string[];
   /** How often a listed member that has not answered yet is tried again. @default 500 ms */
   probeIntervalMs?: number;
+  /**
+   * How long after start the membership counts as incomplete while listed members have not
+   * answered; hash placement waits for it (calls fail with ClusterUnavailableError meanwhile)
+   * rather than place grains on the members it happens to know. @default 10000
+   */
+  startupGraceMs?: number;
 }
 
 const ADDRESS = /^[^\s:]+:\d{1,5}$/;
@@ -24,6 +30,8 @@ export class StaticProvider implements ClusterProvider {
   private timer: NodeJS.Timeout | undefined;
   private readonly addresses: readonly string[];
   private readonly probeIntervalMs: number;
+  private readonly startupGraceMs: number;
+  private startedAt = 0;
 
   constructor(options: StaticProviderOptions) {
     for (const address of options.members) {
@@ -31,10 +39,18 @@ export class StaticProvider implements ClusterProvider {
     }
     this.addresses = [...new Set(options.members)];
     this.probeIntervalMs = options.probeIntervalMs ?? 500;
+    this.startupGraceMs = options.startupGraceMs ?? 10_000;
   }
 
   async start(member: ProviderMember): Promise<void> {
     this.self = member.self;
+    this.startedAt = Date.now();
+    if (member.self.address !== '' && !this.addresses.includes(member.self.address)) {
+      member.log(
+        'warn',
+        `StaticProvider: this member's own address ${member.self.address} is not in the member list (${this.addresses.join(', ')}); the others will not place grains here. List every hosting member by the address it advertises.`,
+      );
+    }
     const probe = () => {
       for (const address of this.addresses) {
         if (address !== member.self.address && !this.byAddress.has(address)) member.probe(address);
@@ -55,9 +71,9 @@ export class StaticProvider implements ClusterProvider {
     return this.self === undefined ? [] : [this.self, ...this.byAddress.values()];
   }
 
-  /** True once every listed member has answered at least once. */
+  /** True once every listed member has answered at least once, or the startup grace has passed. */
   get complete(): boolean {
-    return this.addresses.every((a) => a === this.self?.address || this.byAddress.has(a));
+    return this.addresses.every((a) => a === this.self?.address || this.byAddress.has(a)) || Date.now() - this.startedAt >= this.startupGraceMs;
   }
 
   async shutdown(): Promise<void> {
