@@ -28,6 +28,15 @@ export { StaticProvider, type StaticProviderOptions } from './cluster/providers/
 export type { IdentityLookup, LookupMember } from './cluster/identity/identity-lookup.js';
 export { InMemoryIdentityLookup } from './cluster/identity/in-memory-identity-lookup.js';
 export { HashIdentityLookup } from './cluster/identity/hash-identity-lookup.js';
+export { RedisIdentityLookup } from './cluster/identity/redis/redis-identity-lookup.js';
+export {
+  FAST_LEASE,
+  type LeaseSettings,
+  type Placement,
+  type RedisIdentityLookupOptions,
+  SAFE_LEASE,
+} from './cluster/identity/redis/redis-lookup-options.js';
+export type { GetHint, TurnGuard } from './cluster/identity/identity-lookup.js';
 export type { RemoteOptions } from './remote/remote-options.js';
 export type { ProtocolRange } from './remote/protocol.js';
 export { type Codec, CodecError, type CodecErrorCode } from './remote/codec/codec.js';
@@ -42,6 +51,7 @@ export {
   GrainCallAbortedError,
   GrainConfigurationError,
   GrainError,
+  GrainIdentityRefusedError,
   GrainInvocationError,
   GrainOverloadedError,
   GrainTimeoutError,

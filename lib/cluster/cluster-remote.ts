@@ -13,6 +13,7 @@ import {
   ClusterUnavailableError,
   GrainActivationError,
   GrainError,
+  GrainIdentityRefusedError,
   GrainInvocationError,
   GrainOverloadedError,
   GrainSerializationError,
@@ -150,6 +151,9 @@ export class ClusterRemote implements EndpointEvents, InboundHandler {
       case Status.UNAVAILABLE:
         call.reject(new ClusterUnavailableError(`Call ${call.kind}/${call.identity}.${call.method}(): ${error!.message}`));
         return;
+      case Status.IDENTITY_REFUSED:
+        call.reject(new GrainIdentityRefusedError(call.kind, call.identity));
+        return;
       case Status.OUTCOME_UNKNOWN:
         if (call.idempotent) {
           this.host.forgetPid(call);
@@ -212,6 +216,8 @@ export class ClusterRemote implements EndpointEvents, InboundHandler {
       return fail(Status.NOT_HERE, new NotHereError(request.kind, request.identity));
     }
     if (request.timeoutMs <= 0) return fail(Status.EXPIRED, { name: 'GrainTimeoutError', message: 'expired before dispatch' });
+    // NOTE: what a local caller cannot send (client.get('') throws) a peer cannot either.
+    if (request.identity === '') return fail(Status.BAD_REQUEST, { name: 'InvalidGrainCallError', message: 'an empty grain identity' });
     let args: unknown;
     try {
       args = this.codec.decode(request.args);
@@ -272,6 +278,7 @@ function errorResponse(id: number, error: unknown): OutboundResponse {
   if (error instanceof GrainActivationError) return { id, status: Status.ACTIVATION_FAILED, error: { ...toErrorInfo(error), message: error.reason } };
   if (error instanceof ClusterShuttingDownError) return { id, status: Status.SHUTTING_DOWN, error: toErrorInfo(error) };
   if (error instanceof ClusterUnavailableError) return { id, status: Status.UNAVAILABLE, error: toErrorInfo(error) };
+  if (error instanceof GrainIdentityRefusedError) return { id, status: Status.IDENTITY_REFUSED, error: toErrorInfo(error) };
   if (error instanceof OutcomeUnknownError) return { id, status: Status.OUTCOME_UNKNOWN, error: { ...toErrorInfo(error), message: error.detail } };
   if (error instanceof GrainError) return { id, status: Status.INVOCATION_FAILED, error: toErrorInfo(error) };
   const e = error instanceof Error ? error : new Error(String(error));

@@ -21,6 +21,7 @@ import {
   GrainCallAbortedError,
   GrainConfigurationError,
   GrainError,
+  GrainIdentityRefusedError,
   GrainTimeoutError,
   InvalidGrainCallError,
   MethodNotCallableError,
@@ -48,7 +49,6 @@ const MAX_REDIRECTS = 32;
 /** After this many redirects a call waits a little (doubling, up to MAX_REDIRECT_DELAY_MS) before the next. */
 const REDIRECTS_BEFORE_DELAY = 3;
 const MAX_REDIRECT_DELAY_MS = 50;
-const INBOUND = Object.freeze({ inbound: true });
 
 const State = { Created: 0, Running: 1, Stopping: 2, Stopped: 3 } as const;
 type State = (typeof State)[keyof typeof State];
@@ -92,6 +92,8 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember, Remo
   private readonly activations = new Map<string, Activation>();
   /** Calls waiting for a lookup in progress, by `kind/identity`. */
   private readonly lookups = new Map<string, Call[]>();
+  /** Calls held while an ended activation's entry is released, by `kind/identity`. */
+  private readonly held = new Map<string, Call[]>();
   private readonly idleCollector: IdleCollector;
   private state: State = State.Created;
   private stopping: Promise<void> | undefined;
@@ -302,9 +304,10 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember, Remo
 
   private dispatch(call: Call, at: number): void {
     const key = call.key;
-    if (this.lookups.size > 0) {
-      // NOTE: calls behind a lookup in progress wait for it, so calls from one caller keep their order.
-      const waiting = this.lookups.get(key);
+    if (this.lookups.size > 0 || this.held.size > 0) {
+      // NOTE: calls behind a lookup in progress (or a release) wait for it, so calls from one
+      // caller keep their order.
+      const waiting = this.lookups.get(key) ?? this.held.get(key);
       if (waiting !== undefined) {
         waiting.push(call);
         return;
@@ -322,9 +325,22 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember, Remo
         return;
       }
     }
+    const canActivate = this.kinds.get(call.kind)?.canActivate;
+    if (canActivate !== undefined) {
+      let accepted: boolean;
+      try {
+        accepted = canActivate(call.identity) === true;
+      } catch {
+        accepted = false;
+      }
+      if (!accepted) {
+        call.reject(new GrainIdentityRefusedError(call.kind, call.identity));
+        return;
+      }
+    }
     const waiting = [call];
     this.lookups.set(key, waiting);
-    this.identityLookup.get(call.kind, call.identity, call.inbound ? INBOUND : undefined).then(
+    this.identityLookup.get(call.kind, call.identity, { inbound: call.inbound, deadline: call.deadline }).then(
       (pid) => {
         this.lookups.delete(key);
         for (const c of waiting) this.deliver(c, pid);
@@ -475,7 +491,15 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember, Remo
       this.counters.fenced++;
       return;
     }
-    this.identityLookup.remove(activation.kind.name, activation.identity, { memberId: this.memberId, incarnation: activation.incarnation, id: activation.id }, activation.epoch);
+    const released = this.identityLookup.remove(activation.kind.name, activation.identity, { memberId: this.memberId, incarnation: activation.incarnation, id: activation.id }, activation.epoch);
+    if (released !== undefined && !this.held.has(key)) {
+      const held: Call[] = [];
+      this.held.set(key, held);
+      void released.finally(() => {
+        this.held.delete(key);
+        for (const call of held) if (!call.settled) this.dispatch(call, now());
+      });
+    }
   }
 
   // Shutdown ------------------------------------------------------------------------------

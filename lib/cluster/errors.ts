@@ -84,6 +84,16 @@ export class GrainInvocationError extends GrainError {
   }
 }
 
+/** The kind refused the identity (`canActivate` said no): nothing was stored or run. */
+export class GrainIdentityRefusedError extends GrainError {
+  constructor(
+    readonly kind: string,
+    readonly identity: string,
+  ) {
+    super(`Grain kind "${kind}" does not accept the identity "${identity}" (its canActivate refused it); nothing was activated.`, 'GRAIN_IDENTITY_REFUSED');
+  }
+}
+
 /** The activation could not be created: its constructor or `onGrainActivate` threw. Nothing was kept. */
 export class GrainActivationError extends GrainError {
   constructor(

@@ -37,6 +37,8 @@ export interface KindDefinition<T extends object = object> {
   readonly interleavedMethods?: Iterable<string>;
   /** Methods that are safe to run twice, so a remote call whose outcome is unknown may be retried. */
   readonly idempotentMethods?: Iterable<string>;
+  /** Refuse identities before anything is stored or constructed (`GrainIdentityRefusedError`). */
+  readonly canActivate?: (identity: string) => boolean;
 }
 
 const KIND_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -62,6 +64,7 @@ export class ClusterKind<T extends object = object> {
   readonly maxQueueLength: number;
   /** One route per callable method. */
   readonly routes: ReadonlyMap<string, MethodRoute>;
+  readonly canActivate: ((identity: string) => boolean) | undefined;
 
   constructor(
     readonly definition: KindDefinition<T>,
@@ -73,6 +76,7 @@ export class ClusterKind<T extends object = object> {
       );
     }
     this.name = definition.name;
+    this.canActivate = definition.canActivate;
     this.callable = callableMethods(definition.grainClass);
     this.interleaveAll = definition.interleave === true;
     this.interleaved = new Set(definition.interleavedMethods ?? []);

@@ -29,6 +29,7 @@ export class ClusterExplorer implements OnModuleInit {
         ...(metadata.idleTimeout !== undefined && { idleTimeout: metadata.idleTimeout }),
         ...(metadata.maxQueueLength !== undefined && { maxQueueLength: metadata.maxQueueLength }),
         interleave: metadata.interleave === true,
+        ...(metadata.canActivate !== undefined && { canActivate: metadata.canActivate }),
         interleavedMethods: GrainMetadataAccessor.interleavedMethods(grainClass),
         idempotentMethods: GrainMetadataAccessor.idempotentMethods(grainClass),
       });

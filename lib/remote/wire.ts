@@ -20,9 +20,10 @@ export const Status = {
   TOO_LARGE: 13,
   UNAVAILABLE: 14,
   OUTCOME_UNKNOWN: 15,
+  IDENTITY_REFUSED: 16,
 } as const;
 export type Status = (typeof Status)[keyof typeof Status];
-const MAX_STATUS = 15;
+const MAX_STATUS = 16;
 
 export interface MemberInfo {
   memberId: string;

@@ -110,6 +110,20 @@ describe('errors a caller can act on', () => {
     expect((refused[0] as { error: GrainOverloadedError }).error).toMatchObject({ code: 'GRAIN_OVERLOADED', maxQueued: 5 });
   });
 
+  it('lets a kind refuse identities with canActivate, before anything is created', async () => {
+    const { cluster: c } = await startCluster([]);
+    await c.shutdown();
+    const { Cluster: ClusterClass, GrainIdentityRefusedError } = await import('nestjs-grains');
+    cluster = new ClusterClass({ clusterName: 'ca', logger: { log() {}, warn() {}, error() {} } });
+    cluster.registerKind({ name: 'shape', grainClass: ShapeGrain, create: (ctx) => new ShapeGrain(ctx), canActivate: (id) => id.startsWith('ok-') });
+    await cluster.start();
+    const refused = (await outcome(cluster.client<ShapeGrain>('shape').get('bad').area(2))) as { error: unknown };
+    expect(refused.error).toBeInstanceOf(GrainIdentityRefusedError);
+    expect(refused.error).toMatchObject({ code: 'GRAIN_IDENTITY_REFUSED', kind: 'shape', identity: 'bad' });
+    expect(cluster.stats().activated).toBe(0);
+    expect(await cluster.client<ShapeGrain>('shape').get('ok-1').area(2)).toBe(4);
+  });
+
   it('refuses bad identities and timeouts before anything runs', async () => {
     ({ cluster } = await startCluster([{ name: 'shape', grainClass: ShapeGrain }]));
     const shapes = cluster.client<ShapeGrain>('shape');

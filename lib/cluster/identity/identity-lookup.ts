@@ -36,6 +36,8 @@ export interface LookupMember {
 export interface GetHint {
   /** The call came from another member, which placed the grain here: claim it here. */
   readonly inbound?: boolean;
+  /** The call's deadline (monotonic ms, actor/clock.ts): how long the lookup may wait. */
+  readonly deadline?: number;
 }
 
 /**
@@ -61,8 +63,12 @@ export interface IdentityLookup {
   setup(member: LookupMember): Promise<void>;
   /** The Pid of the activation of `kind/identity`, placing and activating it if there is none. */
   get(kind: string, identity: string, hint?: GetHint): Promise<Pid>;
-  /** An activation of this member ended gracefully: release its entry if it still holds `pid` and `epoch`. */
-  remove(kind: string, identity: string, pid: Pid, epoch: number): void;
+  /**
+   * An activation of this member ended: release its entry if it still holds `pid` and
+   * `epoch`. When this returns a promise, the member holds calls for the identity until it
+   * settles, so none of them finds the old entry and re-creates the old activation.
+   */
+  remove(kind: string, identity: string, pid: Pid, epoch: number): void | Promise<void>;
   /** Called once when the member stops, after its activations are gone. */
   shutdown(): Promise<void>;
 }

@@ -19,6 +19,11 @@ export interface GrainOptions {
    * each other's turns. @default false; use `@Interleave()` on single methods instead.
    */
   interleave?: boolean;
+  /**
+   * Refuse identities before anything is stored or constructed: a call for a refused
+   * identity fails with `GrainIdentityRefusedError`. Synchronous; a throw counts as a refusal.
+   */
+  canActivate?: (identity: string) => boolean;
 }
 
 /** What `@Grain()` stores: the options with the kind resolved. */

@@ -1,0 +1,52 @@
+import type { RedisOptions } from 'ioredis';
+
+/** How member leases are kept. */
+export interface LeaseSettings {
+  /** How long a lease lasts after each renewal, in Redis. */
+  readonly leaseMs: number;
+  /** How often the lease is renewed. */
+  readonly renewIntervalMs: number;
+  /**
+   * Safety margin: a member counts its lease valid until the *send time* of its last
+   * acknowledged renewal + leaseMs − marginMs, so it stops before Redis lets it lapse even if
+   * the renewal reply was slow.
+   */
+  readonly marginMs: number;
+  /**
+   * Renewals continue only while the member's event loop has ticked within this long: a
+   * stalled (or SIGSTOPped) member loses its lease; a busy one with short stalls keeps it.
+   */
+  readonly stallToleranceMs: number;
+}
+
+/** Failover after a crash well within 2 s; tolerates event-loop stalls up to 750 ms. */
+export const FAST_LEASE: LeaseSettings = { leaseMs: 1_500, renewIntervalMs: 250, marginMs: 250, stallToleranceMs: 750 };
+/** Slower and safer: failover within about 6 s; tolerates stalls up to 2.5 s and slow Redis replies. */
+export const SAFE_LEASE: LeaseSettings = { leaseMs: 5_000, renewIntervalMs: 1_000, marginMs: 1_000, stallToleranceMs: 2_500 };
+
+/** Where a kind's new activations go when a member places them. */
+export type Placement = 'prefer-local' | 'random';
+
+/** Options of `RedisIdentityLookup`. */
+export interface RedisIdentityLookupOptions {
+  /** `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS. */
+  url?: string;
+  /** ioredis options (host, port, username, password, tls, db, …); merged over `url`. */
+  redis?: RedisOptions;
+  /** First part of every key; all keys of one cluster share the hash tag `{keyPrefix:cluster}`. @default 'grains' */
+  keyPrefix?: string;
+  /** Lease timing: `'fast'` (FAST_LEASE), `'safe'` (SAFE_LEASE) or your own. @default 'fast' */
+  lease?: 'fast' | 'safe' | LeaseSettings;
+  /** Where new activations go: this member when it hosts the kind, or a random member hosting it. @default 'prefer-local' */
+  placement?: Placement;
+  /** Per-kind placement, overriding `placement`. */
+  placementByKind?: Readonly<Record<string, Placement>>;
+  /** Longest a lookup command may take before the call fails with ClusterUnavailableError. @default 1000 */
+  commandTimeoutMs?: number;
+}
+
+export function leaseSettings(lease: RedisIdentityLookupOptions['lease']): LeaseSettings {
+  if (lease === undefined || lease === 'fast') return FAST_LEASE;
+  if (lease === 'safe') return SAFE_LEASE;
+  return lease;
+}

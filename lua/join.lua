@@ -1,0 +1,8 @@
+-- Join: create this member incarnation's lease. Only joining creates a lease, and an
+-- incarnation is never reused, so a lapsed lease is never revived.
+-- KEYS[1] generation key, KEYS[2] this incarnation's lease key
+-- ARGV[1] generation, ARGV[2] lease value (incarnation), ARGV[3] lease ms
+-- Returns: 'OK' | 'GEN' | 'TAKEN'
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'GEN' end
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 'OK' end
+return 'TAKEN'

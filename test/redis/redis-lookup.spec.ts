@@ -1,0 +1,183 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Cluster, type ClusterOptions, ClusterUnavailableError, GrainConfigurationError, type GrainContext, RedisIdentityLookup, type RedisIdentityLookupOptions, StaticProvider } from 'nestjs-grains';
+import { eventually, outcome, RecordingLogger, sleep } from '../support/cluster.js';
+import { freePort } from '../support/free-port.js';
+import { type RedisHandle, startRedis } from '../support/redis-server.js';
+
+class CounterGrain {
+  static constructed = 0;
+  private n = 0;
+  constructor(readonly ctx: GrainContext) {
+    CounterGrain.constructed++;
+  }
+  add(): { n: number; epoch: number; activation: string; member: string } {
+    return { n: ++this.n, epoch: this.ctx.epoch, activation: this.ctx.activationId, member: this.ctx.memberId };
+  }
+  leave(): void {
+    this.ctx.deactivate();
+  }
+}
+
+interface Member {
+  cluster: Cluster;
+  logger: RecordingLogger;
+  lookup: RedisIdentityLookup;
+}
+
+async function startMembers(redis: RedisHandle, count: number, extra: { lookup?: RedisIdentityLookupOptions; cluster?: Partial<ClusterOptions> } = {}): Promise<Member[]> {
+  const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
+  const list = ports.map((p) => `127.0.0.1:${p}`);
+  const members = ports.map((port) => {
+    const logger = new RecordingLogger();
+    const lookup = new RedisIdentityLookup({ url: redis.url, ...extra.lookup });
+    const cluster = new Cluster({ clusterName: 'rl', logger, identityLookup: lookup, provider: new StaticProvider({ members: list, probeIntervalMs: 20 }), remote: { host: '127.0.0.1', port }, ...extra.cluster });
+    cluster.registerKind({ name: 'counter', grainClass: CounterGrain, create: (ctx) => new CounterGrain(ctx) });
+    return { cluster, logger, lookup };
+  });
+  await Promise.all(members.map((m) => m.cluster.start()));
+  await eventually(() => members.every((m) => m.cluster.members().length === count), 5_000);
+  return members;
+}
+
+describe('RedisIdentityLookup (real redis-server)', () => {
+  let redis: RedisHandle;
+  let members: Member[] = [];
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+  afterEach(async () => {
+    await Promise.all(members.map((m) => m.cluster.shutdown()));
+    members = [];
+    await redis.flushAll();
+  });
+
+  it('claims first: one entry per identity with member, incarnation, activation and epoch', async () => {
+    members = await startMembers(redis, 1);
+    const [m] = members;
+    const result = await m!.cluster.client<CounterGrain>('counter').get('c1').add();
+    const entry = await redis.command('HGETALL', '{grains:rl}:ci:counter/c1');
+    const fields = Object.fromEntries((entry as string[]).reduce<string[][]>((acc, v, i) => (i % 2 === 0 ? [...acc, [v]] : (acc[acc.length - 1]!.push(v), acc)), []));
+    expect(fields).toMatchObject({ member: m!.cluster.memberId, incarnation: m!.cluster.incarnation, activation: result.activation, epoch: String(result.epoch) });
+    expect(await redis.command('PTTL', '{grains:rl}:ci:counter/c1')).toBe(-1); // never a TTL on a live entry
+    expect(Number(await redis.command('PTTL', `{grains:rl}:lease:${m!.cluster.incarnation}`))).toBeGreaterThan(0);
+  });
+
+  it('keeps the epoch growing across passivation, and releases the entry by compare-and-delete', async () => {
+    members = await startMembers(redis, 1);
+    const counters = members[0]!.cluster.client<CounterGrain>('counter');
+    const first = await counters.get('p').add();
+    await counters.get('p').leave();
+    await eventually(() => members[0]!.cluster.stats().activations === 0);
+    let released = false;
+    for (let i = 0; i < 50 && !released; i++) {
+      released = (await redis.command('HGET', '{grains:rl}:ci:counter/p', 'incarnation')) === null;
+      if (!released) await sleep(10);
+    }
+    expect(released).toBe(true); // the release script ran after onGrainDeactivate
+    expect(await redis.command('HGET', '{grains:rl}:ci:counter/p', 'epoch')).toBe(String(first.epoch)); // the counter stays
+    const second = await counters.get('p').add();
+    expect(second.epoch).toBe(first.epoch + 1);
+    expect(second.activation).not.toBe(first.activation);
+  });
+
+  it('holds calls that arrive while a deactivated grain is released, so they get a new claim, never the old one', async () => {
+    members = await startMembers(redis, 1);
+    const counters = members[0]!.cluster.client<CounterGrain>('counter');
+    const first = await counters.get('h').add();
+    // leave() deactivates after its turn; the calls right behind it arrive during the release.
+    const [, ...after] = await Promise.all([counters.get('h').leave(), counters.get('h').add(), counters.get('h').add()]);
+    const fresh = after.find((r) => r.activation !== first.activation);
+    expect(fresh).toBeDefined();
+    expect(fresh!.epoch).toBeGreaterThan(first.epoch);
+    const entryEpoch = await redis.command('HGET', '{grains:rl}:ci:counter/h', 'epoch');
+    expect(Number(entryEpoch)).toBe(fresh!.epoch);
+    expect(await redis.command('HGET', '{grains:rl}:ci:counter/h', 'activation')).toBe(fresh!.activation);
+  });
+
+  it('places new activations on random members when asked, still once each', async () => {
+    members = await startMembers(redis, 2, { lookup: { placement: 'random' } });
+    const ids = Array.from({ length: 60 }, (_, i) => `rnd-${i}`);
+    const results = await Promise.all(ids.map((id) => members[0]!.cluster.client<CounterGrain>('counter').get(id).add()));
+    const hosts = new Set(results.map((r) => r.member));
+    expect(hosts.size).toBe(2);
+    const again = await Promise.all(ids.map((id) => members[1]!.cluster.client<CounterGrain>('counter').get(id).add()));
+    expect(again.map((r) => r.activation)).toEqual(results.map((r) => r.activation));
+  });
+
+  it('activates a grain once when 200 callers on 3 members race for it', async () => {
+    members = await startMembers(redis, 3);
+    CounterGrain.constructed = 0;
+    const identities = Array.from({ length: 20 }, (_, i) => `race-${i}`);
+    const results = await Promise.all(
+      identities.flatMap((id) => Array.from({ length: 200 }, (_, i) => members[i % 3]!.cluster.client<CounterGrain>('counter').get(id).add().then((r) => ({ id, ...r })))),
+    );
+    for (const id of identities) {
+      const mine = results.filter((r) => r.id === id);
+      expect(new Set(mine.map((r) => r.activation)).size).toBe(1);
+      expect(mine.map((r) => r.n).sort((a, b) => a - b)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+    }
+    expect(CounterGrain.constructed).toBe(identities.length);
+    expect(members.reduce((n, m) => n + m.cluster.stats().fenced, 0)).toBe(0);
+  });
+
+  it('refuses to start unless maxmemory-policy is noeviction', async () => {
+    await redis.configSet('maxmemory-policy', 'allkeys-lru');
+    try {
+      const cluster = new Cluster({ clusterName: 'rl', identityLookup: new RedisIdentityLookup({ url: redis.url }), logger: new RecordingLogger() });
+      await expect(cluster.start()).rejects.toThrow(GrainConfigurationError);
+      await expect(cluster.start()).resolves.toBeUndefined();
+      await cluster.shutdown();
+    } finally {
+      await redis.configSet('maxmemory-policy', 'noeviction');
+    }
+  });
+
+  it('warns, and runs, when CONFIG is disabled so the eviction policy cannot be checked', async () => {
+    const locked = await startRedis({ disableConfig: true });
+    try {
+      const logger = new RecordingLogger();
+      const cluster = new Cluster({ clusterName: 'rl', identityLookup: new RedisIdentityLookup({ url: locked.url }), logger });
+      await cluster.start();
+      expect(logger.messages('warn').join('\n')).toContain('could not read maxmemory-policy');
+      await cluster.shutdown();
+    } finally {
+      await locked.stop();
+    }
+  });
+
+  it('fails calls that need a lookup with ClusterUnavailableError while Redis is down, serves active grains meanwhile, and recovers', async () => {
+    members = await startMembers(redis, 1, { lookup: { lease: 'safe', commandTimeoutMs: 300 } });
+    const counters = members[0]!.cluster.client<CounterGrain>('counter');
+    await counters.get('warm').add();
+    await redis.pause();
+    try {
+      const started = Date.now();
+      const cold = (await outcome(counters.get('cold', { timeout: 2_000 }).add())) as { error: unknown };
+      expect(cold.error).toBeInstanceOf(ClusterUnavailableError);
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect((await counters.get('warm').add()).n).toBe(2); // within its lease
+    } finally {
+      await redis.resume();
+    }
+    expect((await counters.get('cold').add()).n).toBe(1);
+  });
+
+  it('drops every activation when Redis loses its data, and claims again only after a lease period', async () => {
+    members = await startMembers(redis, 1);
+    const counters = members[0]!.cluster.client<CounterGrain>('counter');
+    const before = await counters.get('g').add();
+    await redis.restart(); // no persistence: everything, the generation key included, is gone
+    // The renewer notices (its script answers GEN) and the member drops what it held.
+    expect(await eventually(() => members[0]!.cluster.stats().fenced === 1, 3_000)).toBe(true);
+    const noticed = Date.now();
+    const after = await counters.get('g', { timeout: 8_000 }).add();
+    expect(Date.now() - noticed).toBeGreaterThanOrEqual(1_300); // nobody claims for a (fast) lease period
+    expect(after.activation).not.toBe(before.activation);
+    expect(after.n).toBe(1);
+    expect(members[0]!.logger.messages('warn').join('\n')).toMatch(/generation/);
+    await sleep(10);
+  });
+});
