@@ -13,6 +13,8 @@ import { scripts } from './redis-scripts.js';
 const MIN_TURN_MS = 20;
 /** Entries removed per cleanup script run. */
 const CLEANUP_BATCH = 100;
+/** How often (in lease periods) a member looks for lapsed incarnations' entries to remove. */
+const CLEANUP_EVERY_LEASES = 20;
 
 type Reply = Array<string | null>;
 
@@ -52,6 +54,7 @@ export class RedisIdentityLookup implements IdentityLookup {
   /** Holds a lease now (the fast path of whenReady). */
   private joined = false;
   private stopped = false;
+  private cleanupTimer: NodeJS.Timeout | undefined;
 
   constructor(options: RedisIdentityLookupOptions = {}) {
     this.lease = leaseSettings(options.lease);
@@ -96,6 +99,8 @@ export class RedisIdentityLookup implements IdentityLookup {
     await this.checkEvictionPolicy();
     redis.on('ready', () => void this.onReconnect());
     await this.join(false);
+    this.cleanupTimer = setInterval(() => void this.cleanupLapsed(), this.lease.leaseMs * CLEANUP_EVERY_LEASES);
+    this.cleanupTimer.unref();
   }
 
   /** Where `kind/identity` lives, claiming it here when it is placed here. */
@@ -130,6 +135,7 @@ export class RedisIdentityLookup implements IdentityLookup {
 
   async shutdown(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.cleanupTimer);
     this.keeper.stop();
     const redis = this.redis;
     const member = this.member;
@@ -334,8 +340,30 @@ export class RedisIdentityLookup implements IdentityLookup {
     return new ClusterUnavailableError('Redis lost data (its generation changed); this member is rejoining and claims nothing for a lease period. Retry.');
   }
 
-  /** Remove entries of incarnations whose lease lapsed, in small batches. */
-  async cleanup(incarnation: string): Promise<void> {
+  /**
+   * Remove what incarnations whose lease lapsed left behind, in small batches, so no script
+   * blocks Redis for long. (Their entries are also replaced lazily by the next claim.)
+   */
+  async cleanupLapsed(): Promise<void> {
+    const keys = this.keys;
+    const redis = this.redis;
+    if (keys === undefined || redis === undefined || this.stopped || !this.joined) return;
+    try {
+      let cursor = '0';
+      do {
+        const [next, found] = await redis.scan(cursor, 'MATCH', `${keys.setPrefix}*`, 'COUNT', 100);
+        cursor = next;
+        for (const setKey of found) {
+          const incarnation = setKey.slice(keys.setPrefix.length);
+          if (incarnation !== this.member!.incarnation) await this.cleanup(incarnation);
+        }
+      } while (cursor !== '0' && !this.stopped);
+    } catch {
+      // Best effort: the next round tries again.
+    }
+  }
+
+  private async cleanup(incarnation: string): Promise<void> {
     const keys = this.keys!;
     for (let left = 1; left > 0; ) {
       const reply = await scripts.cleanup.run(this.redis!, [keys.generation, keys.activations(incarnation), keys.lease(incarnation)], [this.generation, keys.entryPrefix, CLEANUP_BATCH, incarnation]);
