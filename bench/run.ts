@@ -6,7 +6,8 @@
  *                          [--concurrency 1000] [--quick] [--profile] [--gc]
  *
  * --quick: 3 rounds of ~100 ms (smoke test, figures are rough); --profile: also CPU-profile the
- * local-call scenario (bench/profile-local-call.ts) and print its top self-time functions;
+ * local-call scenario (bench/profile-local-call.ts) and print its top self-time functions
+ * (remote-call always profiles both of its members: support/remote-profile.ts);
  * --gc: force a full GC before every round (see support/child.ts for why it is off).
  *
  * Method: each scenario forks two workers, `pristine` (never loads the runtime, so no
@@ -14,7 +15,9 @@
  * size calibrated to about --round-ms; then timed rounds are interleaved (round r of every
  * subject, in rotating order, before round r+1), so drift on this shared machine hits all
  * subjects alike. Figures are the median [min … max] over rounds; ratios are taken within
- * the same run: median-based, plus the range of round-by-round (paired) ratios.
+ * the same run: median-based, plus the range of round-by-round (paired) ratios. Scenarios with
+ * latency specs then run latency rounds (every operation timed; p50/p99 per round), interleaved
+ * the same way.
  */
 import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
@@ -26,7 +29,8 @@ import { type ProfileSummary, summarizeProfile } from './support/cpuprofile.js';
 import { fmtNum, fmtPct, fmtRate, fmtRatio, table } from './support/format.js';
 import type { StatusReply } from './support/protocol.js';
 import { environment, type Environment, REPO_ROOT, RESULTS_DIR, timestamp, writeJson } from './support/results.js';
-import type { BreakdownLine, Role, ScenarioSpec } from './support/scenario.js';
+import { profileRemoteCall, reportRemoteProfile, type RemoteProfile } from './support/remote-profile.js';
+import { type BreakdownLine, type LatencySample, type Role, ROLES, type ScenarioSpec } from './support/scenario.js';
 import { findScenario, SCENARIOS } from './support/scenarios.js';
 import { median, pairedRatios, type Summary, summarize } from './support/stats.js';
 
@@ -36,6 +40,8 @@ interface Options {
   readonly warmup: number;
   readonly concurrency: number;
   readonly profile: boolean;
+  /** --quick: short rounds (smoke test). */
+  readonly quick: boolean;
   /** Force a full GC before each round (workers run with --expose-gc). */
   readonly gc: boolean;
 }
@@ -43,6 +49,7 @@ interface Options {
 const ROLE_DESCRIPTION: Record<Role, string> = {
   pristine: 'pristine child (runtime never loaded, no ALS)',
   runtime: 'runtime child (ALS active)',
+  'runtime-stgc': 'runtime child, --single-threaded-gc',
 };
 
 interface SubjectResult {
@@ -56,6 +63,26 @@ interface SubjectResult {
   readonly warmupRates: readonly number[];
   /** ns per operation of the untimed cleanup, when the subject has one. */
   readonly cleanupNsPerOp?: Summary;
+  /** Per-round figures the subject reported (e.g. CPU per operation of each process), by name. */
+  readonly figures?: Readonly<Record<string, Summary>>;
+  /** Absolute target (ops/s) and whether the median meets it. */
+  readonly target?: number;
+  readonly meetsTarget?: boolean;
+}
+
+interface LatencyResult {
+  readonly id: string;
+  readonly label: string;
+  readonly subject: string;
+  readonly callers: number;
+  readonly callsPerRound: number;
+  /** Per round: p50 and p99 of every call's latency, in µs. */
+  readonly p50Us: Summary;
+  readonly p99Us: Summary;
+  readonly meanUs: Summary;
+  readonly maxUs: Summary;
+  /** Calls per second of the latency rounds (every call timed). */
+  readonly rate: Summary;
 }
 
 interface RatioResult {
@@ -83,6 +110,7 @@ interface ScenarioResult {
   readonly scenario: string;
   readonly title: string;
   readonly description: string;
+  readonly notes?: readonly string[];
   readonly unit: string;
   readonly startedAt: string;
   readonly finishedAt: string;
@@ -92,6 +120,7 @@ interface ScenarioResult {
   readonly subjects: readonly SubjectResult[];
   readonly ratios: readonly RatioResult[];
   readonly probes: readonly ProbeResult[];
+  readonly latency: readonly LatencyResult[];
   readonly breakdown: readonly BreakdownLine[];
   readonly workers: readonly StatusReply[];
 }
@@ -121,11 +150,15 @@ function parseOptions(): { scenarios: ScenarioSpec[]; options: Options } {
     warmup: int(values.warmup, quick ? 1 : 3, 'warmup', 0, 20),
     concurrency: int(values.concurrency, 1000, 'concurrency', 1, 100_000),
     profile: values.profile === true,
+    quick,
     gc: values.gc === true,
   };
   const scenarios = positionals.length === 0 ? [...SCENARIOS] : positionals.map(findScenario);
   return { scenarios, options };
 }
+
+/** The fewest operations each caller performs in a timed round. */
+const MIN_OPS_PER_CALLER = 2;
 
 /**
  * Grow the round until it takes a measurable time, run `warmup` rounds at about --round-ms,
@@ -133,8 +166,10 @@ function parseOptions(): { scenarios: ScenarioSpec[]; options: Options } {
  */
 async function calibrate(worker: Worker, subject: string, options: Options): Promise<{ ops: number; warmupRates: number[] }> {
   const c = options.concurrency;
-  const fit = (ops: number) => Math.max(c, Math.ceil(ops / c) * c);
-  let ops = fit(c * 4);
+  // NOTE: at least MIN_OPS_PER_CALLER per caller, so a slow subject (grpc-js unary: a few
+  // thousand calls/s) is measured in steady state, not as one burst of `c` calls draining.
+  const fit = (ops: number) => Math.max(c * MIN_OPS_PER_CALLER, Math.ceil(ops / c) * c);
+  let ops = fit(c * 2);
   const floorNs = Math.min(25, options.roundMs / 4) * 1e6;
   for (let i = 0; i < 12; i++) {
     const { ns } = await worker.round(subject, ops);
@@ -151,13 +186,30 @@ async function calibrate(worker: Worker, subject: string, options: Options): Pro
   return { ops: fit(median(warmupRates) * (options.roundMs / 1000)), warmupRates };
 }
 
+/** Latency rounds per measurement: at most this many (after one sizing round). */
+const MAX_LATENCY_ROUNDS = 4;
+/** Latency rounds hold at least this many calls (p99 needs samples), at most this many. */
+const MIN_LATENCY_CALLS = 1_000;
+const MAX_LATENCY_CALLS = 200_000;
+
+/**
+ * One untimed latency round (the subject is already warm from its throughput rounds); returns
+ * the calls per round that fit --round-ms at the rate it showed, within the bounds.
+ */
+async function sizeLatency(worker: Worker, subject: string, callers: number, options: Options): Promise<number> {
+  const fit = (calls: number) => Math.max(callers, Math.ceil(calls / callers) * callers);
+  const sample = await worker.latency(subject, callers, fit(Math.max(callers * 2, 100)));
+  const rate = (sample.calls / sample.ns) * 1e9;
+  return fit(Math.min(MAX_LATENCY_CALLS, Math.max(MIN_LATENCY_CALLS, callers * 2, rate * (options.roundMs / 1000))));
+}
+
 async function runScenario(spec: ScenarioSpec, options: Options): Promise<ScenarioResult> {
   const started = new Date();
   const env = environment();
   const roles = new Set<Role>([...spec.subjects.map((s) => s.role), ...spec.probes.map((p) => p.role)]);
   const workers = new Map<Role, Worker>();
   // NOTE: the pristine worker starts first and is set up first; nothing it runs loads the runtime.
-  for (const role of (['pristine', 'runtime'] as const).filter((r) => roles.has(r))) workers.set(role, Worker.start(role, options.gc));
+  for (const role of ROLES.filter((r) => roles.has(r))) workers.set(role, Worker.start(role, options.gc));
   const worker = (role: Role) => workers.get(role)!;
   try {
     process.stdout.write(`\n[${spec.id}] setting up ${spec.subjects.length} subjects, ${options.concurrency} callers each\n`);
@@ -172,6 +224,7 @@ async function runScenario(spec: ScenarioSpec, options: Options): Promise<Scenar
 
     const rates = new Map<string, number[]>(spec.subjects.map((s) => [s.id, []]));
     const cleanups = new Map<string, number[]>(spec.subjects.map((s) => [s.id, []]));
+    const figures = new Map<string, Map<string, number[]>>(spec.subjects.map((s) => [s.id, new Map()]));
     for (let r = 0; r < options.rounds; r++) {
       // Rotate the order every round so no subject always runs first (or right after another).
       const order = spec.subjects.map((_, i) => spec.subjects[(i + r) % spec.subjects.length]!);
@@ -179,8 +232,42 @@ async function runScenario(spec: ScenarioSpec, options: Options): Promise<Scenar
         const reply = await worker(subject.role).round(subject.id, plan.get(subject.id)!.ops);
         rates.get(subject.id)!.push((reply.ops / reply.ns) * 1e9);
         if (reply.cleanupNs > 0) cleanups.get(subject.id)!.push(reply.cleanupNs / reply.ops);
+        for (const [name, value] of Object.entries(reply.figures ?? {})) {
+          const series = figures.get(subject.id)!;
+          series.set(name, [...(series.get(name) ?? []), value]);
+        }
       }
       process.stdout.write(`[${spec.id}] round ${r + 1}/${options.rounds} done\n`);
+    }
+
+    const latency: LatencyResult[] = [];
+    const latencySpecs = (spec.latency ?? []).map((l) => ({ ...l, callers: l.callers === 'all' ? options.concurrency : l.callers, role: spec.subjects.find((s) => s.id === l.subject)!.role }));
+    if (latencySpecs.length > 0) {
+      const sizes = new Map<string, number>();
+      for (const l of latencySpecs) sizes.set(l.id, await sizeLatency(worker(l.role), l.subject, l.callers, options));
+      process.stdout.write(`[${spec.id}] latency: ${latencySpecs.map((l) => `${l.id} ${sizes.get(l.id)} calls`).join(', ')} per round\n`);
+      const samples = new Map<string, LatencySample[]>(latencySpecs.map((l) => [l.id, []]));
+      const latencyRounds = Math.min(options.rounds, MAX_LATENCY_ROUNDS);
+      for (let r = 0; r < latencyRounds; r++) {
+        const order = latencySpecs.map((_, i) => latencySpecs[(i + r) % latencySpecs.length]!);
+        for (const l of order) samples.get(l.id)!.push(await worker(l.role).latency(l.subject, l.callers, sizes.get(l.id)!));
+        process.stdout.write(`[${spec.id}] latency round ${r + 1}/${latencyRounds} done\n`);
+      }
+      for (const l of latencySpecs) {
+        const s = samples.get(l.id)!;
+        latency.push({
+          id: l.id,
+          label: l.label,
+          subject: l.subject,
+          callers: l.callers,
+          callsPerRound: sizes.get(l.id)!,
+          p50Us: summarize(s.map((x) => x.p50Us)),
+          p99Us: summarize(s.map((x) => x.p99Us)),
+          meanUs: summarize(s.map((x) => x.meanUs)),
+          maxUs: summarize(s.map((x) => x.maxUs)),
+          rate: summarize(s.map((x) => (x.calls / x.ns) * 1e9)),
+        });
+      }
     }
 
     const probes: ProbeResult[] = [];
@@ -198,15 +285,18 @@ async function runScenario(spec: ScenarioSpec, options: Options): Promise<Scenar
 
     const subjects: SubjectResult[] = spec.subjects.map((s) => {
       const cleanup = cleanups.get(s.id)!;
+      const rate = summarize(rates.get(s.id)!);
       return {
         id: s.id,
         label: s.label,
         role: s.role,
-        process: ROLE_DESCRIPTION[s.role],
+        process: s.process ?? ROLE_DESCRIPTION[s.role],
         opsPerRound: plan.get(s.id)!.ops,
-        rate: summarize(rates.get(s.id)!),
+        rate,
         warmupRates: plan.get(s.id)!.warmupRates,
         ...(cleanup.length > 0 ? { cleanupNsPerOp: summarize(cleanup) } : {}),
+        ...(figures.get(s.id)!.size > 0 ? { figures: Object.fromEntries([...figures.get(s.id)!].map(([name, values]) => [name, summarize(values)])) } : {}),
+        ...(s.target === undefined ? {} : { target: s.target, meetsTarget: rate.median >= s.target }),
       };
     });
     const byId = new Map(subjects.map((s) => [s.id, s]));
@@ -235,6 +325,7 @@ async function runScenario(spec: ScenarioSpec, options: Options): Promise<Scenar
       scenario: spec.id,
       title: spec.title,
       description: spec.description,
+      ...(spec.notes === undefined ? {} : { notes: spec.notes }),
       unit: spec.unit,
       startedAt: started.toISOString(),
       finishedAt: finished.toISOString(),
@@ -244,6 +335,7 @@ async function runScenario(spec: ScenarioSpec, options: Options): Promise<Scenar
       subjects,
       ratios,
       probes,
+      latency,
       breakdown,
       workers: statuses,
     };
@@ -257,10 +349,11 @@ function report(result: ScenarioResult): string {
   const out: string[] = [];
   out.push(`== ${result.title} — ${result.description}`);
   out.push(`   ${o.concurrency} concurrent callers; ${o.rounds} timed rounds of ~${o.roundMs} ms per subject, interleaved; median [min … max] of rounds`);
-  out.push(
-    '   pristine rows: a separate child process that never imports nestjs-grains (so no AsyncLocalStorage promise hooks); ' +
+  const notes = result.notes ?? [
+    'pristine rows: a separate child process that never imports nestjs-grains (so no AsyncLocalStorage promise hooks); ' +
       'ALS-active rows: the runtime child, after grain turns ran there.',
-  );
+  ];
+  for (const note of notes) out.push(`   ${note}`);
   out.push('');
   out.push(
     table(
@@ -271,6 +364,9 @@ function report(result: ScenarioResult): string {
       ['left', 'left', 'right', 'right', 'right', 'right'],
     ),
   );
+  for (const s of result.subjects) {
+    if (s.target !== undefined) out.push(`  target: ${s.label} >= ${fmtRate(s.target)} ${result.unit}/s; median here ${fmtRate(s.rate.median)}: ${s.meetsTarget ? 'met' : 'NOT met'}`);
+  }
   out.push('');
   out.push(
     table(
@@ -288,6 +384,42 @@ function report(result: ScenarioResult): string {
       ['left', 'right', 'right', 'left'],
     ),
   );
+  const figureNames = [...new Set(result.subjects.flatMap((s) => Object.keys(s.figures ?? {})))];
+  if (figureNames.length > 0) {
+    out.push('');
+    out.push(
+      table(
+        [
+          ['per timed round (medians)', ...figureNames],
+          ...result.subjects.map((s) => [s.label, ...figureNames.map((name) => (s.figures?.[name] === undefined ? '' : fmtNum(s.figures[name]!.median, name.includes('%') ? 0 : 2)))]),
+        ],
+        ['left', ...figureNames.map(() => 'right' as const)],
+      ),
+    );
+  }
+  if (result.latency.length > 0) {
+    const range = (s: Summary) => `[${fmtNum(s.min, 0)} … ${fmtNum(s.max, 0)}]`;
+    out.push('');
+    out.push(
+      table(
+        [
+          ['latency, every call timed (µs)', 'callers', 'p50 median', 'p50 range', 'p99 median', 'p99 range', 'mean', 'calls/s', 'calls/round'],
+          ...result.latency.map((l) => [
+            l.label,
+            String(l.callers),
+            fmtNum(l.p50Us.median, 0),
+            range(l.p50Us),
+            fmtNum(l.p99Us.median, 0),
+            range(l.p99Us),
+            fmtNum(l.meanUs.median, 0),
+            fmtRate(l.rate.median),
+            String(l.callsPerRound),
+          ]),
+        ],
+        ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
+      ),
+    );
+  }
   if (result.probes.length > 0) {
     out.push('');
     out.push(
@@ -388,6 +520,14 @@ async function main(): Promise<void> {
     }
     reports.push(...profiles.map(reportProfile));
   }
+  // NOTE: the remote-call scenario always profiles both of its members (a separate run of
+  // about 3 s under --cpu-prof, after the measured rounds, so the profiler never slows them).
+  let remoteProfile: RemoteProfile | undefined;
+  if (scenarios.some((s) => s.id === 'remote-call')) {
+    process.stdout.write(`\n[profile] remote-call: member A and member B under --cpu-prof\n`);
+    remoteProfile = await profileRemoteCall(stamp, options.quick ? 1 : 1.5);
+    reports.push(reportRemoteProfile(remoteProfile));
+  }
   const finished = new Date();
   const latest = {
     startedAt: started.toISOString(),
@@ -398,6 +538,7 @@ async function main(): Promise<void> {
     options,
     scenarios: results,
     ...(profiles.length > 0 ? { profiles } : {}),
+    ...(remoteProfile === undefined ? {} : { remoteProfile }),
   };
   const latestPath = writeJson('latest.json', latest);
   process.stdout.write(`\n${reports.join('\n\n')}\n\n`);

@@ -6,13 +6,13 @@
  * or `runtime` (loads the runtime; once a grain turn has run, promise hooks are on).
  */
 import type { Envelope, ReplyEnvelope, Request, RoundReply, StatusReply } from './support/protocol.js';
-import type { Role, Subject } from './support/scenario.js';
+import { type Role, ROLES, type Subject } from './support/scenario.js';
 import { findScenario } from './support/scenarios.js';
 import { runtimeLoaded } from './support/runtime.js';
 import { collectGarbage, hrtimeNs, nsSince } from './support/timing.js';
 
 const role = process.argv[2] as Role;
-if (role !== 'pristine' && role !== 'runtime') throw new Error(`worker role must be pristine or runtime, got ${String(role)}`);
+if (!ROLES.includes(role)) throw new Error(`worker role must be one of ${ROLES.join(', ')}, got ${String(role)}`);
 
 const subjects = new Map<string, Subject>();
 
@@ -38,7 +38,18 @@ async function handle(request: Request): Promise<unknown> {
       const cleanupStart = hrtimeNs();
       await subject.cleanup?.();
       const cleanupNs = subject.cleanup === undefined ? 0 : nsSince(cleanupStart);
-      return { ns, ops, cleanupNs } satisfies RoundReply;
+      const figures = subject.roundFigures?.();
+      return { ns, ops, cleanupNs, ...(figures === undefined ? {} : { figures }) } satisfies RoundReply;
+    }
+    case 'latency': {
+      const subject = subjects.get(request.subject);
+      if (subject === undefined) throw new Error(`subject ${request.subject} is not set up`);
+      if (subject.latency === undefined) throw new Error(`subject ${request.subject} measures no latency`);
+      await subject.prepare?.(request.calls);
+      collectGarbage();
+      const sample = await subject.latency(request.callers, request.calls);
+      await subject.cleanup?.();
+      return sample;
     }
     case 'probe': {
       const spec = findScenario(request.scenario).probes.find((p) => p.id === request.probe);

@@ -1,7 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Envelope, ReplyEnvelope, Request, RoundReply, StatusReply } from './protocol.js';
-import type { Role } from './scenario.js';
+import type { LatencySample, Role } from './scenario.js';
 import type { Summary } from './stats.js';
 
 const WORKER = fileURLToPath(new URL('../worker.js', import.meta.url));
@@ -43,7 +43,8 @@ export class Worker {
    * rounds unchanged), which is not how a long-running member behaves.
    */
   static start(role: Role, gc = false): Worker {
-    const child = fork(WORKER, [role], { execArgv: gc ? ['--expose-gc'] : [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const execArgv = [...(gc ? ['--expose-gc'] : []), ...(role === 'runtime-stgc' ? ['--single-threaded-gc'] : [])];
+    const child = fork(WORKER, [role], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     return new Worker(role, child);
   }
 
@@ -70,6 +71,10 @@ export class Worker {
 
   round(subject: string, ops: number): Promise<RoundReply> {
     return this.request({ op: 'round', subject, ops });
+  }
+
+  latency(subject: string, callers: number, calls: number): Promise<LatencySample> {
+    return this.request({ op: 'latency', subject, callers, calls });
   }
 
   probe(scenario: string, probe: string, concurrency: number): Promise<Summary> {

@@ -5,6 +5,7 @@ import type { Summary } from './stats.js';
 export type Request =
   | { readonly op: 'setup'; readonly scenario: string; readonly subject: string; readonly concurrency: number }
   | { readonly op: 'round'; readonly subject: string; readonly ops: number }
+  | { readonly op: 'latency'; readonly subject: string; readonly callers: number; readonly calls: number }
   | { readonly op: 'probe'; readonly scenario: string; readonly probe: string; readonly concurrency: number }
   | { readonly op: 'teardown' }
   | { readonly op: 'status' };
@@ -15,6 +16,8 @@ export interface RoundReply {
   readonly ops: number;
   /** Wall time of the untimed cleanup after it (0 when none). */
   readonly cleanupNs: number;
+  /** Per-round figures the subject reports (`Subject.roundFigures`), e.g. CPU per operation. */
+  readonly figures?: Readonly<Record<string, number>>;
 }
 
 export interface StatusReply {

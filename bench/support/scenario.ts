@@ -9,7 +9,10 @@ import type { Summary } from './stats.js';
  *   run, AsyncLocalStorage has enabled promise hooks for the whole process (Node 20), so every
  *   promise there pays the hook, grain or not.
  */
-export type Role = 'pristine' | 'runtime';
+export type Role = 'pristine' | 'runtime' | 'runtime-stgc';
+
+/** `runtime-stgc`: a second runtime child, run with V8's `--single-threaded-gc` (remote-call's GC diagnostic). */
+export const ROLES: readonly Role[] = ['pristine', 'runtime', 'runtime-stgc'];
 
 export interface BenchParams {
   /** Concurrent caller loops. */
@@ -30,13 +33,45 @@ export interface Subject {
   teardown(): Promise<void>;
   /** Warnings or errors the runtime logged (the logger is silent; they are counted). */
   loggedProblems?(): number;
+  /**
+   * Untimed as a whole: about `calls` operations by `callers` loops, each operation timed on
+   * its own (latency scenarios only). `cleanup` runs after it too.
+   */
+  latency?(callers: number, calls: number): Promise<LatencySample>;
+  /** Figures of the last timed round (read after `cleanup`), e.g. CPU µs per operation of each process. */
+  roundFigures?(): Readonly<Record<string, number>> | undefined;
+}
+
+/** Per-operation latencies of one latency round. */
+export interface LatencySample {
+  readonly calls: number;
+  /** Wall time of the whole round. */
+  readonly ns: number;
+  readonly p50Us: number;
+  readonly p99Us: number;
+  readonly meanUs: number;
+  readonly maxUs: number;
 }
 
 export interface SubjectSpec {
   readonly id: string;
   readonly label: string;
   readonly role: Role;
+  /** Describes the processes involved, in the report (default: the role's description). */
+  readonly process?: string;
+  /** An absolute target for its rate (ops/s), printed as met or not. */
+  readonly target?: number;
   create(params: BenchParams): Subject;
+}
+
+/** A latency measurement: `callers` concurrent loops over `subject`, every operation timed. */
+export interface LatencySpec {
+  readonly id: string;
+  readonly label: string;
+  /** The subject whose `latency` runs (set up once, shared with its throughput rounds). */
+  readonly subject: string;
+  /** Concurrent callers; 'all' is the run's --concurrency (1,000 by default). */
+  readonly callers: number | 'all';
 }
 
 /** A micro-measurement explaining where time goes; its figure is a Summary of `unit`. */
@@ -67,6 +102,10 @@ export interface ScenarioSpec {
   readonly subjects: readonly SubjectSpec[];
   readonly ratios: readonly RatioSpec[];
   readonly probes: readonly ProbeSpec[];
+  /** Latency rounds, run after the throughput rounds, interleaved the same way. */
+  readonly latency?: readonly LatencySpec[];
+  /** Lines printed under the title instead of the pristine/ALS explanation. */
+  readonly notes?: readonly string[];
   /** Derived lines ("where the time goes") computed from subject and probe figures. */
   breakdown?(figures: Figures): BreakdownLine[];
 }
