@@ -287,6 +287,11 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember, Remo
     return this.kinds.get(kind)?.routes;
   }
 
+  remoteRouteOf(kind: string, method: string): MethodRoute | undefined {
+    if (this.clusterRemote === undefined || this.kinds.has(kind)) return undefined;
+    return this.remoteRoute(kind, method);
+  }
+
   private remoteRoute(kind: string, method: string): MethodRoute {
     let routes = this.remoteRoutes.get(kind);
     if (routes === undefined) this.remoteRoutes.set(kind, (routes = new Map()));

@@ -10,9 +10,14 @@ export interface GrainInvoker {
   invoke(kind: string, identity: string, method: string, args: unknown[], timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<unknown>;
   /** The routes of `kind`'s callable methods when this member knows the kind, else undefined. */
   routesOf(kind: string): ReadonlyMap<string, MethodRoute> | undefined;
+  /** A route for `method` of a kind hosted only by other members (the callee checks it), or undefined when there are none. */
+  remoteRouteOf(kind: string, method: string): MethodRoute | undefined;
   /** The fast path: a method already known to be callable, and the grain's precomputed key. */
   invokeRoute(route: MethodRoute, identity: string, key: string, args: unknown[], timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<unknown>;
 }
+
+/** Method names a reference of a remote-only kind remembers (names come from callers). */
+const MAX_LEARNED_METHODS = 1_000;
 
 const IDENTITY = Symbol('grain.identity');
 const KEY = Symbol('grain.key');
@@ -36,12 +41,20 @@ interface RefState {
 export class KindClient<T> implements GrainClient<T> {
   private proto: object | undefined;
   private readonly fallback: object;
+  /**
+   * For a kind this member does not host: a plain layer above the fallback where each
+   * method name called once is remembered with its route, so later calls are ordinary
+   * property lookups instead of Proxy traps.
+   */
+  private readonly learned: Record<string, unknown>;
 
   constructor(
     private readonly invoker: GrainInvoker,
     readonly kind: string,
   ) {
-    this.fallback = createFallback(invoker, kind);
+    this.learned = Object.create(null) as Record<string, unknown>;
+    this.fallback = createFallback(invoker, kind, this.learned);
+    Object.setPrototypeOf(this.learned, this.fallback);
   }
 
   get(identity: string, options?: GrainCallOptions): GrainRef<T> {
@@ -59,8 +72,8 @@ export class KindClient<T> implements GrainClient<T> {
   private prototype(): object {
     if (this.proto !== undefined) return this.proto;
     const routes = this.invoker.routesOf(this.kind);
-    // NOTE: until the kind is known here, references resolve every name through the fallback.
-    if (routes === undefined) return this.fallback;
+    // NOTE: a kind not hosted here: names resolve through the fallback, which remembers them.
+    if (routes === undefined) return this.learned;
     const proto = Object.create(this.fallback) as Record<string, unknown>;
     for (const route of routes.values()) proto[route.method] = routeCaller(this.invoker, route);
     this.proto = proto;
@@ -80,11 +93,19 @@ function routeCaller(invoker: GrainInvoker, route: MethodRoute) {
   };
 }
 
-function createFallback(invoker: GrainInvoker, kind: string): object {
+function createFallback(invoker: GrainInvoker, kind: string, learned: Record<string, unknown>): object {
+  let count = 0;
   return new Proxy(Object.create(null) as object, {
     get(_target, name) {
       if (typeof name !== 'string' || RESERVED_NAMES.has(name)) return undefined;
-      return methodCaller(invoker, kind, name);
+      const route = invoker.remoteRouteOf(kind, name);
+      if (route === undefined) return methodCaller(invoker, kind, name);
+      const caller = routeCaller(invoker, route);
+      if (count < MAX_LEARNED_METHODS) {
+        count++;
+        Object.defineProperty(learned, name, { value: caller, writable: true, configurable: true, enumerable: false });
+      }
+      return caller;
     },
   });
 }

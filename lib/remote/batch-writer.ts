@@ -110,8 +110,8 @@ export class BatchWriter {
         method: strings.ref(call.method),
         args: request.args,
         timeoutMs: remaining,
-        chain: call.chain.map((link) => ({ activationId: strings.ref(link.activationId), label: strings.ref(link.label), interleaved: link.interleaved })),
-        targetIncarnation: request.targetIncarnation,
+        chain: call.chain.length === 0 ? NO_LINKS : call.chain.map((link) => ({ activationId: strings.ref(link.activationId), label: strings.ref(link.label), interleaved: link.interleaved })),
+        targetIncarnation: strings.ref(request.targetIncarnation),
       });
     }
     this.requests = taken === this.requests.length ? [] : this.requests.slice(taken);
@@ -127,3 +127,4 @@ export class BatchWriter {
 }
 
 const EMPTY = new Uint8Array(0);
+const NO_LINKS: WireRequest['chain'] = [];

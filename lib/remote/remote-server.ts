@@ -6,6 +6,8 @@ import { HANDSHAKE_TIMEOUT_MS } from './remote-options.js';
 import { KEEPALIVE_OPTIONS, remotingService } from './service-definition.js';
 import { decodeFrame, encodeFrame, type Handshake, type HandshakeAck, type MemberInfo } from './wire.js';
 
+const NO_LINKS: InboundRequest['chain'] = [];
+
 /** What the server needs from the member it serves; implemented by the cluster. */
 export interface InboundHandler {
   readonly clusterName: string;
@@ -89,6 +91,12 @@ export class RemoteServer {
       close();
       stream.end();
     });
+    // NOTE: one function per stream answers every request of it: a response for a caller whose
+    // stream is gone, or beyond the queue bound, is dropped, and the caller accounts for it
+    // (outcome unknown, or its deadline).
+    const respond = (response: OutboundResponse) => {
+      if (open) writer.enqueueResponse(response);
+    };
     stream.on('data', (chunk: Buffer) => {
       let frame;
       try {
@@ -116,7 +124,6 @@ export class RemoteServer {
       }
       if (!('batch' in frame)) return;
       const { strings, requests } = frame.batch;
-      const from = peer;
       for (const wire of requests) {
         const request: InboundRequest = {
           id: wire.id,
@@ -125,18 +132,10 @@ export class RemoteServer {
           method: strings[wire.method]!,
           args: wire.args,
           timeoutMs: wire.timeoutMs,
-          chain: wire.chain.map((link) => ({ activationId: strings[link.activationId]!, label: strings[link.label]!, interleaved: link.interleaved })),
-          targetIncarnation: wire.targetIncarnation,
+          chain: wire.chain.length === 0 ? NO_LINKS : wire.chain.map((link) => ({ activationId: strings[link.activationId]!, label: strings[link.label]!, interleaved: link.interleaved })),
+          targetIncarnation: strings[wire.targetIncarnation]!,
         };
-        this.handler.request(
-          request,
-          (response) => {
-            // NOTE: a response for a caller whose stream is gone, or beyond the queue bound,
-            // is dropped; the caller accounts for it (outcome unknown or its deadline).
-            if (open) writer.enqueueResponse(response);
-          },
-          from,
-        );
+        this.handler.request(request, respond, peer);
       }
     });
   }

@@ -62,7 +62,8 @@ export interface WireRequest {
   args: Uint8Array;
   timeoutMs: number;
   chain: WireChainLink[];
-  targetIncarnation: string;
+  /** Index into the batch's strings. */
+  targetIncarnation: number;
 }
 
 export interface RemoteErrorInfo {
@@ -154,6 +155,7 @@ function validBatch(batch: Batch): Batch {
     index(request.kind, 'kind');
     index(request.identity, 'identity');
     index(request.method, 'method');
+    index(request.targetIncarnation, 'target incarnation');
     for (const link of request.chain) {
       index(link.activationId, 'chain activation');
       index(link.label, 'chain label');
