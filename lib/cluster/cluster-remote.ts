@@ -42,6 +42,8 @@ export interface RemoteHost {
   redirect(call: Call): void;
   /** Forget where `call`'s grain was believed to live. */
   forgetPid(call: Call): void;
+  /** Forget every grain believed to live at `address` (its connection failed). */
+  forgetAddress(address: string): void;
   /** A handshake showed who a peer is now. */
   peerSeen(member: Member): void;
   /** Serve an inbound call here (or answer it "not here"). */
@@ -91,7 +93,7 @@ export class ClusterRemote implements EndpointEvents, InboundHandler {
       call.reject(new MessageTooLargeError(call.kind, call.identity, call.method, true, `${args.byteLength} bytes of arguments; the limit is ${this.maxMessageSize - ENVELOPE_ALLOWANCE}`));
       return;
     }
-    this.remote!.send(pid.address!, { id: 0, call, args, targetIncarnation: pid.incarnation ?? '', written: false });
+    this.remote!.send(pid.address!, { id: 0, call, args, targetIncarnation: pid.incarnation ?? '', address: pid.address!, written: false });
   }
 
   response(request: OutboundRequest, response: WireResponse): void {
@@ -181,7 +183,9 @@ export class ClusterRemote implements EndpointEvents, InboundHandler {
       call.reject(new ClusterUnavailableError(`Call ${call.kind}/${call.identity}.${call.method}() never ran: the member hosting it refused this member (${detail}).`));
       return;
     }
-    this.host.forgetPid(call);
+    // NOTE: every grain cached at that member is in doubt now, not only this call's: the
+    // next calls resolve again (with a leased lookup the grains may have moved already).
+    this.host.forgetAddress(request.address);
     if (!written || call.idempotent) {
       // NOTE: never written (or safe to repeat): provably not run, so it may go again.
       this.host.redirect(call);

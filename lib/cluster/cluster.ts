@@ -429,6 +429,10 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember, Remo
     return this.state === State.Running;
   }
 
+  forgetAddress(address: string): void {
+    this.pidCache.dropAddress(address);
+  }
+
   forgetPid(call: Call): void {
     this.pidCache.delete(call.key);
   }

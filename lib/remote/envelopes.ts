@@ -11,6 +11,8 @@ export interface OutboundRequest {
   readonly args: Uint8Array;
   /** The incarnation the caller resolved, or '' for any. */
   readonly targetIncarnation: string;
+  /** The peer it is sent to (`host:port`). */
+  readonly address: string;
   /** Handed to the stream. Until then the request provably did not reach the peer. */
   written: boolean;
 }
