@@ -26,7 +26,7 @@ describe('PidCache', () => {
     expect(cache.get('k1')?.address).toBe('h:3');
   });
 
-  it('drops a member\\'s entries of other incarnations when it is seen again', () => {
+  it("drops a member's entries of other incarnations when it is seen again", () => {
     const cache = new PidCache();
     cache.set('old', pid('m1', 'h:1', 'i1'));
     cache.set('new', pid('m1', 'h:1', 'i2'));
