@@ -1,5 +1,6 @@
 import { Grain, type GrainContext, InjectGrainContext, Interleave, type OnGrainActivate } from 'nestjs-grains';
 import { StaleEpochError } from '../common/stale-epoch.error.js';
+import { StoreUnavailableError } from '../common/store-unavailable.error.js';
 import { addAmounts, amountProblem, MAX_BALANCE, subtractAmounts } from './amount.js';
 import { InsufficientFundsError } from './insufficient-funds.error.js';
 import { InvalidAmountError } from './invalid-amount.error.js';
@@ -74,8 +75,10 @@ export class AccountGrain implements OnGrainActivate {
       await this.ledger.save(this.ctx.identity, next, this.ctx.epoch);
     } catch (error) {
       // Fenced out: a newer activation owns the account. Stop, so the next call activates
-      // afresh (with a new epoch) and reloads the balance from the ledger.
-      if (error instanceof StaleEpochError) this.ctx.deactivate();
+      // afresh (with a new epoch) and reloads the balance from the ledger. The same when the
+      // write may or may not have been applied (Redis did not confirm it): the ledger, not
+      // this activation's memory, knows the balance now.
+      if (error instanceof StaleEpochError || (error instanceof StoreUnavailableError && error.outcomeUnknown)) this.ctx.deactivate();
       throw error;
     }
     this.current = next;

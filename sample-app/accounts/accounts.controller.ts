@@ -1,12 +1,17 @@
-import { Body, Controller, Get, HttpCode, HttpStatus, Param, Post } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, HttpStatus, Param, Post, UseGuards } from '@nestjs/common';
 import { type GrainClient, InjectGrainClient } from 'nestjs-grains';
+import { ClusterReadyGuard } from '../cluster/cluster-ready.guard.js';
 import { IdParamPipe } from '../http/id-param.pipe.js';
 // Type-only: the controller never loads the grain class; the client is injected by kind name.
 import type { AccountBalance, AccountGrain, AccountView } from './account.grain.js';
 import { type AmountBody, AmountBodyPipe } from './amount-body.pipe.js';
 
-/** Deposits, withdrawals and balances: each request is one call to the account's grain. */
+/**
+ * Deposits, withdrawals and balances: each request is one call to the account's grain.
+ * In cluster mode, 503 until this member knows every member (`ClusterReadyGuard`).
+ */
 @Controller('accounts')
+@UseGuards(ClusterReadyGuard)
 export class AccountsController {
   constructor(@InjectGrainClient('account') private readonly accounts: GrainClient<AccountGrain>) {}
 

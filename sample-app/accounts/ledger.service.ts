@@ -12,6 +12,13 @@ export interface LedgerEntry {
  * Where account balances live. This embedded default is an in-memory Map; a real deployment
  * would put a database behind the same async methods.
  *
+ * NOTE: in cluster mode this Map is per process: each member keeps the balances of the
+ * accounts it hosts. With hash placement an account always lives on the same member while
+ * membership is stable, so its balance is found again. A member that restarts starts empty,
+ * and after a membership change an account may activate on a member without its balance.
+ * With `IDENTITY_LOOKUP=redis` the module provides `RedisLedgerService` under this token
+ * instead: the same methods and fencing, with the balances in Redis.
+ *
  * Writes are fenced: `save` refuses an epoch lower than the stored one, so a stale
  * activation of an account can never overwrite what a newer activation wrote.
  */

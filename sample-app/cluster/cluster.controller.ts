@@ -1,5 +1,6 @@
 import { Controller, Get } from '@nestjs/common';
 import { Cluster, type Member } from 'nestjs-grains';
+import { clusterReady } from './cluster-ready.guard.js';
 
 /** What `GET /cluster/members` answers. */
 export interface ClusterMembersView {
@@ -10,6 +11,11 @@ export interface ClusterMembersView {
   readonly kinds: readonly string[];
   /** Every member known to this one, itself included. */
   readonly members: readonly Member[];
+  /**
+   * True once this member has heard from every member it was configured with (always true
+   * embedded). Until then it answers account and transfer requests with 503.
+   */
+  readonly ready: boolean;
 }
 
 /** The cluster as this member sees it. */
@@ -17,10 +23,10 @@ export interface ClusterMembersView {
 export class ClusterController {
   constructor(private readonly cluster: Cluster) {}
 
-  /** `GET /cluster/members` → `{ clusterName, memberId, kinds, members }`. */
+  /** `GET /cluster/members` → `{ clusterName, memberId, kinds, members, ready }`. */
   @Get('members')
   members(): ClusterMembersView {
     const { cluster } = this;
-    return { clusterName: cluster.clusterName, memberId: cluster.memberId, kinds: cluster.kindNames, members: cluster.members() };
+    return { clusterName: cluster.clusterName, memberId: cluster.memberId, kinds: cluster.kindNames, members: cluster.members(), ready: clusterReady(cluster) };
   }
 }

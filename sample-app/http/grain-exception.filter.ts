@@ -1,7 +1,8 @@
 import { STATUS_CODES } from 'node:http';
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { GrainError, GrainInvocationError } from 'nestjs-grains';
+import { GrainActivationError, GrainError, GrainInvocationError } from 'nestjs-grains';
+import { StoreUnavailableError } from '../common/store-unavailable.error.js';
 
 /** How one error code is answered over HTTP. */
 interface CodeMapping {
@@ -28,6 +29,14 @@ const CODE_MAPPINGS: Readonly<Record<string, CodeMapping>> = {
   GRAIN_OVERLOADED: { status: HttpStatus.SERVICE_UNAVAILABLE, message: 'Too many requests are waiting for this resource; nothing was changed. Retry later.', retryAfter: 1 },
   GRAIN_CLUSTER_UNAVAILABLE: { status: HttpStatus.SERVICE_UNAVAILABLE, message: 'The resource is not available right now; nothing was changed. Retry later.', retryAfter: 1 },
   GRAIN_CLUSTER_SHUTTING_DOWN: { status: HttpStatus.SERVICE_UNAVAILABLE, message: 'The service is shutting down; nothing was changed. Retry.', retryAfter: 1 },
+  // Cluster mode only: the member hosting the grain was lost while the call ran…
+  GRAIN_OUTCOME_UNKNOWN: { status: HttpStatus.BAD_GATEWAY, message: 'The member serving this resource was lost while the operation ran; it may or may not have been applied.' },
+  // …or no member hosting the kind is known yet (this member is still learning the others).
+  GRAIN_UNKNOWN_KIND: { status: HttpStatus.SERVICE_UNAVAILABLE, message: 'The resource is not available right now; nothing was changed. Retry later.', retryAfter: 1 },
+  // Redis mode only (StoreUnavailableError): the ledger or journal did not take the operation…
+  STORE_UNAVAILABLE: { status: HttpStatus.SERVICE_UNAVAILABLE, message: 'The data store is not available right now; nothing was changed. Retry later.', retryAfter: 1 },
+  // …or a write was sent and not confirmed.
+  STORE_OUTCOME_UNKNOWN: { status: HttpStatus.GATEWAY_TIMEOUT, message: 'The data store did not confirm the operation; it may or may not have been applied.' },
 };
 
 /** The JSON body of every error response. `code` is present for mapped error codes. */
@@ -63,7 +72,7 @@ export class GrainExceptionFilter implements ExceptionFilter {
       const answer = exception.getResponse();
       return { body: typeof answer === 'object' && answer !== null ? (answer as ErrorResponseBody) : { statusCode, message: answer } };
     }
-    const code = exception instanceof GrainInvocationError ? exception.remoteCode : exception instanceof GrainError ? exception.code : undefined;
+    const code = errorCode(exception);
     const mapping = code === undefined ? undefined : CODE_MAPPINGS[code];
     if (code !== undefined && mapping !== undefined) {
       const message = mapping.message ?? (exception instanceof GrainInvocationError ? exception.remoteMessage : (exception as Error).message);
@@ -74,4 +83,14 @@ export class GrainExceptionFilter implements ExceptionFilter {
     const statusCode = HttpStatus.INTERNAL_SERVER_ERROR;
     return { body: { statusCode, error: STATUS_CODES[statusCode], message: 'Internal server error' } };
   }
+}
+
+/** The code an error is answered by (see `CODE_MAPPINGS`), if it has one. */
+function errorCode(exception: unknown): string | undefined {
+  if (exception instanceof GrainInvocationError) return exception.remoteCode;
+  // An account that could not load its balance (Redis unavailable) never ran the call.
+  // NOTE: only on the member that hosts it: across members the cause does not travel.
+  if (exception instanceof GrainActivationError && exception.cause instanceof StoreUnavailableError) return exception.cause.code;
+  if (exception instanceof GrainError) return exception.code;
+  return undefined;
 }

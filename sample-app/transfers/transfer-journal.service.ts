@@ -16,7 +16,9 @@ export interface TransferResult {
 /**
  * Where completed transfers are recorded, so that a transfer id moves money once, even after
  * its grain was deactivated and activated again. In memory in this embedded default; fenced
- * by epoch like the ledger.
+ * by epoch like the ledger. In cluster mode it is per process, like the ledger: each member
+ * records the transfers it hosts. With `IDENTITY_LOOKUP=redis` the module provides
+ * `RedisTransferJournal` under this token instead.
  */
 @Injectable()
 export class TransferJournalService {

@@ -19,6 +19,7 @@ import type { AccountGrain } from '../accounts/account.grain.js';
 import { amountProblem } from '../accounts/amount.js';
 import { InvalidAmountError } from '../accounts/invalid-amount.error.js';
 import { identifierProblem } from '../common/identifier.js';
+import { StoreUnavailableError } from '../common/store-unavailable.error.js';
 import { InvalidTransferError } from './invalid-transfer.error.js';
 import { TransferIdReusedError } from './transfer-id-reused.error.js';
 import { TransferJournalService, type TransferResult } from './transfer-journal.service.js';
@@ -78,7 +79,13 @@ export class TransferGrain implements OnGrainActivate {
     }
 
     const result: TransferResult = { id, from, to, amount, status: 'completed', completedAt: new Date().toISOString() };
-    await this.journal.save(result, this.ctx.epoch);
+    try {
+      await this.journal.save(result, this.ctx.epoch);
+    } catch (error) {
+      // The record may or may not be in the journal: the next activation reads what it holds.
+      if (error instanceof StoreUnavailableError && error.outcomeUnknown) this.ctx.deactivate();
+      throw error;
+    }
     this.result = result;
     return result;
   }
@@ -112,8 +119,9 @@ function assertTransfer(from: unknown, to: unknown, amount: unknown): void {
 
 /** True when a failed account call certainly changed nothing. */
 function certainlyNotApplied(error: unknown): boolean {
-  // The account method threw: it changes its balance only as its last step, after the write.
-  if (error instanceof GrainInvocationError) return true;
+  // The account method threw: it changes its balance only as its last step, after the write —
+  // unless the write itself has an unknown outcome (Redis did not confirm it).
+  if (error instanceof GrainInvocationError) return error.remoteCode !== 'STORE_OUTCOME_UNKNOWN';
   if (error instanceof GrainTimeoutError || error instanceof GrainCallAbortedError) return error.neverRan;
   return error instanceof GrainOverloadedError || error instanceof ClusterShuttingDownError || error instanceof GrainActivationError || error instanceof CallCycleError;
 }

@@ -1,14 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import { Body, Controller, Get, HttpCode, HttpStatus, NotFoundException, Param, Post } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, HttpStatus, NotFoundException, Param, Post, UseGuards } from '@nestjs/common';
 import { type GrainClient, InjectGrainClient } from 'nestjs-grains';
+import { ClusterReadyGuard } from '../cluster/cluster-ready.guard.js';
 import { IdParamPipe } from '../http/id-param.pipe.js';
 import { type TransferBody, TransferBodyPipe } from './transfer-body.pipe.js';
 import type { TransferResult } from './transfer-journal.service.js';
 // Type-only: the controller never loads the grain class; the client is injected by kind name.
 import type { TransferGrain } from './transfer.grain.js';
 
-/** Transfers between accounts: each transfer id is one transfer grain. */
+/**
+ * Transfers between accounts: each transfer id is one transfer grain. In cluster mode, 503
+ * until this member knows every member (`ClusterReadyGuard`).
+ */
 @Controller('transfers')
+@UseGuards(ClusterReadyGuard)
 export class TransfersController {
   constructor(@InjectGrainClient('transfer') private readonly transfers: GrainClient<TransferGrain>) {}
 

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Controller, Get, type INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Cluster, ClusterUnavailableError, type GrainClient, getGrainClientToken, GrainTimeoutError } from 'nestjs-grains';
+import { Cluster, ClusterUnavailableError, type GrainClient, getGrainClientToken, GrainTimeoutError, OutcomeUnknownError, UnknownKindError } from 'nestjs-grains';
 import type { AccountGrain } from '../../sample-app/accounts/account.grain.js';
 import { MAX_BALANCE } from '../../sample-app/accounts/amount.js';
 import { createTestApp } from './create-test-app.js';
@@ -308,14 +308,24 @@ describe('sample app: a member shutting down its cluster', () => {
 });
 
 /**
- * Routes of this test only: what a handler throws when no grain is involved, and the one
- * grain error a single member cannot produce on demand.
+ * Routes of this test only: what a handler throws when no grain is involved, and the
+ * grain errors a single in-memory member cannot produce on demand.
  */
 @Controller('test-only')
 class ThrowingController {
   @Get('cluster-unavailable')
   clusterUnavailable(): never {
     throw new ClusterUnavailableError('Call account/x.deposit() was sent on 32 times without finding a live activation; it never ran. Retry later.');
+  }
+
+  @Get('outcome-unknown')
+  outcomeUnknown(): never {
+    throw new OutcomeUnknownError('account', 'x', 'deposit', 'stream closed by 10.0.0.7:4001');
+  }
+
+  @Get('unknown-kind')
+  unknownKind(): never {
+    throw new UnknownKindError('account');
   }
 
   @Get('plain-error')
@@ -351,6 +361,24 @@ describe('sample app: errors thrown outside the grains (test-only routes, the re
       message: 'The resource is not available right now; nothing was changed. Retry later.',
       code: 'GRAIN_CLUSTER_UNAVAILABLE',
     });
+    expect(res.headers['retry-after']).toBe('1');
+  });
+
+  // Cluster mode only: a member lost mid-call, or no member hosting the kind known yet.
+  it('OutcomeUnknownError (the hosting member was lost mid-call) → 502 saying it may have been applied', async () => {
+    const res = await request(app.getHttpServer()).get('/test-only/outcome-unknown').expect(502);
+    expect(res.body).toEqual({
+      statusCode: 502,
+      error: 'Bad Gateway',
+      message: 'The member serving this resource was lost while the operation ran; it may or may not have been applied.',
+      code: 'GRAIN_OUTCOME_UNKNOWN',
+    });
+    expect(res.text).not.toContain('10.0.0.7');
+  });
+
+  it('UnknownKindError (no member hosting the kind known yet) → 503 with Retry-After', async () => {
+    const res = await request(app.getHttpServer()).get('/test-only/unknown-kind').expect(503);
+    expect(res.body).toEqual({ statusCode: 503, error: 'Service Unavailable', message: 'The resource is not available right now; nothing was changed. Retry later.', code: 'GRAIN_UNKNOWN_KIND' });
     expect(res.headers['retry-after']).toBe('1');
   });
 

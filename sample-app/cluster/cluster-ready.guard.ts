@@ -1,0 +1,29 @@
+import { type CanActivate, Injectable } from '@nestjs/common';
+import { Cluster, ClusterUnavailableError, StaticProvider } from 'nestjs-grains';
+
+/**
+ * True once this member has heard from every member of a static cluster (always true for the
+ * embedded member). Until then it does not know where every grain lives: hash placement over
+ * the members it knows could activate an account here that belongs to a member not heard
+ * from yet, and that account would then have two activations (and two balances).
+ */
+export function clusterReady(cluster: Cluster): boolean {
+  const { provider } = cluster;
+  return !(provider instanceof StaticProvider) || provider.complete;
+}
+
+/**
+ * Refuses account and transfer requests with 503 (`GRAIN_CLUSTER_UNAVAILABLE`, Retry-After)
+ * until `clusterReady`: in cluster mode, a member serves grain requests only once it knows
+ * every member listed in `STATIC_MEMBERS`. `GET /cluster/members` is not guarded, so the
+ * cluster forming can be watched.
+ */
+@Injectable()
+export class ClusterReadyGuard implements CanActivate {
+  constructor(private readonly cluster: Cluster) {}
+
+  canActivate(): boolean {
+    if (clusterReady(this.cluster)) return true;
+    throw new ClusterUnavailableError(`Member ${this.cluster.memberId} has not heard from every member of the cluster yet.`);
+  }
+}

@@ -1,0 +1,234 @@
+import 'reflect-metadata';
+import { describe, expect, it } from 'vitest';
+import { HashIdentityLookup, RedisIdentityLookup, StaticProvider } from 'nestjs-grains';
+import { AppModule } from '../../sample-app/app.module.js';
+import { type BankConfig, BankConfigError, bankOptionsOf, readBankConfig } from '../../sample-app/config/cluster-config.js';
+
+const MEMBERS = '127.0.0.1:4001,127.0.0.1:4002,127.0.0.1:4003';
+/** A valid hosting member: the first of MEMBERS. */
+const MEMBER_ENV = { REMOTE_PORT: '4001', CLUSTER_PROVIDER: 'static', STATIC_MEMBERS: MEMBERS, IDENTITY_LOOKUP: 'hash' };
+/** A valid client-only member of the same cluster. */
+const CLIENT_ENV = { CLIENT_ONLY: 'true', CLUSTER_PROVIDER: 'static', STATIC_MEMBERS: MEMBERS, IDENTITY_LOOKUP: 'hash' };
+/** A valid hosting member placing grains through Redis (and keeping its ledger there). */
+const REDIS_ENV = { ...MEMBER_ENV, IDENTITY_LOOKUP: 'redis', REDIS_URL: 'redis://127.0.0.1:6379' };
+/** A valid value of each cluster-only variable, for the "set without REMOTE_PORT" cases. */
+const STRAY_VALUES: Readonly<Record<string, string>> = { ...MEMBER_ENV, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: 'bank', REDIS_LEASE: 'safe' };
+
+/** The error `readBankConfig(env)` throws; fails the test when it throws nothing or something else. */
+function configError(env: NodeJS.ProcessEnv): BankConfigError {
+  try {
+    readBankConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(BankConfigError);
+    return error as BankConfigError;
+  }
+  throw new Error(`readBankConfig accepted ${JSON.stringify(env)}`);
+}
+
+describe('sample app: configuration from the environment (readBankConfig)', () => {
+  describe('valid', () => {
+    it('nothing set: the embedded default on HTTP port 3000, cluster "bank"', () => {
+      expect(readBankConfig({})).toEqual({ httpPort: 3000, clusterName: 'bank', cluster: { mode: 'embedded' } });
+    });
+
+    it('embedded with HTTP_PORT and CLUSTER_NAME; empty variables count as unset', () => {
+      expect(readBankConfig({ HTTP_PORT: '8080', CLUSTER_NAME: 'bank-2.eu_1' })).toEqual({ httpPort: 8080, clusterName: 'bank-2.eu_1', cluster: { mode: 'embedded' } });
+      expect(readBankConfig({ HTTP_PORT: '0' }).httpPort).toBe(0);
+      expect(readBankConfig({ HTTP_PORT: '', CLUSTER_NAME: '', REMOTE_PORT: '', CLUSTER_PROVIDER: '', CLIENT_ONLY: '' })).toEqual({ httpPort: 3000, clusterName: 'bank', cluster: { mode: 'embedded' } });
+      expect(readBankConfig({ CLIENT_ONLY: 'false' }).cluster.mode).toBe('embedded');
+    });
+
+    it('REMOTE_PORT set: a hosting member binding 0.0.0.0, advertised as 127.0.0.1', () => {
+      expect(readBankConfig({ ...MEMBER_ENV, HTTP_PORT: '3001' })).toEqual({
+        httpPort: 3001,
+        clusterName: 'bank',
+        cluster: {
+          mode: 'member',
+          provider: { type: 'static', members: ['127.0.0.1:4001', '127.0.0.1:4002', '127.0.0.1:4003'] },
+          identityLookup: 'hash',
+          remote: { host: '0.0.0.0', port: 4001, advertisedHost: '127.0.0.1' },
+        },
+      });
+    });
+
+    it('REMOTE_HOST is advertised unless ADVERTISED_HOST says otherwise; STATIC_MEMBERS may have spaces and repeats', () => {
+      const bound = readBankConfig({ ...MEMBER_ENV, REMOTE_HOST: '10.0.0.5', STATIC_MEMBERS: '10.0.0.5:4001, 10.0.0.6:4001,10.0.0.5:4001' });
+      expect(bound.cluster).toMatchObject({ mode: 'member', remote: { host: '10.0.0.5', port: 4001, advertisedHost: '10.0.0.5' }, provider: { members: ['10.0.0.5:4001', '10.0.0.6:4001'] } });
+      const advertised = readBankConfig({ ...MEMBER_ENV, ADVERTISED_HOST: 'bank-1.internal', STATIC_MEMBERS: 'bank-1.internal:4001,bank-2.internal:4001' });
+      expect(advertised.cluster).toMatchObject({ remote: { host: '0.0.0.0', port: 4001, advertisedHost: 'bank-1.internal' } });
+      const ipv6 = readBankConfig({ ...MEMBER_ENV, REMOTE_HOST: '::' });
+      expect(ipv6.cluster).toMatchObject({ remote: { host: '::', advertisedHost: '127.0.0.1' } });
+    });
+
+    it('CLIENT_ONLY=true: a client-only member of the listed cluster, no remote of its own', () => {
+      expect(readBankConfig({ ...CLIENT_ENV, CLUSTER_NAME: 'east' })).toEqual({
+        httpPort: 3000,
+        clusterName: 'east',
+        cluster: { mode: 'client', provider: { type: 'static', members: ['127.0.0.1:4001', '127.0.0.1:4002', '127.0.0.1:4003'] }, identityLookup: 'hash' },
+      });
+    });
+  });
+
+  describe('invalid: names the variable and what is allowed, in one line', () => {
+    it.each<[string, NodeJS.ProcessEnv, string, RegExp]>([
+      ['HTTP_PORT not a number', { HTTP_PORT: 'http' }, 'HTTP_PORT', /^HTTP_PORT must be a port number from 0 to 65535; got "http"\.$/],
+      ['HTTP_PORT out of range', { HTTP_PORT: '70000' }, 'HTTP_PORT', /^HTTP_PORT must be a port number from 0 to 65535; got "70000"\.$/],
+      ['HTTP_PORT negative', { HTTP_PORT: '-1' }, 'HTTP_PORT', /HTTP_PORT must be a port number/],
+      ['HTTP_PORT not an integer', { HTTP_PORT: '3000.5' }, 'HTTP_PORT', /HTTP_PORT must be a port number/],
+      ['CLUSTER_NAME with a space', { CLUSTER_NAME: 'my bank' }, 'CLUSTER_NAME', /^CLUSTER_NAME must be letters, digits, "\.", "_" or "-", starting with a letter or digit; got "my bank"\.$/],
+      ['REMOTE_PORT not a port', { ...MEMBER_ENV, REMOTE_PORT: 'abc' }, 'REMOTE_PORT', /^REMOTE_PORT must be a port number from 1 to 65535; got "abc"\.$/],
+      ['REMOTE_PORT 0 (a static member needs a known port)', { ...MEMBER_ENV, REMOTE_PORT: '0' }, 'REMOTE_PORT', /REMOTE_PORT must be a port number from 1 to 65535; got "0"/],
+      ['REMOTE_PORT too large', { ...MEMBER_ENV, REMOTE_PORT: '65536' }, 'REMOTE_PORT', /REMOTE_PORT must be a port number from 1 to 65535/],
+      ['REMOTE_PORT equal to HTTP_PORT', { ...MEMBER_ENV, HTTP_PORT: '4001' }, 'REMOTE_PORT', /^REMOTE_PORT and HTTP_PORT must be different ports; both are 4001\.$/],
+      ['CLUSTER_PROVIDER missing in cluster mode', { ...MEMBER_ENV, CLUSTER_PROVIDER: undefined }, 'CLUSTER_PROVIDER', /^CLUSTER_PROVIDER is required when REMOTE_PORT is set; allowed: static\.$/],
+      ['CLUSTER_PROVIDER unknown', { ...MEMBER_ENV, CLUSTER_PROVIDER: 'consul' }, 'CLUSTER_PROVIDER', /^CLUSTER_PROVIDER must be one of: static; got "consul"\.$/],
+      ['static without STATIC_MEMBERS', { ...MEMBER_ENV, STATIC_MEMBERS: undefined }, 'STATIC_MEMBERS', /^STATIC_MEMBERS is required with CLUSTER_PROVIDER=static: the hosting members' addresses, "host:port,host:port,\.\.\."\.$/],
+      ['STATIC_MEMBERS entry without a port', { ...MEMBER_ENV, STATIC_MEMBERS: '127.0.0.1:4001,127.0.0.1' }, 'STATIC_MEMBERS', /STATIC_MEMBERS must be a comma-separated list of host:port addresses .*; "127\.0\.0\.1" is not one\.$/],
+      ['STATIC_MEMBERS entry with a bad port', { ...MEMBER_ENV, STATIC_MEMBERS: '127.0.0.1:4001,127.0.0.1:99999' }, 'STATIC_MEMBERS', /"127\.0\.0\.1:99999" is not one/],
+      ['STATIC_MEMBERS with an empty entry', { ...MEMBER_ENV, STATIC_MEMBERS: '127.0.0.1:4001,' }, 'STATIC_MEMBERS', /"" is not one/],
+      ['STATIC_MEMBERS entry on 0.0.0.0 (not reachable)', { ...MEMBER_ENV, STATIC_MEMBERS: '127.0.0.1:4001,0.0.0.0:4002' }, 'STATIC_MEMBERS', /"0\.0\.0\.0:4002" is not one/],
+      [
+        "STATIC_MEMBERS without this member's advertised address",
+        { ...MEMBER_ENV, STATIC_MEMBERS: 'localhost:4001,localhost:4002' },
+        'STATIC_MEMBERS',
+        /^STATIC_MEMBERS must list this member's own address 127\.0\.0\.1:4001 \(ADVERTISED_HOST:REMOTE_PORT\), the address the other members know it by; got "localhost:4001,localhost:4002"\.$/,
+      ],
+      ['IDENTITY_LOOKUP missing in cluster mode', { ...MEMBER_ENV, IDENTITY_LOOKUP: undefined }, 'IDENTITY_LOOKUP', /^IDENTITY_LOOKUP is required when REMOTE_PORT is set; allowed: hash, redis\.$/],
+      ['IDENTITY_LOOKUP unknown', { ...MEMBER_ENV, IDENTITY_LOOKUP: 'consul' }, 'IDENTITY_LOOKUP', /^IDENTITY_LOOKUP must be one of: hash, redis; got "consul"\.$/],
+      ['REMOTE_HOST not a host', { ...MEMBER_ENV, REMOTE_HOST: 'not a host' }, 'REMOTE_HOST', /^REMOTE_HOST must be a host name or an IP address to bind \(such as 0\.0\.0\.0 or 127\.0\.0\.1\); got "not a host"\.$/],
+      ['REMOTE_HOST an IPv6 address, no ADVERTISED_HOST', { ...MEMBER_ENV, REMOTE_HOST: '::1' }, 'REMOTE_HOST', /REMOTE_HOST "::1" cannot be advertised .*set ADVERTISED_HOST/],
+      ['ADVERTISED_HOST 0.0.0.0', { ...MEMBER_ENV, ADVERTISED_HOST: '0.0.0.0', STATIC_MEMBERS: '127.0.0.1:4002' }, 'ADVERTISED_HOST', /^ADVERTISED_HOST must be a host name or an IPv4 address the other members can reach \(not 0\.0\.0\.0\); got "0\.0\.0\.0"\.$/],
+      ['ADVERTISED_HOST with a port', { ...MEMBER_ENV, ADVERTISED_HOST: '127.0.0.1:4001' }, 'ADVERTISED_HOST', /ADVERTISED_HOST must be a host name or an IPv4 address/],
+      ['CLIENT_ONLY not a boolean', { ...CLIENT_ENV, CLIENT_ONLY: 'yes' }, 'CLIENT_ONLY', /^CLIENT_ONLY must be "true" or "false"; got "yes"\.$/],
+      ['CLIENT_ONLY=true with REMOTE_PORT', { ...CLIENT_ENV, REMOTE_PORT: '4004' }, 'REMOTE_PORT', /^REMOTE_PORT must not be set with CLIENT_ONLY=true: a client-only member hosts no grains and serves no remote\.$/],
+      ['CLIENT_ONLY=true with REMOTE_HOST', { ...CLIENT_ENV, REMOTE_HOST: '0.0.0.0' }, 'REMOTE_HOST', /^REMOTE_HOST must not be set with CLIENT_ONLY=true/],
+      ['CLIENT_ONLY=true without CLUSTER_PROVIDER', { ...CLIENT_ENV, CLUSTER_PROVIDER: undefined }, 'CLUSTER_PROVIDER', /^CLUSTER_PROVIDER is required with CLIENT_ONLY=true; allowed: static\.$/],
+      ['CLIENT_ONLY=true without STATIC_MEMBERS', { ...CLIENT_ENV, STATIC_MEMBERS: undefined }, 'STATIC_MEMBERS', /^STATIC_MEMBERS is required with CLUSTER_PROVIDER=static/],
+      ['CLIENT_ONLY=true without IDENTITY_LOOKUP', { ...CLIENT_ENV, IDENTITY_LOOKUP: undefined }, 'IDENTITY_LOOKUP', /^IDENTITY_LOOKUP is required with CLIENT_ONLY=true; allowed: hash, redis\.$/],
+      ...(['CLUSTER_PROVIDER', 'STATIC_MEMBERS', 'IDENTITY_LOOKUP', 'REMOTE_HOST', 'ADVERTISED_HOST', 'REDIS_URL', 'REDIS_KEY_PREFIX', 'REDIS_LEASE'] as const).map(
+        (name): [string, NodeJS.ProcessEnv, string, RegExp] => [
+          `${name} without REMOTE_PORT`,
+          { [name]: STRAY_VALUES[name] ?? '127.0.0.1' },
+          name,
+          new RegExp(`^${name} is set but REMOTE_PORT is not: set REMOTE_PORT to run a cluster member \\(or CLIENT_ONLY=true for a client-only member\\), or unset ${name} for the embedded default\\.$`),
+        ],
+      ),
+    ])('%s', (_case, env, variable, message) => {
+      const error = configError(env);
+      expect(error.variable).toBe(variable);
+      expect(error.message).toMatch(message);
+      expect(error.message).not.toContain('\n');
+    });
+  });
+
+  describe('bankOptionsOf: what AppModule.register() is given', () => {
+    it('embedded: only the cluster name (no provider, lookup or remote)', () => {
+      expect(bankOptionsOf(readBankConfig({ CLUSTER_NAME: 'solo' }))).toEqual({ cluster: { clusterName: 'solo' } });
+    });
+
+    it('member: a static provider, hash placement and the remote; new instances on every call', () => {
+      const config: BankConfig = readBankConfig(MEMBER_ENV);
+      const options = bankOptionsOf(config);
+      expect(options.clientOnly).toBe(false);
+      expect(options.cluster).toMatchObject({ clusterName: 'bank', remote: { host: '0.0.0.0', port: 4001, advertisedHost: '127.0.0.1' } });
+      expect(options.cluster?.provider).toBeInstanceOf(StaticProvider);
+      expect(options.cluster?.identityLookup).toBeInstanceOf(HashIdentityLookup);
+      const again = bankOptionsOf(config);
+      expect(again.cluster?.provider).not.toBe(options.cluster?.provider);
+      expect(again.cluster?.identityLookup).not.toBe(options.cluster?.identityLookup);
+    });
+
+    it('client only: a remote without a port (serves nothing), and clientOnly', () => {
+      const options = bankOptionsOf(readBankConfig(CLIENT_ENV));
+      expect(options.clientOnly).toBe(true);
+      expect(options.cluster?.remote).toEqual({});
+      expect(options.cluster?.provider).toBeInstanceOf(StaticProvider);
+      expect(options.cluster?.identityLookup).toBeInstanceOf(HashIdentityLookup);
+    });
+
+    it('AppModule.register({ clientOnly: true }) without a provider is refused', () => {
+      expect(() => AppModule.register({ clientOnly: true })).toThrow(/needs cluster\.provider and cluster\.identityLookup/);
+    });
+  });
+  describe('IDENTITY_LOOKUP=redis: REDIS_URL, REDIS_KEY_PREFIX, REDIS_LEASE', () => {
+    it('a hosting member with REDIS_URL: key prefix "grains" and the fast lease by default', () => {
+      expect(readBankConfig({ ...REDIS_ENV, HTTP_PORT: '3001' })).toEqual({
+        httpPort: 3001,
+        clusterName: 'bank',
+        cluster: {
+          mode: 'member',
+          provider: { type: 'static', members: ['127.0.0.1:4001', '127.0.0.1:4002', '127.0.0.1:4003'] },
+          identityLookup: 'redis',
+          redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'grains', lease: 'fast' },
+          remote: { host: '0.0.0.0', port: 4001, advertisedHost: '127.0.0.1' },
+        },
+      });
+    });
+
+    it('REDIS_KEY_PREFIX and REDIS_LEASE; credentials, TLS and a database number in the URL; a client-only member', () => {
+      const url = 'rediss://bank:s3cr%40t@redis.internal:6380/2';
+      expect(readBankConfig({ ...REDIS_ENV, REDIS_URL: url, REDIS_KEY_PREFIX: 'bank-eu_1.v2', REDIS_LEASE: 'safe' }).cluster).toMatchObject({
+        identityLookup: 'redis',
+        redis: { url, keyPrefix: 'bank-eu_1.v2', lease: 'safe' },
+      });
+      expect(readBankConfig({ ...REDIS_ENV, REDIS_URL: 'redis://localhost', REDIS_LEASE: 'fast' }).cluster).toMatchObject({ redis: { url: 'redis://localhost', lease: 'fast' } });
+      expect(readBankConfig({ ...CLIENT_ENV, IDENTITY_LOOKUP: 'redis', REDIS_URL: 'redis://127.0.0.1:6379/' }).cluster).toEqual({
+        mode: 'client',
+        provider: { type: 'static', members: ['127.0.0.1:4001', '127.0.0.1:4002', '127.0.0.1:4003'] },
+        identityLookup: 'redis',
+        redis: { url: 'redis://127.0.0.1:6379/', keyPrefix: 'grains', lease: 'fast' },
+      });
+      // Empty counts as unset, as for every variable.
+      expect(readBankConfig({ ...REDIS_ENV, REDIS_KEY_PREFIX: '', REDIS_LEASE: '' }).cluster).toMatchObject({ redis: { keyPrefix: 'grains', lease: 'fast' } });
+    });
+
+    it.each<[string, NodeJS.ProcessEnv, string, RegExp]>([
+      ['REDIS_URL missing', { ...REDIS_ENV, REDIS_URL: undefined }, 'REDIS_URL', /^REDIS_URL is required with IDENTITY_LOOKUP=redis: the Redis server's URL, such as redis:\/\/127\.0\.0\.1:6379\.$/],
+      ['REDIS_URL missing on a client-only member', { ...CLIENT_ENV, IDENTITY_LOOKUP: 'redis' }, 'REDIS_URL', /^REDIS_URL is required with IDENTITY_LOOKUP=redis/],
+      ['REDIS_URL not a URL', { ...REDIS_ENV, REDIS_URL: '127.0.0.1:6379' }, 'REDIS_URL', /^REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL with a host, such as redis:\/\/127\.0\.0\.1:6379 or rediss:\/\/user:password@host:6380\/0; got "127\.0\.0\.1:6379"\.$/],
+      ['REDIS_URL another scheme', { ...REDIS_ENV, REDIS_URL: 'http://127.0.0.1:6379' }, 'REDIS_URL', /REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL.*got "http:\/\/127\.0\.0\.1:6379"\.$/],
+      ['REDIS_URL without a host', { ...REDIS_ENV, REDIS_URL: 'redis://:6379' }, 'REDIS_URL', /REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/],
+      ['REDIS_URL with a path that is not a database number', { ...REDIS_ENV, REDIS_URL: 'redis://127.0.0.1:6379/bank' }, 'REDIS_URL', /REDIS_URL must be/],
+      ['REDIS_URL with a query', { ...REDIS_ENV, REDIS_URL: 'redis://127.0.0.1:6379?db=1' }, 'REDIS_URL', /REDIS_URL must be/],
+      ['REDIS_URL port out of range', { ...REDIS_ENV, REDIS_URL: 'redis://127.0.0.1:70000' }, 'REDIS_URL', /REDIS_URL must be/],
+      ['REDIS_KEY_PREFIX with a brace (it goes inside the hash tag)', { ...REDIS_ENV, REDIS_KEY_PREFIX: 'a{b}' }, 'REDIS_KEY_PREFIX', /^REDIS_KEY_PREFIX must be 1 to 64 letters, digits, "\.", "_" or "-", starting with a letter or digit; got "a\{b\}"\.$/],
+      ['REDIS_KEY_PREFIX with a colon', { ...REDIS_ENV, REDIS_KEY_PREFIX: 'a:b' }, 'REDIS_KEY_PREFIX', /REDIS_KEY_PREFIX must be/],
+      ['REDIS_KEY_PREFIX too long', { ...REDIS_ENV, REDIS_KEY_PREFIX: 'p'.repeat(65) }, 'REDIS_KEY_PREFIX', /REDIS_KEY_PREFIX must be 1 to 64/],
+      ['REDIS_LEASE unknown', { ...REDIS_ENV, REDIS_LEASE: 'slow' }, 'REDIS_LEASE', /^REDIS_LEASE must be one of: fast, safe; got "slow"\.$/],
+      ...(['REDIS_URL', 'REDIS_KEY_PREFIX', 'REDIS_LEASE'] as const).map((name): [string, NodeJS.ProcessEnv, string, RegExp] => [
+        `${name} with IDENTITY_LOOKUP=hash`,
+        { ...MEMBER_ENV, [name]: STRAY_VALUES[name] },
+        name,
+        new RegExp(`^${name} is set but IDENTITY_LOOKUP is "hash": set IDENTITY_LOOKUP=redis to keep placement and the ledger in Redis, or unset ${name}\\.$`),
+      ]),
+    ])('%s', (_case, env, variable, message) => {
+      const error = configError(env);
+      expect(error.variable).toBe(variable);
+      expect(error.message).toMatch(message);
+      expect(error.message).not.toContain('\n');
+    });
+
+    it('never repeats the password of an invalid REDIS_URL', () => {
+      const error = configError({ ...REDIS_ENV, REDIS_URL: 'https://bank:hunter2@redis.internal:6379' });
+      expect(error.message).not.toContain('hunter2');
+      expect(error.message).toContain('"https://bank:***@redis.internal:6379"');
+    });
+
+    it('bankOptionsOf: a RedisIdentityLookup, and the ledger and journal in the same Redis under the same prefix', () => {
+      const options = bankOptionsOf(readBankConfig({ ...REDIS_ENV, REDIS_KEY_PREFIX: 'eu', REDIS_LEASE: 'safe', CLUSTER_NAME: 'east' }));
+      expect(options.clientOnly).toBe(false);
+      expect(options.cluster).toMatchObject({ clusterName: 'east', remote: { host: '0.0.0.0', port: 4001, advertisedHost: '127.0.0.1' } });
+      expect(options.cluster?.provider).toBeInstanceOf(StaticProvider);
+      expect(options.cluster?.identityLookup).toBeInstanceOf(RedisIdentityLookup);
+      expect(options.redisStores).toEqual({ url: 'redis://127.0.0.1:6379', keyPrefix: 'eu' });
+      expect(bankOptionsOf(readBankConfig(MEMBER_ENV)).redisStores).toBeUndefined(); // hash: in memory, as before
+    });
+
+    it('bankOptionsOf: a client-only member uses the Redis lookup and keeps no stores', () => {
+      const options = bankOptionsOf(readBankConfig({ ...CLIENT_ENV, IDENTITY_LOOKUP: 'redis', REDIS_URL: 'redis://127.0.0.1:6379' }));
+      expect(options.clientOnly).toBe(true);
+      expect(options.cluster?.identityLookup).toBeInstanceOf(RedisIdentityLookup);
+      expect(options.redisStores).toBeUndefined();
+    });
+  });
+});
