@@ -195,6 +195,8 @@ export class ClusterRemote implements EndpointEvents, InboundHandler {
   }
 
   expired(request: OutboundRequest): void {
+    // NOTE: no answer in time: where the grain lives is in doubt, so the next call resolves again.
+    this.host.forgetPid(request.call);
     request.call.reject(new GrainTimeoutError(request.call.kind, request.call.identity, request.call.method, request.call.timeoutMs, !request.written));
   }
 

@@ -1,6 +1,12 @@
-/** Reconnection backoff: exponential with full jitter, capped. */
-export const INITIAL_BACKOFF_MS = 100;
-export const MAX_BACKOFF_MS = 5_000;
+/**
+ * Reconnection backoff: exponential with full jitter, capped.
+ *
+ * NOTE: the cap is low on purpose: calls for a peer that just failed wait behind this timer,
+ * and with a leased lookup the grains of a dead member move once its lease lapses (1.5 s by
+ * default); a 5 s cap made failover wait for reconnects the lookup no longer needed.
+ */
+export const INITIAL_BACKOFF_MS = 50;
+export const MAX_BACKOFF_MS = 250;
 export const BACKOFF_MULTIPLIER = 2;
 
 export class Backoff {

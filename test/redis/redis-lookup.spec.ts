@@ -126,6 +126,7 @@ describe('RedisIdentityLookup (real redis-server)', () => {
   it('removes the entries of an incarnation whose lease lapsed, in batches, and leaves live ones alone', async () => {
     members = await startMembers(redis, 1);
     const lapsed = 'lapsed-incarnation';
+    await redis.command('SADD', '{grains:rl}:incarnations', lapsed);
     for (let i = 0; i < 250; i++) {
       await redis.command('HSET', `{grains:rl}:ci:counter/old-${i}`, 'member', 'gone', 'incarnation', lapsed, 'address', '', 'activation', `a${i}`, 'epoch', '3');
       await redis.command('SADD', `{grains:rl}:acts:${lapsed}`, `counter/old-${i}`);
@@ -133,6 +134,8 @@ describe('RedisIdentityLookup (real redis-server)', () => {
     const live = await members[0]!.cluster.client<CounterGrain>('counter').get('alive').add();
     await members[0]!.lookup.cleanupLapsed();
     expect(await redis.command('EXISTS', `{grains:rl}:acts:${lapsed}`)).toBe(0);
+    expect(await redis.command('SISMEMBER', '{grains:rl}:incarnations', lapsed)).toBe(0); // done with it
+    expect(await redis.command('SISMEMBER', '{grains:rl}:incarnations', members[0]!.cluster.incarnation)).toBe(1);
     expect(await redis.command('HGET', '{grains:rl}:ci:counter/old-7', 'incarnation')).toBe(null);
     expect(await redis.command('HGET', '{grains:rl}:ci:counter/old-7', 'epoch')).toBe('3'); // the epoch survives
     expect(await redis.command('HGET', '{grains:rl}:ci:counter/alive', 'activation')).toBe(live.activation);

@@ -289,7 +289,7 @@ export class RedisIdentityLookup implements IdentityLookup {
             redis: this.redisOptions,
             join: scripts.join,
             renew: scripts.renew,
-            keys: [keys.generation, keys.lease(incarnation)],
+            keys: [keys.generation, keys.lease(incarnation), keys.incarnations],
             args: [generation, incarnation, this.lease.leaseMs],
             onEnd: (why) => this.onLeaseEnd(why, incarnation),
           });
@@ -349,15 +349,11 @@ export class RedisIdentityLookup implements IdentityLookup {
     const redis = this.redis;
     if (keys === undefined || redis === undefined || this.stopped || !this.joined) return;
     try {
-      let cursor = '0';
-      do {
-        const [next, found] = await redis.scan(cursor, 'MATCH', `${keys.setPrefix}*`, 'COUNT', 100);
-        cursor = next;
-        for (const setKey of found) {
-          const incarnation = setKey.slice(keys.setPrefix.length);
-          if (incarnation !== this.member!.incarnation) await this.cleanup(incarnation);
-        }
-      } while (cursor !== '0' && !this.stopped);
+      const incarnations = await redis.smembers(keys.incarnations);
+      for (const incarnation of incarnations) {
+        if (this.stopped) return;
+        if (incarnation !== this.member!.incarnation) await this.cleanup(incarnation);
+      }
     } catch {
       // Best effort: the next round tries again.
     }
@@ -366,7 +362,7 @@ export class RedisIdentityLookup implements IdentityLookup {
   private async cleanup(incarnation: string): Promise<void> {
     const keys = this.keys!;
     for (let left = 1; left > 0; ) {
-      const reply = await scripts.cleanup.run(this.redis!, [keys.generation, keys.activations(incarnation), keys.lease(incarnation)], [this.generation, keys.entryPrefix, CLEANUP_BATCH, incarnation]);
+      const reply = await scripts.cleanup.run(this.redis!, [keys.generation, keys.activations(incarnation), keys.lease(incarnation), keys.incarnations], [this.generation, keys.entryPrefix, CLEANUP_BATCH, incarnation]);
       if (typeof reply !== 'number') return;
       left = reply;
     }

@@ -8,6 +8,8 @@ export class RedisKeys {
   readonly leasePrefix: string;
   readonly entryPrefix: string;
   readonly setPrefix: string;
+  /** The incarnations that joined and may have left entries behind. */
+  readonly incarnations: string;
 
   constructor(prefix: string, clusterName: string) {
     this.tag = `{${prefix}:${clusterName}}`;
@@ -15,6 +17,7 @@ export class RedisKeys {
     this.leasePrefix = `${this.tag}:lease:`;
     this.entryPrefix = `${this.tag}:ci:`;
     this.setPrefix = `${this.tag}:acts:`;
+    this.incarnations = `${this.tag}:incarnations`;
   }
 
   /** A member incarnation's lease: value = the incarnation, with a TTL. */
