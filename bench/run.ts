@@ -2,8 +2,12 @@
  * `npm run bench`: runs every scenario (or those named on the command line), prints a table
  * per scenario and writes JSON to bench/results/.
  *
- *   node dist/bench/run.js [scenario...] [--rounds 11] [--round-ms 250] [--warmup 3]
- *                          [--concurrency 1000] [--quick] [--profile] [--gc]
+ *   node dist/bench/run.js [scenario...] [--only group,...] [--rounds 11] [--round-ms 250] [--warmup 3]
+ *                          [--concurrency 1000] [--kills 20] [--quick] [--profile] [--gc]
+ *
+ * Scenarios: local-call, activation, remote-call (worker scenarios, below) and the Redis group
+ * (bench/redis/scenarios.ts): activation-redis, cached-call-redis, failover. `redis` (as a
+ * positional or `--only redis`) names the whole group; `--only` takes scenario or group names.
  *
  * --quick: 3 rounds of ~100 ms (smoke test, figures are rough); --profile: also CPU-profile the
  * local-call scenario (bench/profile-local-call.ts) and print its top self-time functions
@@ -32,6 +36,7 @@ import { environment, type Environment, REPO_ROOT, RESULTS_DIR, timestamp, write
 import { profileRemoteCall, reportRemoteProfile, type RemoteProfile } from './support/remote-profile.js';
 import { type BreakdownLine, type LatencySample, type Role, ROLES, type ScenarioSpec } from './support/scenario.js';
 import { findScenario, SCENARIOS } from './support/scenarios.js';
+import { REDIS_SCENARIOS, type RedisScenarioId, runRedisGroup } from './redis/scenarios.js';
 import { median, pairedRatios, type Summary, summarize } from './support/stats.js';
 
 interface Options {
@@ -44,6 +49,8 @@ interface Options {
   readonly quick: boolean;
   /** Force a full GC before each round (workers run with --expose-gc). */
   readonly gc: boolean;
+  /** Kills of the Redis failover scenario. */
+  readonly kills: number;
 }
 
 const ROLE_DESCRIPTION: Record<Role, string> = {
@@ -125,7 +132,10 @@ interface ScenarioResult {
   readonly workers: readonly StatusReply[];
 }
 
-function parseOptions(): { scenarios: ScenarioSpec[]; options: Options } {
+/** Scenario groups `--only` (or a positional) may name. */
+const GROUPS: Readonly<Record<string, readonly string[]>> = { redis: REDIS_SCENARIOS };
+
+function parseOptions(): { scenarios: ScenarioSpec[]; redis: RedisScenarioId[]; options: Options } {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: {
@@ -133,6 +143,8 @@ function parseOptions(): { scenarios: ScenarioSpec[]; options: Options } {
       'round-ms': { type: 'string' },
       warmup: { type: 'string' },
       concurrency: { type: 'string' },
+      kills: { type: 'string' },
+      only: { type: 'string' },
       quick: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       gc: { type: 'boolean', default: false },
@@ -152,9 +164,16 @@ function parseOptions(): { scenarios: ScenarioSpec[]; options: Options } {
     profile: values.profile === true,
     quick,
     gc: values.gc === true,
+    kills: int(values.kills, quick ? 3 : 20, 'kills', 1, 100),
   };
-  const scenarios = positionals.length === 0 ? [...SCENARIOS] : positionals.map(findScenario);
-  return { scenarios, options };
+  const names = [...positionals, ...(values.only ?? '').split(',').filter((n) => n !== '')].flatMap((n) => GROUPS[n] ?? [n]);
+  if (names.length === 0) return { scenarios: [...SCENARIOS], redis: [...REDIS_SCENARIOS], options };
+  const known = [...SCENARIOS.map((s) => s.id), ...REDIS_SCENARIOS];
+  const unknown = names.filter((n) => !known.includes(n));
+  if (unknown.length > 0) throw new Error(`unknown scenario(s) ${unknown.join(', ')} (known: ${known.join(', ')}; groups: ${Object.keys(GROUPS).join(', ')})`);
+  const redis = REDIS_SCENARIOS.filter((id) => names.includes(id));
+  const scenarios = names.filter((n) => !(REDIS_SCENARIOS as readonly string[]).includes(n)).map(findScenario);
+  return { scenarios: [...new Set(scenarios)], redis, options };
 }
 
 /** The fewest operations each caller performs in a timed round. */
@@ -496,7 +515,7 @@ function reportProfile(p: { subject: string; driver: unknown; summary: ProfileSu
 // Main -------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const { scenarios, options } = parseOptions();
+  const { scenarios, redis, options } = parseOptions();
   const started = new Date();
   const stamp = timestamp(started);
   const env = environment();
@@ -512,6 +531,9 @@ async function main(): Promise<void> {
     writeJson(`${spec.id}-${stamp}.json`, result);
     reports.push(report(result));
   }
+  // The Redis group: its own processes (redis-server, members, the SET NX baseline) and reports.
+  const redisGroup = redis.length === 0 ? undefined : await runRedisGroup(redis, options, stamp);
+  if (redisGroup !== undefined) reports.push(...redisGroup.reports);
   const profiles: Array<{ subject: string; driver: unknown; summary: ProfileSummary }> = [];
   if (options.profile) {
     for (const subject of ['grain-distinct', 'grain-one']) {
@@ -537,13 +559,14 @@ async function main(): Promise<void> {
     loadavgAtEnd: environment().loadavg,
     options,
     scenarios: results,
+    ...(redisGroup === undefined ? {} : { redisScenarios: redisGroup.results }),
     ...(profiles.length > 0 ? { profiles } : {}),
     ...(remoteProfile === undefined ? {} : { remoteProfile }),
   };
   const latestPath = writeJson('latest.json', latest);
   process.stdout.write(`\n${reports.join('\n\n')}\n\n`);
   process.stdout.write(
-    `results: ${results.map((r) => `bench/results/${r.scenario}-${stamp}.json`).join(', ')}, ${latestPath}` +
+    `results: ${[...results, ...(redisGroup?.results ?? [])].map((r) => `bench/results/${r.scenario}-${stamp}.json`).join(', ')}, ${latestPath}` +
       ` (total ${latest.durationS.toFixed(1)} s, loadavg at end ${latest.loadavgAtEnd.join(' ')})\n`,
   );
 }

@@ -28,6 +28,8 @@ interface StartFailedMessage {
 interface ChildRequest {
   readonly id: number;
   readonly op: string;
+  /** The request's argument, when it has one (anything IPC can carry). */
+  readonly arg?: unknown;
 }
 /** Child → parent, per request. */
 type ChildReply = { readonly type: 'reply'; readonly id: number; readonly ok: true; readonly value: unknown } | { readonly type: 'reply'; readonly id: number; readonly ok: false; readonly error: string };
@@ -126,16 +128,17 @@ export class ServerChild {
     return this.child.pid;
   }
 
-  request<T>(op: string): Promise<T> {
+  /** One request; `timeoutMs` (default 30 s) bounds the wait for its reply. */
+  request<T>(op: string, arg?: unknown, timeoutMs = REQUEST_TIMEOUT_MS): Promise<T> {
     if (this.exitCode !== undefined || !this.child.connected) return Promise.reject(new Error(`${this.name} is not running`));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new Error(`${this.name}: ${op} took longer than ${REQUEST_TIMEOUT_MS} ms`));
-      }, REQUEST_TIMEOUT_MS);
+        reject(new Error(`${this.name}: ${op} took longer than ${timeoutMs} ms`));
+      }, timeoutMs);
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
-      this.child.send({ id, op } satisfies ChildRequest);
+      this.child.send({ id, op, ...(arg === undefined ? {} : { arg }) } satisfies ChildRequest);
     });
   }
 
@@ -162,6 +165,12 @@ export class ServerChild {
   kill(): void {
     if (this.exitCode === undefined) this.child.kill('SIGKILL');
   }
+
+  /** SIGKILL this child and resolve once it has exited (the failover scenario's crash). */
+  async killAndWait(): Promise<void> {
+    this.kill();
+    await this.exited;
+  }
 }
 
 /** CPU time (user + system, every thread) this process has used, in µs. */
@@ -173,8 +182,8 @@ export function cpuMicros(): number {
 // Child side --------------------------------------------------------------------------------
 
 export interface ChildHandlers {
-  /** Answer `op` (anything but 'stop'). */
-  readonly [op: string]: () => unknown;
+  /** Answer `op` (anything but 'stop'), given the request's argument (undefined when none). */
+  readonly [op: string]: (arg: unknown) => unknown;
 }
 
 /**
@@ -190,7 +199,7 @@ export function serveParent(address: string, handlers: ChildHandlers, onStop: ()
         if (request.op === 'stop') await onStop();
         const handler = handlers[request.op];
         if (request.op !== 'stop' && handler === undefined) throw new Error(`unknown op ${request.op}`);
-        reply = { type: 'reply', id: request.id, ok: true, value: request.op === 'stop' ? null : await handler!() };
+        reply = { type: 'reply', id: request.id, ok: true, value: request.op === 'stop' ? null : await handler!(request.arg) };
       } catch (error) {
         reply = { type: 'reply', id: request.id, ok: false, error: error instanceof Error ? (error.stack ?? error.message) : String(error) };
       }
