@@ -5,7 +5,9 @@
 --   lease key, KEYS[4] this incarnation's set of entries
 -- ARGV[1] generation, ARGV[2] this incarnation, ARGV[3] member id, ARGV[4] address,
 --   ARGV[5] activation id, ARGV[6] lease key prefix (lease key = prefix .. incarnation),
---   ARGV[7] entry name (kind/identity, for the member set)
+--   ARGV[7] entry name (kind/identity, for the member set), ARGV[8] the generation's epoch
+--   floor (ms since 1970 when the generation began): an identity with no epoch yet starts
+--   there, so epochs keep growing across a Redis data loss
 -- Returns: {'GEN'} | {'NOLEASE'} |
 --   {'OWNED', member, incarnation, address, activation, epoch} (live, maybe this member's) |
 --   {'CLAIMED', epoch}
@@ -18,6 +20,7 @@ if owner then
   end
 end
 if redis.call('GET', KEYS[3]) ~= ARGV[2] then return {'NOLEASE'} end
+redis.call('HSETNX', KEYS[2], 'epoch', ARGV[8])
 local epoch = redis.call('HINCRBY', KEYS[2], 'epoch', 1)
 redis.call('HSET', KEYS[2], 'member', ARGV[3], 'incarnation', ARGV[2], 'address', ARGV[4], 'activation', ARGV[5])
 redis.call('SADD', KEYS[4], ARGV[7])

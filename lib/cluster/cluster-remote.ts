@@ -42,6 +42,8 @@ export interface RemoteHost {
   redirect(call: Call): void;
   /** Forget where `call`'s grain was believed to live. */
   forgetPid(call: Call): void;
+  /** False while this member's claims are leased and the lease is not valid now. */
+  leaseValid(): boolean;
   /** Forget every grain believed to live at `address` (its connection failed). */
   forgetAddress(address: string): void;
   /** A handshake showed who a peer is now. */
@@ -151,6 +153,8 @@ export class ClusterRemote implements EndpointEvents, InboundHandler {
         call.reject(new MessageTooLargeError(call.kind, call.identity, call.method, false, error!.message));
         return;
       case Status.UNAVAILABLE:
+        // NOTE: the member could not serve it (e.g. cut off from its lookup): next time, resolve again.
+        this.host.forgetPid(call);
         call.reject(new ClusterUnavailableError(`Call ${call.kind}/${call.identity}.${call.method}(): ${error!.message}`));
         return;
       case Status.IDENTITY_REFUSED:
@@ -219,6 +223,11 @@ export class ClusterRemote implements EndpointEvents, InboundHandler {
     const fail = (status: Status, error: GrainError | Partial<RemoteErrorInfo>) => respond({ id: request.id, status, error: toErrorInfo(error) });
     if (!this.host.acceptsCalls()) return fail(Status.SHUTTING_DOWN, new ClusterShuttingDownError());
     if (request.targetIncarnation !== '' && request.targetIncarnation !== this.host.incarnation) {
+      return fail(Status.NOT_HERE, new NotHereError(request.kind, request.identity));
+    }
+    if (!this.host.leaseValid()) {
+      // NOTE: a member whose lease ran out serves and claims nothing: the caller resolves
+      // again, and finds the grain wherever it is claimed next.
       return fail(Status.NOT_HERE, new NotHereError(request.kind, request.identity));
     }
     if (request.timeoutMs <= 0) return fail(Status.EXPIRED, { name: 'GrainTimeoutError', message: 'expired before dispatch' });

@@ -429,6 +429,10 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember, Remo
     return this.state === State.Running;
   }
 
+  leaseValid(): boolean {
+    return this.turnGuard === undefined || this.turnGuard.canSettle(now());
+  }
+
   forgetAddress(address: string): void {
     this.pidCache.dropAddress(address);
   }

@@ -195,6 +195,7 @@ describe('RedisIdentityLookup (real redis-server)', () => {
     expect(Date.now() - noticed).toBeGreaterThanOrEqual(1_300); // nobody claims for a (fast) lease period
     expect(after.activation).not.toBe(before.activation);
     expect(after.n).toBe(1);
+    expect(after.epoch).toBeGreaterThan(before.epoch); // the fencing token keeps growing across the data loss
     expect(members[0]!.logger.messages('warn').join('\n')).toMatch(/generation/);
     await sleep(10);
   });

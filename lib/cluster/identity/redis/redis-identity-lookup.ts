@@ -163,6 +163,7 @@ export class RedisIdentityLookup implements IdentityLookup {
         activationId,
         keys.leasePrefix,
         name,
+        epochFloor(this.generation),
       ]),
     );
     switch (reply[0]) {
@@ -250,7 +251,8 @@ export class RedisIdentityLookup implements IdentityLookup {
     const current = await redis.get(this.keys!.generation);
     if (current !== null && current.endsWith(`:${runId}`)) return { generation: current, changed: current !== this.generation && this.generation !== '' };
     // Missing (data lost) or written by another Redis process (failover): a new generation.
-    const fresh = `${randomBytes(8).toString('hex')}:${runId}`;
+    // NOTE: the generation records when it began (ms since 1970): its epochs start there.
+    const fresh = `${randomBytes(8).toString('hex')}:${Date.now()}:${runId}`;
     const swapped = await redis.eval(
       "local g = redis.call('GET', KEYS[1]) if g == false or g == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return ARGV[2] end return g",
       1,
@@ -367,6 +369,17 @@ export class RedisIdentityLookup implements IdentityLookup {
       left = reply;
     }
   }
+}
+
+/**
+ * Where a generation's epochs start: the time it began. Epochs of a lost generation stay
+ * below it as long as an identity was activated less than once per millisecond on average
+ * while that generation lasted, so `ctx.epoch` keeps growing across a Redis data loss.
+ */
+function epochFloor(generation: string): number {
+  const parts = generation.split(':');
+  const floor = parts.length >= 3 ? Number(parts[parts.length - 2]) : 0;
+  return Number.isSafeInteger(floor) && floor > 0 ? floor : 0;
 }
 
 function parseRunId(info: string): string {
