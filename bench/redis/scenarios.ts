@@ -135,8 +135,8 @@ interface Accounting {
   readonly unexplained: Readonly<Record<string, number>>;
 }
 
-const SCRIPT_ONLY = new Set(['hget', 'hmget', 'hset', 'hincrby', 'sadd', 'srem', 'hdel', 'spop', 'scard', 'pexpire', 'exists', 'del']);
-const LOOKUP_ONLY = ['hget', 'hmget', 'hset', 'hincrby', 'sadd', 'srem', 'hdel', 'spop'];
+const SCRIPT_ONLY = new Set(['hget', 'hmget', 'hset', 'hincrby', 'hsetnx', 'sadd', 'srem', 'hdel', 'spop', 'scard', 'pexpire', 'exists', 'del']);
+const LOOKUP_ONLY = ['hget', 'hmget', 'hset', 'hincrby', 'hsetnx', 'sadd', 'srem', 'hdel', 'spop'];
 /** The orchestrator's own commands. */
 const ADMIN = new Set(['info', 'pttl', 'select', 'flushdb']);
 
