@@ -40,7 +40,6 @@ export class Mailbox {
   private closed = false;
   /** Earliest deadline (or hang bound) among pending and running calls; sweeps skip work before it. */
   private nextCheck = Infinity;
-  private idleWaiters: Array<() => void> = [];
   /** Registered with the sweeper (it drops us once `sweep` returns false). */
   private watched = false;
 
@@ -50,14 +49,6 @@ export class Mailbox {
     private readonly maxQueued: number,
     private readonly hangAfterMs: number,
   ) {}
-
-  get queued(): number {
-    return this.queue.length - this.head;
-  }
-
-  get inFlight(): number {
-    return this.running;
-  }
 
   get isIdle(): boolean {
     return this.running === 0 && this.queue.length === this.head;
@@ -100,10 +91,6 @@ export class Mailbox {
     if (!this.draining) this.drain();
   }
 
-  suspend(): void {
-    this.suspended = true;
-  }
-
   /** Stop for good: no further turns, and sweeps stop watching (a hung turn is abandoned). */
   close(): void {
     this.suspended = true;
@@ -115,14 +102,7 @@ export class Mailbox {
     const pending = this.queue.slice(this.head).filter((c) => !c.settled);
     this.queue = [];
     this.head = 0;
-    this.notifyIdle();
     return pending;
-  }
-
-  /** Resolves when nothing is queued or running. */
-  whenIdle(): Promise<void> {
-    if (this.isIdle) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /**
@@ -190,7 +170,6 @@ export class Mailbox {
     } finally {
       this.draining = false;
     }
-    if (this.isIdle) this.notifyIdle();
   }
 
   private start(call: Call): void {
@@ -225,12 +204,5 @@ export class Mailbox {
     else this.interleavedRunning?.delete(call);
     this.handler.onTurnSettled(call, ok, value);
     if (!this.draining) this.drain();
-  }
-
-  private notifyIdle(): void {
-    if (this.idleWaiters.length === 0 || !this.isIdle) return;
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const resolve of waiters) resolve();
   }
 }

@@ -83,10 +83,6 @@ export class Activation implements MailboxHandler {
     this.context = new ActivationContext(this);
   }
 
-  get isActive(): boolean {
-    return this.state === State.Active;
-  }
-
   /** Idle: active, nothing queued or running, and no call for `idleTimeoutMs`. */
   isIdleAt(at: number): boolean {
     return this.state === State.Active && this.mailbox.isIdle && at - this.lastActivity >= this.kind.idleTimeoutMs;

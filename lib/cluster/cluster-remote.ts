@@ -65,13 +65,9 @@ export class ClusterRemote implements EndpointEvents, InboundHandler {
     private readonly host: RemoteHost,
     readonly codec: Codec,
     readonly protocol: ProtocolRange,
-    private readonly maxMessageSize: number,
+    readonly maxMessageSize: number,
     readonly maxQueuedPerPeer: number,
   ) {}
-
-  get maxMessageSizeOption(): number {
-    return this.maxMessageSize;
-  }
 
   get clusterName(): string {
     return this.host.clusterName;
@@ -115,9 +111,6 @@ export class ClusterRemote implements EndpointEvents, InboundHandler {
         return;
       }
       case Status.NOT_HERE:
-        this.host.forgetPid(call);
-        this.host.redirect(call);
-        return;
       case Status.SHUTTING_DOWN:
         this.host.forgetPid(call);
         this.host.redirect(call);

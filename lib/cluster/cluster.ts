@@ -170,10 +170,6 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember, Remo
     return this.address;
   }
 
-  get isRunning(): boolean {
-    return this.state === State.Running;
-  }
-
   /** Host a kind on this member. Before `start()` only. */
   registerKind<T extends object>(definition: KindDefinition<T>): void {
     if (this.state !== State.Created) throw new GrainConfigurationError(`Kind "${definition.name}" registered after the cluster started; register kinds before start().`);
@@ -199,7 +195,7 @@ export class Cluster implements GrainInvoker, ActivationHost, LookupMember, Remo
       const glue = this.clusterRemote;
       this.remote = glue.remote = new Remote({
         ...(this.remoteServer !== undefined && { server: { host: this.remoteServer.host, port: this.remoteServer.port } }),
-        maxMessageSize: glue.maxMessageSizeOption,
+        maxMessageSize: glue.maxMessageSize,
         maxQueuedPerPeer: glue.maxQueuedPerPeer,
         sweeper: this.sweeper,
         handshake: () => ({ clusterName: this.clusterName, member: glue.self(), minProtocol: glue.protocol.min, maxProtocol: glue.protocol.max, codec: glue.codecName, expectedIncarnation: '' }),

@@ -68,10 +68,6 @@ export class Endpoint implements Sweepable {
     private readonly settings: EndpointSettings,
   ) {}
 
-  get isReady(): boolean {
-    return this.state === State.Ready;
-  }
-
   send(request: OutboundRequest): void {
     if (this.state === State.Closed) {
       this.settings.events.failed(request, false, 'closed', 'the member is shutting down');

@@ -153,10 +153,8 @@ export class RemoteServer {
     if (handshake.codec !== this.handler.codecName) {
       return refuse(`codec "${handshake.codec}" differs from this member's "${this.handler.codecName}"`);
     }
-    if (handshake.expectedIncarnation !== '' && handshake.expectedIncarnation !== self.incarnation) {
-      // NOTE: accepted all the same: the caller learns the new incarnation from the ack, and
-      // requests for the old one are answered NOT_HERE one by one.
-    }
+    // NOTE: a caller expecting another incarnation is accepted all the same: it learns the new
+    // incarnation from the ack, and requests for the old one are answered NOT_HERE one by one.
     return { accepted: true, protocol, member: self, reason: '' };
   }
 

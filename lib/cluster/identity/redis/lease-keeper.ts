@@ -69,11 +69,6 @@ export class LeaseKeeper {
     return this.view[2] === 0 && at + this.offset + aheadMs < this.view[1]!;
   }
 
-  /** When the lease's validity ends, in monotonic ms (see clock.ts). */
-  get validUntil(): number {
-    return this.view[1]! - this.offset;
-  }
-
   stop(): void {
     clearInterval(this.ticker);
     this.ticker = undefined;

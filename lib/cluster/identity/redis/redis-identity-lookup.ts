@@ -314,6 +314,11 @@ export class RedisIdentityLookup implements IdentityLookup {
   private onLeaseEnd(why: LeaseEnd, incarnation: string): void {
     if (this.stopped || this.member!.incarnation !== incarnation) return;
     this.member!.log('warn', `RedisIdentityLookup: ${why === 'generation' ? 'Redis lost data (generation changed)' : 'the lease lapsed'}; dropping this member's activations and rejoining as a new incarnation.`);
+    this.rejoin();
+  }
+
+  /** Stop renewing what is lost and join again (fencing this member's activations first). */
+  private rejoin(): void {
     this.keeper.stop();
     this.joined = false;
     void this.join(true);
@@ -323,22 +328,14 @@ export class RedisIdentityLookup implements IdentityLookup {
     if (this.stopped || this.joining || this.generation === '') return;
     try {
       const { changed } = await this.readGeneration();
-      if (changed) {
-        this.keeper.stop();
-        this.joined = false;
-        void this.join(true);
-      }
+      if (changed) this.rejoin();
     } catch {
       // The next reconnect tries again; scripts answer GEN meanwhile if it changed.
     }
   }
 
   private generationChanged(): ClusterUnavailableError {
-    if (!this.joining) {
-      this.keeper.stop();
-      this.joined = false;
-      void this.join(true);
-    }
+    if (!this.joining) this.rejoin();
     return new ClusterUnavailableError('Redis lost data (its generation changed); this member is rejoining and claims nothing for a lease period. Retry.');
   }
 
