@@ -52,38 +52,15 @@
  *       call was made and just after its outcome arrived.
  * When stdin ends (the parent is gone) the member exits, so it never outlives its test.
  */
-import { createInterface } from 'node:readline';
-import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
-import { Cluster, type ClusterLogger, type GrainContext, RedisIdentityLookup, type RedisIdentityLookupOptions, StaticProvider, type TurnGuard } from 'nestjs-grains';
+import { Cluster, type GrainContext, RedisIdentityLookup, type RedisIdentityLookupOptions, StaticProvider, type TurnGuard } from 'nestjs-grains';
 // NOTE: the broken renewal swaps the lookup's renew script; this is the same module instance
 // the package entry point loads (dist/lib/...).
 import { RedisScript, scripts } from '../../../lib/cluster/identity/redis/redis-scripts.js';
-
-function emit(event: Record<string, unknown>): void {
-  process.stdout.write(`${JSON.stringify(event)}\n`);
-}
-
-function env(name: string): string | undefined {
-  const value = process.env[name];
-  return value === undefined || value === '' ? undefined : value;
-}
-
-function intEnv(name: string): number | undefined {
-  const value = env(name);
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n)) throw new Error(`${name} must be an integer, got "${value}"`);
-  return n;
-}
+import { type Command, describeError, emit, env, intEnv, serveMember, staticMembersEnv, stderrLogger as logger } from './control.js';
 
 const hrtime = () => process.hrtime.bigint().toString();
 
-const logger: ClusterLogger = {
-  log: (message) => process.stderr.write(`[nestjs-grains] log: ${message}\n`),
-  warn: (message) => process.stderr.write(`[nestjs-grains] warn: ${message}\n`),
-  error: (message, stack) => process.stderr.write(`[nestjs-grains] error: ${message}${stack ? `\n${stack}` : ''}\n`),
-};
 
 const clusterName = env('CLUSTER_NAME') ?? 'e2e';
 const host = env('HOST') ?? '127.0.0.1';
@@ -91,7 +68,7 @@ const port = intEnv('PORT');
 if (port === undefined) throw new Error('PORT is required');
 const redisUrl = env('REDIS_URL');
 if (redisUrl === undefined) throw new Error('REDIS_URL is required');
-const staticMembers = (env('STATIC_MEMBERS') ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+const staticMembers = staticMembersEnv();
 const expectMembers = intEnv('EXPECT_MEMBERS') ?? staticMembers.length;
 const lease = env('LEASE') ?? 'fast';
 if (lease !== 'fast' && lease !== 'safe') throw new Error(`LEASE must be fast or safe, got "${lease}"`);
@@ -240,39 +217,9 @@ const cluster = new Cluster({
 });
 cluster.registerKind({ name: 'list', grainClass: ListGrain, create: (ctx) => new ListGrain(ctx) });
 
-// Control channel ---------------------------------------------------------------------------
-
-interface CallSpec {
-  kind: string;
-  identity: string;
-  method: string;
-  args?: unknown[];
-  timeoutMs?: number;
-}
+// Control channel (test/support/members/control.ts) plus `ops` ------------------------------
 
 type OpSpec = { op: 'append'; identity: string; element: string; timeoutMs?: number } | { op: 'read'; identity: string; opId: string; holdMs?: number; timeoutMs?: number };
-
-/** An error as plain data: its name, code, message and the typed fields callers act on. */
-function describeError(error: unknown): Record<string, unknown> {
-  if (!(error instanceof Error)) return { name: 'NonError', message: String(error) };
-  const out: Record<string, unknown> = { name: error.name, message: error.message };
-  for (const [key, value] of Object.entries(error)) {
-    if (value === undefined || typeof value === 'function') continue;
-    if (typeof value === 'object' && value !== null && !Array.isArray(value)) continue;
-    out[key] = value;
-  }
-  return out;
-}
-
-async function runCall(spec: CallSpec): Promise<Record<string, unknown>> {
-  const started = performance.now();
-  try {
-    const value = await cluster.request(spec.kind, spec.identity, spec.method, spec.args ?? [], spec.timeoutMs === undefined ? undefined : { timeout: spec.timeoutMs });
-    return { ok: true, value: value ?? null, elapsedMs: Math.round(performance.now() - started) };
-  } catch (error) {
-    return { ok: false, error: describeError(error), elapsedMs: Math.round(performance.now() - started) };
-  }
-}
 
 async function runOp(op: OpSpec): Promise<Record<string, unknown>> {
   const options = op.timeoutMs === undefined ? undefined : { timeout: op.timeoutMs };
@@ -288,83 +235,22 @@ async function runOp(op: OpSpec): Promise<Record<string, unknown>> {
   }
 }
 
-let stopping: Promise<void> | undefined;
-function stop(code: number): Promise<void> {
-  stopping ??= (async () => {
-    const force = setTimeout(() => process.exit(code), 3_000);
-    force.unref();
-    try {
-      await cluster.shutdown();
-    } catch (error) {
-      logger.error(`shutdown failed: ${(error as Error).message}`);
-    }
-    data.disconnect();
-    process.exit(code);
-  })();
-  return stopping;
-}
-
-async function handle(line: string): Promise<void> {
-  if (line.trim() === '') return;
-  let command: { id?: unknown; cmd?: unknown } & Record<string, unknown>;
-  try {
-    command = JSON.parse(line) as typeof command;
-  } catch {
-    emit({ event: 'result', id: null, ok: false, error: { name: 'CommandError', message: `not JSON: ${line.slice(0, 200)}` } });
-    return;
-  }
-  const id = command.id;
-  switch (command.cmd) {
-    case 'call':
-      emit({ event: 'result', id, ...(await runCall(command as unknown as CallSpec)) });
-      return;
-    case 'batch': {
-      const calls = (command['calls'] ?? []) as CallSpec[];
-      emit({ event: 'result', id, ok: true, value: await Promise.all(calls.map((c) => runCall(c))) });
-      return;
-    }
-    case 'ops': {
+await serveMember({
+  cluster,
+  expectMembers,
+  forceExitMs: 3_000,
+  beforeStart: async () => {
+    await data.connect();
+  },
+  afterStop: () => data.disconnect(),
+  extra: () => ({ generation: lookup.currentGeneration, broken: broken ?? null }),
+  commands: {
+    ops: async (command: Command) => {
       const ops = (command['ops'] ?? []) as OpSpec[];
-      let value: Array<Record<string, unknown>>;
-      if (command['sequential'] === true) {
-        value = [];
-        for (const op of ops) value.push(await runOp(op));
-      } else {
-        value = await Promise.all(ops.map((op) => runOp(op)));
-      }
-      emit({ event: 'result', id, ok: true, value });
-      return;
-    }
-    case 'stats':
-      emit({
-        event: 'result',
-        id,
-        ok: true,
-        value: { memberId: cluster.memberId, incarnation: cluster.incarnation, address: cluster.remoteAddress, members: cluster.members(), stats: cluster.stats(), generation: lookup.currentGeneration, broken: broken ?? null },
-      });
-      return;
-    case 'shutdown':
-      emit({ event: 'result', id, ok: true, value: null });
-      await stop(0);
-      return;
-    default:
-      emit({ event: 'result', id, ok: false, error: { name: 'CommandError', message: `unknown command ${String(command.cmd)}` } });
-  }
-}
-
-let markStarted!: () => void;
-const started = new Promise<void>((resolve) => (markStarted = resolve));
-const input = createInterface({ input: process.stdin });
-// NOTE: commands wait for the member to start (they may arrive before it has).
-input.on('line', (line) => void started.then(() => handle(line)));
-// NOTE: stdin ends when the parent goes away (even if it was killed): never outlive it.
-input.on('close', () => void stop(0));
-process.on('SIGTERM', () => void stop(0));
-process.on('SIGINT', () => void stop(0));
-
-await data.connect();
-await cluster.start();
-markStarted();
-const hosting = () => cluster.members().filter((m) => m.address !== '').length;
-while (hosting() < expectMembers) await new Promise((resolve) => setTimeout(resolve, 20));
-emit({ event: 'ready', memberId: cluster.memberId, incarnation: cluster.incarnation, address: cluster.remoteAddress, kinds: cluster.kindNames, members: cluster.members(), broken: broken ?? null });
+      if (command['sequential'] !== true) return Promise.all(ops.map((op) => runOp(op)));
+      const value: Array<Record<string, unknown>> = [];
+      for (const op of ops) value.push(await runOp(op));
+      return value;
+    },
+  },
+});
