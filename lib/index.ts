@@ -32,11 +32,12 @@ export { RedisIdentityLookup } from './cluster/identity/redis/redis-identity-loo
 export {
   FAST_LEASE,
   type LeaseSettings,
-  type Placement,
   type RedisIdentityLookupOptions,
   SAFE_LEASE,
 } from './cluster/identity/redis/redis-lookup-options.js';
 export type { GetHint, TurnGuard } from './cluster/identity/identity-lookup.js';
+export type { Placement } from './cluster/placement/placement.js';
+export type { PlacementStrategy } from './cluster/placement/placement-strategy.js';
 export type { RemoteOptions } from './remote/remote-options.js';
 export type { ProtocolRange } from './remote/protocol.js';
 export { type Codec, CodecError, type CodecErrorCode } from './remote/codec/codec.js';

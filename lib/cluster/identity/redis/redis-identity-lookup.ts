@@ -6,7 +6,9 @@ import { ClusterUnavailableError, GrainConfigurationError, UnknownKindError } fr
 import type { GetHint, IdentityLookup, LookupMember, TurnGuard } from '../identity-lookup.js';
 import { type LeaseEnd, LeaseKeeper } from './lease-keeper.js';
 import { RedisKeys } from './redis-keys.js';
-import { type LeaseSettings, leaseSettings, type Placement, type RedisIdentityLookupOptions } from './redis-lookup-options.js';
+import { type LeaseSettings, leaseSettings, type RedisIdentityLookupOptions } from './redis-lookup-options.js';
+import { placementStrategy } from '../../placement/placement.js';
+import { membersHosting, type PlacementStrategy } from '../../placement/placement-strategy.js';
 import { scripts } from './redis-scripts.js';
 
 /** Room a turn must have left on the lease to start. */
@@ -40,8 +42,8 @@ export class RedisIdentityLookup implements IdentityLookup {
   private readonly lease: LeaseSettings;
   private readonly redisOptions: RedisOptions;
   private readonly keyPrefix: string;
-  private readonly placement: Placement;
-  private readonly placementByKind: Readonly<Record<string, Placement>>;
+  private readonly placement: PlacementStrategy;
+  private readonly placementByKind: ReadonlyMap<string, PlacementStrategy>;
   private readonly commandTimeoutMs: number;
   private readonly keeper: LeaseKeeper;
   private redis: Redis | undefined;
@@ -64,8 +66,8 @@ export class RedisIdentityLookup implements IdentityLookup {
     }
     this.redisOptions = { ...(options.url === undefined ? {} : parseUrl(options.url)), ...options.redis };
     this.keyPrefix = options.keyPrefix ?? 'grains';
-    this.placement = options.placement ?? 'prefer-local';
-    this.placementByKind = options.placementByKind ?? {};
+    this.placement = placementStrategy(options.placement ?? 'prefer-local', 'RedisIdentityLookup placement');
+    this.placementByKind = new Map(Object.entries(options.placementByKind ?? {}).map(([kind, p]) => [kind, placementStrategy(p, `RedisIdentityLookup placementByKind.${kind}`)]));
     this.commandTimeoutMs = options.commandTimeoutMs ?? 1_000;
     this.keeper = new LeaseKeeper(this.lease);
     const keeper = this.keeper;
@@ -107,16 +109,15 @@ export class RedisIdentityLookup implements IdentityLookup {
   async get(kind: string, identity: string, hint?: GetHint): Promise<Pid> {
     const member = this.member!;
     const name = `${kind}/${identity}`;
-    const placeHere = member.hostsKind(kind) && (hint?.inbound === true || this.placementOf(kind) === 'prefer-local');
-    if (!placeHere) {
-      const resolved = await this.run(() => scripts.resolve.run(this.redis!, [this.keys!.generation, this.keys!.entry(name)], [this.generation, this.keys!.leasePrefix]));
-      if (resolved[0] === 'OWNED') return this.ownedPid(kind, identity, resolved);
-      if (resolved[0] === 'GEN') throw this.generationChanged();
-      const target = this.pickMember(kind);
-      if (target === undefined) throw new UnknownKindError(kind);
-      if (target.id !== member.memberId) return { memberId: target.id, incarnation: target.incarnation, address: target.address, id: '' };
-    }
-    return this.claim(kind, identity, name, hint?.deadline);
+    // NOTE: an inbound call was placed here by its caller: claim here (the claim finds a live owner if any).
+    if (hint?.inbound === true && member.hostsKind(kind)) return this.claim(kind, identity, name, hint.deadline);
+    const target = this.placementOf(kind).place(kind, identity, membersHosting(member.members(), kind), member.self());
+    if (target !== undefined && target.id === member.memberId) return this.claim(kind, identity, name, hint?.deadline);
+    const resolved = await this.run(() => scripts.resolve.run(this.redis!, [this.keys!.generation, this.keys!.entry(name)], [this.generation, this.keys!.leasePrefix]));
+    if (resolved[0] === 'OWNED') return this.ownedPid(kind, identity, resolved);
+    if (resolved[0] === 'GEN') throw this.generationChanged();
+    if (target === undefined) throw new UnknownKindError(kind);
+    return { memberId: target.id, incarnation: target.incarnation, address: target.address, id: '' };
   }
 
   async remove(kind: string, identity: string, pid: Pid, epoch: number): Promise<void> {
@@ -190,13 +191,8 @@ export class RedisIdentityLookup implements IdentityLookup {
     return { memberId, incarnation, address: address ?? '', id: activation };
   }
 
-  private placementOf(kind: string): Placement {
-    return this.placementByKind[kind] ?? this.placement;
-  }
-
-  private pickMember(kind: string) {
-    const hosting = this.member!.members().filter((m) => m.kinds.includes(kind));
-    return hosting[Math.floor(Math.random() * hosting.length)];
+  private placementOf(kind: string): PlacementStrategy {
+    return this.placementByKind.get(kind) ?? this.placement;
   }
 
   /** Run one lookup command; any Redis failure is ClusterUnavailableError, any odd reply too. */

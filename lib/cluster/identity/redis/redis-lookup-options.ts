@@ -1,4 +1,8 @@
 import type { RedisOptions } from 'ioredis';
+import type { Placement } from '../../placement/placement.js';
+import type { PlacementStrategy } from '../../placement/placement-strategy.js';
+
+export type { Placement };
 
 /** How member leases are kept. */
 export interface LeaseSettings {
@@ -24,8 +28,6 @@ export const FAST_LEASE: LeaseSettings = { leaseMs: 1_500, renewIntervalMs: 250,
 /** Slower and safer: failover within about 6 s; tolerates stalls up to 2.5 s and slow Redis replies. */
 export const SAFE_LEASE: LeaseSettings = { leaseMs: 5_000, renewIntervalMs: 1_000, marginMs: 1_000, stallToleranceMs: 2_500 };
 
-/** Where a kind's new activations go when a member places them. */
-export type Placement = 'prefer-local' | 'random';
 
 /** Options of `RedisIdentityLookup`. */
 export interface RedisIdentityLookupOptions {
@@ -37,10 +39,14 @@ export interface RedisIdentityLookupOptions {
   keyPrefix?: string;
   /** Lease timing: `'fast'` (FAST_LEASE), `'safe'` (SAFE_LEASE) or your own. @default 'fast' */
   lease?: 'fast' | 'safe' | LeaseSettings;
-  /** Where new activations go: this member when it hosts the kind, or a random member hosting it. @default 'prefer-local' */
-  placement?: Placement;
+  /**
+   * Where new activations go: `'prefer-local'` (this member when it hosts the kind, else a
+   * random member hosting it), `'random'`, `'rendezvous'` (hash of the identity over the
+   * members hosting the kind), or a `PlacementStrategy` of your own. @default 'prefer-local'
+   */
+  placement?: Placement | PlacementStrategy;
   /** Per-kind placement, overriding `placement`. */
-  placementByKind?: Readonly<Record<string, Placement>>;
+  placementByKind?: Readonly<Record<string, Placement | PlacementStrategy>>;
   /** Longest a lookup command may take before the call fails with ClusterUnavailableError. @default 1000 */
   commandTimeoutMs?: number;
 }

@@ -1,0 +1,22 @@
+import type { Member } from '../providers/cluster-provider.js';
+
+/**
+ * Where a new activation goes. A strategy only chooses among the members that host the kind;
+ * the identity lookup decides whether a choice is needed at all (an existing activation is
+ * found, never re-placed) and claims the identity on the member chosen.
+ */
+export interface PlacementStrategy {
+  /** A name for logs and options, such as `rendezvous` or `random`. */
+  readonly name: string;
+  /**
+   * The member that should host a new activation of `kind/identity`, chosen from `candidates`
+   * (the members hosting `kind`, never empty), or undefined when none will do.
+   * `self` is the member asking: it is among `candidates` only when it hosts the kind.
+   */
+  place(kind: string, identity: string, candidates: readonly Member[], self: Member): Member | undefined;
+}
+
+/** The members of `members` that host `kind`. */
+export function membersHosting(members: readonly Member[], kind: string): Member[] {
+  return members.filter((member) => member.kinds.includes(kind));
+}
