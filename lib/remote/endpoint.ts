@@ -24,8 +24,8 @@ export interface EndpointEvents {
   failed(request: OutboundRequest, written: boolean, reason: FailureReason, detail: string): void;
   /** The caller's deadline passed while waiting; a late response is dropped. */
   expired(request: OutboundRequest): void;
-  /** A handshake succeeded: what the peer is now. */
-  peer(info: MemberInfo, address: string): void;
+  /** A handshake succeeded: what the peer is now, and the protocol version negotiated with it. */
+  peer(info: MemberInfo, protocol: number): void;
   log(level: 'warn' | 'log', message: string): void;
 }
 
@@ -62,6 +62,8 @@ export class Endpoint implements Sweepable {
   private nextCheck = Infinity;
   /** The peer as of the last accepted handshake. */
   peer: MemberInfo | undefined;
+  /** The protocol version of the last accepted handshake; undefined until one is accepted. */
+  protocol: number | undefined;
 
   constructor(
     readonly address: string,
@@ -153,15 +155,19 @@ export class Endpoint implements Sweepable {
       ...KEEPALIVE_OPTIONS,
       // NOTE: grpc-js refuses new streams while its channel backs off after a failed connect
       // (1 s at first by default). This endpoint paces reconnects itself, so the channel's own
-      // backoff starts at ours.
+      // backoff (the subchannel's BackoffTimeout: first delay, cap) starts at ours.
       'grpc.initial_reconnect_backoff_ms': INITIAL_BACKOFF_MS,
-      'grpc.min_reconnect_backoff_ms': INITIAL_BACKOFF_MS,
       'grpc.max_reconnect_backoff_ms': MAX_BACKOFF_MS,
+      // NOTE: read by the client transport only (a grpc-js server pings whether or not calls are
+      // open): keep pinging while no stream is open, so a peer gone silent is noticed before a call waits on it.
+      'grpc.keepalive_permit_without_calls': 1,
+      // NOTE: grpc-js ends the stream carrying a message above these with RESOURCE_EXHAUSTED.
       'grpc.max_send_message_length': this.settings.maxMessageSize,
       'grpc.max_receive_message_length': this.settings.maxMessageSize,
     });
     const stream = (this.client as unknown as { connect(): ClientDuplexStream<Buffer, Buffer> }).connect();
     this.stream = stream;
+    const hello = this.settings.handshake();
     let handshaken = false;
     stream.on('data', (chunk: Buffer) => {
       if (this.stream !== stream) return;
@@ -183,8 +189,17 @@ export class Endpoint implements Sweepable {
           this.fail(stream, 'refused', ack.reason);
           return;
         }
+        if (ack.protocol < hello.minProtocol || ack.protocol > hello.maxProtocol) {
+          // NOTE: untrusted: an ack "accepted" on a version this member does not speak cannot be
+          // talked to, and will not be on the next try either; so it is a refusal, not a
+          // disconnection to retry.
+          const reason = `accepted on protocol version ${ack.protocol}, outside this member's ${hello.minProtocol}..${hello.maxProtocol}`;
+          this.settings.events.log('warn', `Remote ${this.address} ${reason}; treated as a refusal.`);
+          this.fail(stream, 'refused', reason);
+          return;
+        }
         handshaken = true;
-        this.onReady(stream, ack.member);
+        this.onReady(stream, ack.member, ack.protocol);
         return;
       }
       if ('batch' in frame) {
@@ -203,15 +218,16 @@ export class Endpoint implements Sweepable {
       this.inFlight.delete(request.id);
       this.settings.events.expired(request);
     });
-    stream.write(encodeHandshake(this.settings.handshake()));
+    stream.write(encodeHandshake(hello));
   }
 
-  private onReady(stream: ClientDuplexStream<Buffer, Buffer>, peer: MemberInfo): void {
+  private onReady(stream: ClientDuplexStream<Buffer, Buffer>, peer: MemberInfo, protocol: number): void {
     if (this.stream !== stream) return;
     this.state = State.Ready;
     this.backoff.reset();
     this.peer = peer;
-    this.settings.events.peer(peer, this.address);
+    this.protocol = protocol;
+    this.settings.events.peer(peer, protocol);
     const waiting = this.waiting;
     this.waiting = [];
     for (const request of waiting) {

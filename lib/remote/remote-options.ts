@@ -19,7 +19,7 @@ export interface RemoteOptions {
   protocol?: ProtocolRange;
 }
 
+/** `RemoteOptions.maxMessageSize` when not given. */
 export const DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024;
+/** `RemoteOptions.maxQueuedPerPeer` when not given. */
 export const DEFAULT_MAX_QUEUED_PER_PEER = 10_000;
-/** How long a new stream may take to send its handshake before it is closed. */
-export const HANDSHAKE_TIMEOUT_MS = 5_000;

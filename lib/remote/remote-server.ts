@@ -2,11 +2,22 @@ import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-j
 import { BatchWriter } from './batch-writer.js';
 import type { InboundRequest, OutboundResponse } from './envelopes.js';
 import { negotiate, type ProtocolRange } from './protocol.js';
-import { HANDSHAKE_TIMEOUT_MS } from './remote-options.js';
 import { KEEPALIVE_OPTIONS, remotingService } from './service-definition.js';
 import { decodeFrame, encodeFrame, type Handshake, type HandshakeAck, type MemberInfo } from './wire.js';
 
+/** How long a new stream may take to send its handshake before it is closed. */
+const HANDSHAKE_TIMEOUT_MS = 5_000;
+/** How long `shutdown` waits for open streams to finish before it cuts them. */
+const SHUTDOWN_GRACE_MS = 1_000;
+
 const NO_LINKS: InboundRequest['chain'] = [];
+
+/** Who is at the other end of an inbound stream, once its handshake is accepted. */
+interface Caller {
+  readonly member: MemberInfo;
+  /** The protocol version negotiated for this stream. */
+  readonly protocol: number;
+}
 
 /** What the server needs from the member it serves; implemented by the cluster. */
 export interface InboundHandler {
@@ -16,7 +27,8 @@ export interface InboundHandler {
   self(): MemberInfo;
   /** Serve one request; `respond` queues the response on the caller's stream. */
   request(request: InboundRequest, respond: (response: OutboundResponse) => void, peer: MemberInfo): void;
-  peer(info: MemberInfo): void;
+  /** A caller's handshake was accepted: who it is, and the protocol version negotiated with it. */
+  peer(info: MemberInfo, protocol: number): void;
   log(level: 'warn' | 'log', message: string): void;
 }
 
@@ -61,7 +73,7 @@ export class RemoteServer {
       const force = setTimeout(() => {
         this.server.forceShutdown();
         resolve();
-      }, 1_000);
+      }, SHUTDOWN_GRACE_MS);
       this.server.tryShutdown(() => {
         clearTimeout(force);
         resolve();
@@ -71,11 +83,11 @@ export class RemoteServer {
 
   private serve(stream: ServerDuplexStream<Buffer, Buffer>): void {
     this.streams.add(stream);
-    let peer: MemberInfo | undefined;
+    let caller: Caller | undefined;
     let open = true;
     const writer = new BatchWriter(stream, this.settings.maxQueued);
     const timer = setTimeout(() => {
-      if (peer === undefined) this.refuse(stream, 'no handshake within 5 s');
+      if (caller === undefined) this.refuse(stream, `no handshake within ${HANDSHAKE_TIMEOUT_MS / 1_000} s`);
     }, HANDSHAKE_TIMEOUT_MS);
     timer.unref();
     const close = () => {
@@ -102,10 +114,10 @@ export class RemoteServer {
       try {
         frame = decodeFrame(chunk);
       } catch (error) {
-        this.handler.log('warn', `Remote: dropped a malformed frame from ${peer?.memberId ?? 'an unidentified peer'}: ${(error as Error).message}`);
+        this.handler.log('warn', `Remote: dropped a malformed frame from ${caller?.member.memberId ?? 'an unidentified peer'}: ${(error as Error).message}`);
         return;
       }
-      if (peer === undefined) {
+      if (caller === undefined) {
         if (!('handshake' in frame)) {
           this.refuse(stream, 'the first frame was not a handshake');
           return;
@@ -117,9 +129,9 @@ export class RemoteServer {
           stream.end();
           return;
         }
-        peer = frame.handshake.member;
+        caller = { member: frame.handshake.member, protocol: ack.protocol };
         clearTimeout(timer);
-        this.handler.peer(peer);
+        this.handler.peer(caller.member, caller.protocol);
         return;
       }
       if (!('batch' in frame)) return;
@@ -135,7 +147,7 @@ export class RemoteServer {
           chain: wire.chain.length === 0 ? NO_LINKS : wire.chain.map((link) => ({ activationId: strings[link.activationId]!, label: strings[link.label]!, interleaved: link.interleaved })),
           targetIncarnation: strings[wire.targetIncarnation]!,
         };
-        this.handler.request(request, respond, peer);
+        this.handler.request(request, respond, caller.member);
       }
     });
   }
@@ -153,8 +165,8 @@ export class RemoteServer {
     if (handshake.codec !== this.handler.codecName) {
       return refuse(`codec "${handshake.codec}" differs from this member's "${this.handler.codecName}"`);
     }
-    // NOTE: a caller expecting another incarnation is accepted all the same: it learns the new
-    // incarnation from the ack, and requests for the old one are answered NOT_HERE one by one.
+    // NOTE: incarnations are not checked here: the caller learns this one from the ack, and each
+    // request names the incarnation it targets (another one is answered NOT_HERE).
     return { accepted: true, protocol, member: self, reason: '' };
   }
 

@@ -20,11 +20,18 @@ export const remotingService: ServiceDefinition = {
   },
 };
 
-/** gRPC keepalive: a peer that goes silent without closing is noticed within about 15 s. */
+/**
+ * gRPC keepalive, for the client channel and the server alike: a peer that goes silent
+ * without closing is noticed within about 15 s.
+ *
+ * NOTE: only options grpc-js 1.14 reads. It does not implement the C core's ping policing
+ * (`grpc.http2.min_ping_interval_without_data_ms`, `grpc.http2.max_pings_without_data`), so
+ * those are not set; `grpc.keepalive_permit_without_calls` is read by clients only and set
+ * in endpoint.ts.
+ */
 export const KEEPALIVE_OPTIONS = {
+  // Each side pings the other this often, per connection.
   'grpc.keepalive_time_ms': 10_000,
+  // Close the connection when a ping is not answered within this.
   'grpc.keepalive_timeout_ms': 5_000,
-  'grpc.keepalive_permit_without_calls': 1,
-  'grpc.http2.min_ping_interval_without_data_ms': 5_000,
-  'grpc.http2.max_pings_without_data': 0,
 } as const;

@@ -2,6 +2,10 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
+import { contractDrift, fieldsOf, type WireContract } from './wire-contract.js';
+
+/** The package of remote.proto. */
+const PROTO_PACKAGE = 'nestjs_grains.remote.v1';
 
 /** The Status enum of remote.proto. */
 export const Status = {
@@ -23,7 +27,13 @@ export const Status = {
   IDENTITY_REFUSED: 16,
 } as const;
 export type Status = (typeof Status)[keyof typeof Status];
-const MAX_STATUS = 16;
+/**
+ * Status's zero in remote.proto. NOTE: proto3 wants every enum to start at 0, which is also
+ * what an unset field decodes to; so it is never a status, and not in `Status`.
+ */
+const STATUS_UNSPECIFIED = 0;
+/** The statuses a response may carry. */
+const STATUSES: ReadonlySet<number> = new Set(Object.values(Status));
 
 export interface MemberInfo {
   memberId: string;
@@ -38,7 +48,6 @@ export interface Handshake {
   minProtocol: number;
   maxProtocol: number;
   codec: string;
-  expectedIncarnation: string;
 }
 
 export interface HandshakeAck {
@@ -105,8 +114,32 @@ function findProtoDir(): string {
   throw new Error('nestjs-grains: proto/remote.proto not found next to the package');
 }
 
+/**
+ * What the types above assume of remote.proto (message → field names, enum → values),
+ * checked against the loaded file when this module loads.
+ */
+export const WIRE_CONTRACT: WireContract = {
+  protoPackage: PROTO_PACKAGE,
+  messages: {
+    Frame: fieldsOf<Frame>({ handshake: true, handshakeAck: true, batch: true }),
+    MemberInfo: fieldsOf<MemberInfo>({ memberId: true, incarnation: true, address: true, kinds: true }),
+    Handshake: fieldsOf<Handshake>({ clusterName: true, member: true, minProtocol: true, maxProtocol: true, codec: true }),
+    HandshakeAck: fieldsOf<HandshakeAck>({ accepted: true, protocol: true, member: true, reason: true }),
+    Batch: fieldsOf<Batch>({ strings: true, requests: true, responses: true }),
+    ChainLink: fieldsOf<WireChainLink>({ activationId: true, label: true, interleaved: true }),
+    Request: fieldsOf<WireRequest>({ id: true, kind: true, identity: true, method: true, args: true, timeoutMs: true, chain: true, targetIncarnation: true }),
+    RemoteError: fieldsOf<RemoteErrorInfo>({ name: true, message: true, code: true, origin: true, cycle: true }),
+    Response: fieldsOf<WireResponse>({ id: true, status: true, result: true, error: true }),
+  },
+  enums: { Status: { STATUS_UNSPECIFIED, ...Status } },
+};
+
 const root = protobuf.loadSync(join(findProtoDir(), 'remote.proto'));
-const FrameType = root.lookupType('nestjs_grains.remote.v1.Frame');
+// NOTE: the types above are written by hand; a remote.proto edited without them (or the
+// reverse) fails here, at import, rather than as garbled frames between members.
+const drift = contractDrift(root, WIRE_CONTRACT);
+if (drift.length > 0) throw new Error(`nestjs-grains: lib/remote/wire.ts and proto/remote.proto disagree:\n- ${drift.join('\n- ')}`);
+const FrameType = root.lookupType(`${PROTO_PACKAGE}.Frame`);
 
 /** Encode a frame (protobufjs generates the encoder once, at first use). */
 export function encodeFrame(frame: Frame): Buffer {
@@ -139,7 +172,7 @@ function validMember(member: MemberInfo | null | undefined): MemberInfo {
 
 function validHandshake(h: Handshake): Handshake {
   if (h.clusterName === '') throw new WireError('handshake without cluster name');
-  return { clusterName: h.clusterName, member: validMember(h.member), minProtocol: h.minProtocol, maxProtocol: h.maxProtocol, codec: h.codec, expectedIncarnation: h.expectedIncarnation };
+  return { clusterName: h.clusterName, member: validMember(h.member), minProtocol: h.minProtocol, maxProtocol: h.maxProtocol, codec: h.codec };
 }
 
 function validAck(a: HandshakeAck): HandshakeAck {
@@ -162,7 +195,7 @@ function validBatch(batch: Batch): Batch {
     }
   }
   for (const response of batch.responses) {
-    if (response.status < 1 || response.status > MAX_STATUS) throw new WireError(`unknown status ${response.status}`);
+    if (!STATUSES.has(response.status)) throw new WireError(`unknown status ${response.status}`);
     if (response.status !== Status.OK && response.error == null) throw new WireError(`status ${response.status} without an error`);
   }
   return batch;

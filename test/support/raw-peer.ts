@@ -18,7 +18,6 @@ export function handshake(clusterName: string, overrides: Partial<Handshake> = {
     minProtocol: PROTOCOL_MIN,
     maxProtocol: PROTOCOL_MAX,
     codec: codec.name,
-    expectedIncarnation: '',
     ...overrides,
   };
 }
