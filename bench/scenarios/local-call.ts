@@ -168,39 +168,50 @@ async function startCounterCluster(name: string, logger: SilentLogger): Promise<
 
 // Sweeper probe -----------------------------------------------------------------------------
 
-/** A grain whose turn stays running until the gate opens: keeps its mailbox busy and watched. */
-export class GateGrain {
-  constructor(readonly ctx: GrainContext) {}
-  wait(gate: Promise<void>): Promise<void> {
-    return gate;
-  }
-}
-
 /**
- * µs per `DeadlineSweeper.sweep()` while `grains` activations each run one call (so every
- * mailbox is watched). The sweeper runs this every 10 ms while anything is pending.
+ * µs per `DeadlineSweeper.sweep()` while `grains` mailboxes each run one turn that waits on a
+ * gate (so every mailbox is watched), as a member's busy activations would. The sweeper runs
+ * this every 10 ms while anything is pending. The kernel is loaded lazily, like the runtime.
  */
 async function sweepBusy(params: BenchParams): Promise<Summary> {
-  const { Cluster } = await loadRuntime();
-  const cluster = new Cluster({ clusterName: 'bench-sweep', logger: new SilentLogger() });
-  cluster.registerKind({ name: 'gate', grainClass: GateGrain, create: (ctx) => new GateGrain(ctx) });
-  await cluster.start();
-  const client = cluster.client<GateGrain>('gate');
+  await loadRuntime();
+  const [{ DeadlineSweeper }, { Mailbox }, { Call }] = await Promise.all([
+    import('../../lib/actor/deadline-sweeper.js'),
+    import('../../lib/actor/mailbox.js'),
+    import('../../lib/actor/call.js'),
+  ]);
+  const sweeper = new DeadlineSweeper();
   let open!: () => void;
   const gate = new Promise<void>((resolve) => (open = resolve));
-  const calls = Array.from({ length: params.concurrency }, (_, g) => client.get(`gate-${g}`).wait(gate));
-  for (let i = 0; i < 10 && cluster.stats().activations < params.concurrency; i++) await yieldToEventLoop();
+  const settled: Promise<unknown>[] = [];
+  const handler = {
+    admit: () => true,
+    invoke: () => gate,
+    onTurnSettled: (call: InstanceType<typeof Call>, ok: boolean, value: unknown) => (ok ? call.resolve(value) : call.reject(value)),
+    onExpired: () => {},
+    onHung: () => {},
+  };
+  const deadline = performance.now() + 60_000;
+  for (let g = 0; g < params.concurrency; g++) {
+    const mailbox = new Mailbox(handler, sweeper, 10_000, 10_000);
+    settled.push(
+      new Promise((resolve, reject) => {
+        mailbox.post(new Call('gate', `gate-${g}`, `gate/gate-${g}`, 'wait', [], deadline, 60_000, [], resolve, reject));
+      }),
+    );
+    mailbox.resume();
+  }
   await yieldToEventLoop();
   const perSweep: number[] = [];
   const sweeps = 500;
   for (let r = 0; r < 10; r++) {
     const start = hrtimeNs();
-    for (let i = 0; i < sweeps; i++) cluster.sweeper.sweep();
+    for (let i = 0; i < sweeps; i++) sweeper.sweep();
     if (r >= 3) perSweep.push(nsSince(start) / sweeps / 1000);
   }
   open();
-  await Promise.all(calls);
-  await cluster.shutdown();
+  await Promise.all(settled);
+  sweeper.stop();
   return summarize(perSweep);
 }
 

@@ -1,22 +1,17 @@
-import { Call } from '../actor/call.js';
-import { now } from '../actor/clock.js';
-import type { DeadlineSweeper } from '../actor/deadline-sweeper.js';
-import { Mailbox, type MailboxHandler } from '../actor/mailbox.js';
-import type { ChainLink } from '../actor/turn.js';
-import { turnStorage } from '../actor/turn.js';
-import type { TurnGuard } from './identity/identity-lookup.js';
-import { toMs } from './duration.js';
-import {
-  CallCycleError,
-  GrainActivationError,
-  GrainOverloadedError,
-  OutcomeUnknownError,
-  GrainTimeoutError,
-  toInvocationError,
-} from './errors.js';
-import type { GrainContext, GrainTimer, GrainTimerOptions } from './grain-context.js';
-import type { ClusterKind, DeactivationReason } from './kind.js';
-import type { ClusterLogger } from './logger.js';
+import { Call } from '../../actor/call.js';
+import { now } from '../../actor/clock.js';
+import type { DeadlineSweeper } from '../../actor/deadline-sweeper.js';
+import { Mailbox, type MailboxHandler } from '../../actor/mailbox.js';
+import type { ChainLink } from '../../actor/turn.js';
+import { turnStorage } from '../../actor/turn.js';
+import { toMs } from '../duration.js';
+import { CallCycleError, GrainActivationError, GrainOverloadedError, GrainTimeoutError, toInvocationError } from '../errors.js';
+import type { Fencing } from '../fencing.js';
+import type { GrainContext, GrainTimer, GrainTimerOptions } from '../grain-context.js';
+import type { ClusterKind, DeactivationReason } from '../kind.js';
+import type { ClusterLogger } from '../logger.js';
+import { ActivationContext } from './activation-context.js';
+import { ActivationTimer, type TimerOwner } from './activation-timer.js';
 
 /** What an activation needs from the member hosting it. */
 export interface ActivationHost {
@@ -28,8 +23,8 @@ export interface ActivationHost {
   readonly requestTimeoutMs: number;
   /** Send a call that never ran here to wherever its grain is now. */
   redirect(call: Call): void;
-  /** Fencing by a lease, when the identity lookup keeps one. */
-  readonly turnGuard: TurnGuard | undefined;
+  /** Every fencing check (fencing.ts). */
+  readonly fencing: Fencing;
   /** A new activation id, unique in the cluster. */
   newActivationId(): string;
   /** The activation is gone: forget it (and release its claim unless it was fenced). */
@@ -41,10 +36,18 @@ export type StopKind = 'stopped' | 'poisoned' | 'fenced';
 
 const State = { Activating: 0, Active: 1, Deactivating: 2, Stopped: 3, Poisoned: 4, Fenced: 5 } as const;
 type State = (typeof State)[keyof typeof State];
+/** The states an activation ends in. */
+type EndState = typeof State.Stopped | typeof State.Poisoned | typeof State.Fenced;
 
 const NEVER_ABORTED = new AbortController().signal;
-/** One live instance of a grain: its mailbox, its lifecycle and its timers. */
-export class Activation implements MailboxHandler {
+/**
+ * One live instance of a grain: its mailbox, its lifecycle and its timers.
+ *
+ * Every way an activation ends without its deactivation hook (forced stop, poisoning,
+ * fencing, a failed activation) goes through `end()`: the mailbox closes, calls that never
+ * ran are taken out and each settled one way (failed, or sent on), and the host forgets it.
+ */
+export class Activation implements MailboxHandler, TimerOwner {
   readonly id: string;
   readonly memberId: string;
   readonly label: string;
@@ -158,11 +161,7 @@ export class Activation implements MailboxHandler {
 
   /** End now without hooks (shutdown past its drain timeout): pending calls get `error`. */
   forceStop(error: Error): void {
-    if (this.isGone) return;
-    this.mailbox.close();
-    const pending = this.mailbox.takePending();
-    this.stop(State.Stopped);
-    for (const call of pending) call.reject(error);
+    this.end(State.Stopped, (call) => call.reject(error));
   }
 
   /**
@@ -172,16 +171,9 @@ export class Activation implements MailboxHandler {
    */
   fence(reason: string, log = true): void {
     if (this.isGone) return;
-    this.exclusiveLink.fenced = true;
-    this.interleavedLink.fenced = true;
-    this.mailbox.close();
-    const pending = this.mailbox.takePending();
-    this.stop(State.Fenced);
+    this.host.fencing.fence([this.exclusiveLink, this.interleavedLink]);
     if (log) this.host.logger.warn(`Grain ${this.label} (activation ${this.id}) is fenced: ${reason}. It runs no more turns; calls go to a fresh activation.`);
-    for (const call of pending) {
-      if (call.task !== undefined) call.reject(new Error('activation fenced'));
-      else this.host.redirect(call);
-    }
+    this.end(State.Fenced, this.sendOnOrFail('activation fenced'));
   }
 
   private get isGone(): boolean {
@@ -191,12 +183,10 @@ export class Activation implements MailboxHandler {
   // MailboxHandler ---------------------------------------------------------------------------
 
   admit(call: Call): boolean {
-    const guard = this.host.turnGuard;
-    if (guard === undefined || guard.canStart(now())) return true;
+    if (this.host.fencing.canStartTurn()) return true;
     // NOTE: not started, so provably not run: it goes on to wherever the grain is next.
     this.fence('its member lease has too little time left to start a turn');
-    if (call.task !== undefined) call.reject(new Error('activation fenced'));
-    else this.host.redirect(call);
+    this.sendOnOrFail('activation fenced')(call);
     return false;
   }
 
@@ -207,11 +197,11 @@ export class Activation implements MailboxHandler {
   }
 
   onTurnSettled(call: Call, ok: boolean, value: unknown): void {
-    const guard = this.host.turnGuard;
-    if (guard !== undefined && call.task === undefined && (this.state === State.Fenced || !guard.canSettle(now()))) {
+    const fencing = this.host.fencing;
+    if (call.task === undefined && fencing.leased && (this.state === State.Fenced || !fencing.canSettleTurn())) {
       // NOTE: the turn ended outside the lease: another activation may exist by now, so the
       // reply cannot be vouched for.
-      call.reject(new OutcomeUnknownError(call.kind, call.identity, call.method, 'the lease of the member hosting it ended before the turn did'));
+      call.reject(fencing.replyAfterLapse(call.kind, call.identity, call.method));
       this.fence('its member lease ended during a turn');
       return;
     }
@@ -232,13 +222,7 @@ export class Activation implements MailboxHandler {
       `Grain ${this.label} (activation ${this.id}) is poisoned: ${what} was still running ${this.host.hangTimeoutMs} ms after its caller's deadline. ` +
         'It takes no more turns and is dropped without hooks; the next call gets a fresh activation.',
     );
-    this.mailbox.close();
-    const pending = this.mailbox.takePending();
-    this.stop(State.Poisoned);
-    for (const waiting of pending) {
-      if (waiting.task !== undefined) waiting.reject(new Error('activation poisoned'));
-      else this.host.redirect(waiting);
-    }
+    this.end(State.Poisoned, this.sendOnOrFail('activation poisoned'));
     // A hung hook or timer turn is given up on, so whoever waits for it (shutdown) goes on.
     if (call.task !== undefined) call.reject(new Error(`${call.method} hung`));
   }
@@ -259,12 +243,9 @@ export class Activation implements MailboxHandler {
     }
     // NOTE: no half-made activation: nothing queued runs, timers started by the hook stop,
     // and the activation is forgotten before any caller hears of the failure.
-    this.mailbox.close();
-    const pending = this.mailbox.takePending();
     const error = new GrainActivationError(this.kind.name, this.identity, describe(value), { cause: value });
     this.failure = error;
-    this.stop(State.Stopped);
-    for (const call of pending) call.reject(error);
+    this.end(State.Stopped, (call) => call.reject(error));
   }
 
   private runDeactivateHook(reason: DeactivationReason): unknown {
@@ -274,7 +255,27 @@ export class Activation implements MailboxHandler {
     return typeof hook === 'function' ? (hook as (r: DeactivationReason) => unknown).call(instance, reason) : undefined;
   }
 
-  private stop(state: State): void {
+  /**
+   * The end of life without hooks: no further turns; calls that never ran are taken out and
+   * handed to `settlePending`; the host forgets the activation.
+   */
+  private end(state: EndState, settlePending: (call: Call) => void): void {
+    if (this.isGone) return;
+    this.mailbox.close();
+    const pending = this.mailbox.takePending();
+    this.stop(state);
+    for (const call of pending) settlePending(call);
+  }
+
+  /** Send grain calls on to wherever the grain is next (they never ran); fail runtime turns. */
+  private sendOnOrFail(why: string): (call: Call) => void {
+    return (call) => {
+      if (call.task !== undefined) call.reject(new Error(why));
+      else this.host.redirect(call);
+    };
+  }
+
+  private stop(state: EndState): void {
     if (this.isGone) return;
     this.state = state;
     this.mailbox.close();
@@ -337,80 +338,6 @@ export class Activation implements MailboxHandler {
 
   logTimerError(error: unknown): void {
     this.host.logger.error(`Grain ${this.label}: timer callback threw: ${describe(error)}`, stackOf(error));
-  }
-}
-
-class ActivationContext implements GrainContext {
-  constructor(private readonly activation: Activation) {}
-  get kind(): string {
-    return this.activation.kind.name;
-  }
-  get identity(): string {
-    return this.activation.identity;
-  }
-  get memberId(): string {
-    return this.activation.memberId;
-  }
-  get activationId(): string {
-    return this.activation.id;
-  }
-  get epoch(): number {
-    return this.activation.epoch;
-  }
-  get signal(): AbortSignal {
-    return this.activation.currentSignal();
-  }
-  deactivate(): void {
-    void this.activation.deactivate('requested');
-  }
-  startTimer(callback: () => unknown, options: GrainTimerOptions): GrainTimer {
-    return this.activation.startTimer(callback, options);
-  }
-}
-
-class ActivationTimer implements GrainTimer {
-  private handle: NodeJS.Timeout | undefined;
-  private tickPending = false;
-  active = true;
-
-  constructor(
-    private readonly activation: Activation,
-    private readonly callback: () => unknown,
-    dueMs: number,
-    private readonly periodMs: number | undefined,
-  ) {
-    this.handle = setTimeout(() => this.fire(), dueMs);
-    this.handle.unref();
-  }
-
-  stop(): void {
-    if (!this.active) return;
-    this.active = false;
-    if (this.handle !== undefined) clearTimeout(this.handle);
-    this.handle = undefined;
-    this.activation.forgetTimer(this);
-  }
-
-  private fire(): void {
-    this.handle = undefined;
-    if (!this.active) return;
-    if (this.periodMs !== undefined) {
-      this.handle = setTimeout(() => this.fire(), this.periodMs);
-      this.handle.unref();
-    } else {
-      this.active = false;
-      this.activation.forgetTimer(this);
-    }
-    if (this.tickPending) return; // NOTE: a slow tick is not doubled up; the next one is skipped.
-    this.tickPending = true;
-    const tick = this.activation.taskCall('timer', this.callback, (ok, value) => {
-      this.tickPending = false;
-      if (!ok) this.activation.logTimerError(value);
-    });
-    if (!this.activation.postTick(tick)) {
-      this.tickPending = false;
-      this.stop();
-    }
   }
 }
 

@@ -1,4 +1,4 @@
-import { now } from '../actor/clock.js';
+import { now } from '../../actor/clock.js';
 import type { Activation } from './activation.js';
 
 /** Bounds for how often idle activations are looked for. */

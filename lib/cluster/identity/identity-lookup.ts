@@ -1,5 +1,8 @@
 import type { Pid } from '../../actor/pid.js';
+import type { TurnGuard } from '../fencing.js';
 import type { Member } from '../providers/cluster-provider.js';
+
+export type { TurnGuard };
 
 /** What a lookup may ask of the member it runs in. */
 export interface LookupMember {
@@ -40,15 +43,6 @@ export interface GetHint {
   readonly deadline?: number;
 }
 
-/**
- * Fencing at turn boundaries, for lookups whose claims are held under a lease: a turn starts
- * only while `canStart` holds, and its reply is dropped unless `canSettle` holds when it ends.
- * Times are monotonic ms (actor/clock.ts).
- */
-export interface TurnGuard {
-  canStart(at: number): boolean;
-  canSettle(at: number): boolean;
-}
 
 /**
  * Where each grain lives. The lookup is the single authority on placement: it finds the

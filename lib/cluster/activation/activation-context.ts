@@ -1,0 +1,39 @@
+import type { GrainContext, GrainTimer, GrainTimerOptions } from '../grain-context.js';
+import type { Activation } from './activation.js';
+
+/** The `GrainContext` of one activation: what the runtime tells (and lets) a grain do. */
+export class ActivationContext implements GrainContext {
+  constructor(private readonly activation: Activation) {}
+
+  get kind(): string {
+    return this.activation.kind.name;
+  }
+
+  get identity(): string {
+    return this.activation.identity;
+  }
+
+  get memberId(): string {
+    return this.activation.memberId;
+  }
+
+  get activationId(): string {
+    return this.activation.id;
+  }
+
+  get epoch(): number {
+    return this.activation.epoch;
+  }
+
+  get signal(): AbortSignal {
+    return this.activation.currentSignal();
+  }
+
+  deactivate(): void {
+    void this.activation.deactivate('requested');
+  }
+
+  startTimer(callback: () => unknown, options: GrainTimerOptions): GrainTimer {
+    return this.activation.startTimer(callback, options);
+  }
+}

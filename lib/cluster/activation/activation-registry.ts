@@ -1,0 +1,118 @@
+import type { Call } from '../../actor/call.js';
+import type { DeadlineSweeper } from '../../actor/deadline-sweeper.js';
+import type { Pid } from '../../actor/pid.js';
+import { UnknownKindError } from '../errors.js';
+import type { Fencing } from '../fencing.js';
+import type { ClusterKind } from '../kind.js';
+import type { LocalMember } from '../local-member.js';
+import type { ClusterLogger } from '../logger.js';
+import { Activation, type ActivationHost, type StopKind } from './activation.js';
+
+/** What the registry needs from the rest of the member. */
+export interface ActivationRegistryDeps {
+  readonly member: LocalMember;
+  readonly kinds: ReadonlyMap<string, ClusterKind>;
+  readonly sweeper: DeadlineSweeper;
+  readonly logger: ClusterLogger;
+  readonly fencing: Fencing;
+  readonly hangTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  /** Send a call that never ran on to wherever its grain is now (the request router). */
+  redirect(call: Call): void;
+  /** An activation ended: release its claim unless it was fenced (the request router). */
+  ended(activation: Activation, how: StopKind): void;
+}
+
+/** Counters of activations since start. */
+export interface ActivationCounters {
+  activated: number;
+  deactivated: number;
+  poisoned: number;
+  fenced: number;
+}
+
+/**
+ * This member's process registry for grains: the live activations by `kind/identity`, how
+ * they are created and forgotten, fencing them all at once, and the counters behind stats.
+ */
+export class ActivationRegistry implements ActivationHost {
+  private readonly byKey = new Map<string, Activation>();
+  private sequence = 0;
+  readonly counters: ActivationCounters = { activated: 0, deactivated: 0, poisoned: 0, fenced: 0 };
+  readonly memberId: string;
+  readonly sweeper: DeadlineSweeper;
+  readonly logger: ClusterLogger;
+  readonly fencing: Fencing;
+  readonly hangTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+
+  constructor(private readonly deps: ActivationRegistryDeps) {
+    this.memberId = deps.member.id;
+    this.sweeper = deps.sweeper;
+    this.logger = deps.logger;
+    this.fencing = deps.fencing;
+    this.hangTimeoutMs = deps.hangTimeoutMs;
+    this.requestTimeoutMs = deps.requestTimeoutMs;
+  }
+
+  /** The local activation of `kind/identity`, if any. */
+  get(key: string): Activation | undefined {
+    return this.byKey.get(key);
+  }
+
+  get size(): number {
+    return this.byKey.size;
+  }
+
+  values(): IterableIterator<Activation> {
+    return this.byKey.values();
+  }
+
+  /**
+   * Create (or return the existing) local activation of `kind/identity` and give its Pid.
+   * Only the holder of the identity's claim may call this.
+   */
+  activate(kind: string, identity: string, epoch: number, activationId?: string): Pid {
+    const key = `${kind}/${identity}`;
+    let activation = this.byKey.get(key);
+    if (activation === undefined) {
+      const clusterKind = this.deps.kinds.get(kind);
+      if (clusterKind === undefined) throw new UnknownKindError(kind);
+      activation = new Activation(clusterKind, identity, epoch, this, activationId, this.deps.member.incarnation);
+      this.byKey.set(key, activation);
+      this.counters.activated++;
+      activation.start();
+    }
+    return { memberId: this.memberId, incarnation: activation.incarnation, id: activation.id, process: activation };
+  }
+
+  /** A new activation id, unique in the cluster. */
+  newActivationId(): string {
+    // NOTE: the incarnation keeps ids unique across restarts of a member with a stable id.
+    return `${this.memberId}:${this.deps.member.incarnation.slice(0, 8)}:${(++this.sequence).toString(36)}`;
+  }
+
+  /**
+   * Whatever this member held is no longer its own: take a new incarnation and fence every
+   * activation (no hooks; calls that never ran go elsewhere). Returns how many were fenced.
+   */
+  fenceAll(): number {
+    const all = [...this.byKey.values()];
+    this.deps.member.renewIncarnation();
+    for (const activation of all) activation.fence('', false);
+    return all.length;
+  }
+
+  redirect(call: Call): void {
+    this.deps.redirect(call);
+  }
+
+  onStopped(activation: Activation, how: StopKind): void {
+    const key = activation.label;
+    if (this.byKey.get(key) === activation) this.byKey.delete(key);
+    this.counters.deactivated++;
+    if (how === 'poisoned') this.counters.poisoned++;
+    if (how === 'fenced') this.counters.fenced++;
+    this.deps.ended(activation, how);
+  }
+}

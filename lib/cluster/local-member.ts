@@ -1,0 +1,45 @@
+import { randomUUID } from 'node:crypto';
+import type { ClusterKind } from './kind.js';
+import type { Member } from './providers/cluster-provider.js';
+
+/**
+ * This member as the cluster knows it: its id, its current incarnation, where its remote
+ * listens and the kinds it hosts. The incarnation is new on every start and every time the
+ * member is fenced and rejoins; it tells the runs of a member apart.
+ */
+export class LocalMember {
+  private current = randomUUID();
+  /** Where this member's remote listens (`host:port`), once started; '' without a server. */
+  address = '';
+
+  constructor(
+    readonly clusterName: string,
+    readonly id: string,
+    private readonly kinds: ReadonlyMap<string, ClusterKind>,
+  ) {}
+
+  get incarnation(): string {
+    return this.current;
+  }
+
+  /** Take a new incarnation (after being fenced); returns it. */
+  renewIncarnation(): string {
+    this.current = randomUUID();
+    return this.current;
+  }
+
+  /** Whether this member hosts `kind`. */
+  hosts(kind: string): boolean {
+    return this.kinds.has(kind);
+  }
+
+  /** The kinds hosted here. */
+  get kindNames(): string[] {
+    return [...this.kinds.keys()];
+  }
+
+  /** This member as others see it. */
+  self(): Member {
+    return { id: this.id, incarnation: this.current, address: this.address, kinds: this.kindNames };
+  }
+}

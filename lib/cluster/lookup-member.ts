@@ -1,0 +1,38 @@
+import type { ActivationRegistry } from './activation/activation-registry.js';
+import type { LookupMember } from './identity/identity-lookup.js';
+import type { LocalMember } from './local-member.js';
+import type { ClusterLogger } from './logger.js';
+import type { ClusterProvider } from './providers/cluster-provider.js';
+import type { RequestRouter } from './request-router.js';
+
+/** The parts of a member an identity lookup may reach. */
+export interface LookupMemberParts {
+  readonly member: LocalMember;
+  readonly provider: ClusterProvider;
+  readonly activations: ActivationRegistry;
+  readonly router: RequestRouter;
+  readonly logger: ClusterLogger;
+}
+
+/** The member as its identity lookup sees it: exactly `LookupMember`, nothing more. */
+export function lookupMemberOf({ member, provider, activations, router, logger }: LookupMemberParts): LookupMember {
+  return {
+    clusterName: member.clusterName,
+    memberId: member.id,
+    get incarnation() {
+      return member.incarnation;
+    },
+    self: () => member.self(),
+    members: () => provider.members(),
+    membershipComplete: () => provider.complete !== false,
+    hostsKind: (kind) => member.hosts(kind),
+    newActivationId: () => activations.newActivationId(),
+    activateLocal: (kind, identity, epoch, activationId) => activations.activate(kind, identity, epoch, activationId),
+    fenceAll: (reason) => {
+      const fenced = activations.fenceAll();
+      router.pidCache.clear();
+      logger.warn(`Member ${member.id} fenced ${fenced} activation(s): ${reason}. It continues as incarnation ${member.incarnation}.`);
+    },
+    log: (level, message) => logger[level](message),
+  };
+}

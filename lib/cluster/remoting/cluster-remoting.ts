@@ -1,0 +1,109 @@
+import type { DeadlineSweeper } from '../../actor/deadline-sweeper.js';
+import { defaultCodec } from '../../remote/codec/default-codec.js';
+import { PROTOCOL_MAX, PROTOCOL_MIN } from '../../remote/protocol.js';
+import { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_QUEUED_PER_PEER, type RemoteOptions } from '../../remote/remote-options.js';
+import { Remote } from '../../remote/remote.js';
+import type { MemberInfo } from '../../remote/wire.js';
+import { GrainConfigurationError } from '../errors.js';
+import type { Fencing } from '../fencing.js';
+import type { LocalMember } from '../local-member.js';
+import type { ClusterLogger } from '../logger.js';
+import type { Member } from '../providers/cluster-provider.js';
+import { RemoteCallee, type CalleeRouting } from './remote-callee.js';
+import { type CallerRouting, RemoteCaller } from './remote-caller.js';
+
+/** Where a serving member binds, and what it tells others. */
+export interface ServerAddress {
+  readonly host: string;
+  readonly port: number;
+  readonly advertisedHost: string;
+}
+
+/** What the remote seam needs from the rest of the member. */
+export interface ClusterRemotingDeps {
+  readonly member: LocalMember;
+  readonly fencing: Fencing;
+  readonly sweeper: DeadlineSweeper;
+  readonly logger: ClusterLogger;
+  readonly routing: CallerRouting & CalleeRouting;
+  /** A handshake (on a connection either side dialled) showed who a peer is now. */
+  peerSeen(member: Member): void;
+}
+
+/** Where a member with `options` serves, or undefined for a client-only member. Throws on a bad port. */
+export function serverAddressOf(options: RemoteOptions | undefined): ServerAddress | undefined {
+  if (options?.port === undefined) return undefined;
+  if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65_535) throw new GrainConfigurationError(`remote.port ${String(options.port)} is not a port number.`);
+  const host = options.host ?? '0.0.0.0';
+  return { host, port: options.port, advertisedHost: options.advertisedHost ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host) };
+}
+
+/**
+ * The one owner of the remote seam: builds the gRPC `Remote` from `RemoteOptions`, with the
+ * caller side (remote-caller.ts) and the callee side (remote-callee.ts) between it and the
+ * request path.
+ */
+export class ClusterRemoting {
+  readonly caller: RemoteCaller;
+  readonly callee: RemoteCallee;
+  private readonly server: ServerAddress | undefined;
+  private readonly maxMessageSize: number;
+  private readonly maxQueuedPerPeer: number;
+  private remote: Remote | undefined;
+
+  constructor(
+    options: RemoteOptions | undefined,
+    server: ServerAddress | undefined,
+    private readonly deps: ClusterRemotingDeps,
+  ) {
+    this.server = server;
+    this.maxMessageSize = options?.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.maxQueuedPerPeer = options?.maxQueuedPerPeer ?? DEFAULT_MAX_QUEUED_PER_PEER;
+    const codec = options?.codec ?? defaultCodec(this.maxMessageSize);
+    const peerSeen = (info: MemberInfo) => deps.peerSeen({ id: info.memberId, incarnation: info.incarnation, address: info.address, kinds: info.kinds });
+    this.caller = new RemoteCaller({ codec, maxMessageSize: this.maxMessageSize, maxQueuedPerPeer: this.maxQueuedPerPeer, routing: deps.routing, logger: deps.logger, peerSeen });
+    this.callee = new RemoteCallee({
+      member: deps.member,
+      codec,
+      protocol: options?.protocol ?? { min: PROTOCOL_MIN, max: PROTOCOL_MAX },
+      maxMessageSize: this.maxMessageSize,
+      fencing: deps.fencing,
+      routing: deps.routing,
+      logger: deps.logger,
+      peerSeen,
+    });
+  }
+
+  /** Start the gRPC server (unless client-only) and the caller side; sets the member's address. */
+  async start(): Promise<void> {
+    const { member, sweeper } = this.deps;
+    const callee = this.callee;
+    const server = this.server;
+    const remote = new Remote({
+      ...(server !== undefined && { server: { host: server.host, port: server.port } }),
+      maxMessageSize: this.maxMessageSize,
+      maxQueuedPerPeer: this.maxQueuedPerPeer,
+      sweeper,
+      handshake: () => ({ clusterName: member.clusterName, member: callee.self(), minProtocol: callee.protocol.min, maxProtocol: callee.protocol.max, codec: callee.codecName }),
+      events: this.caller,
+      inbound: callee,
+    });
+    this.remote = this.caller.remote = remote;
+    let port: number | undefined;
+    try {
+      port = await remote.start();
+    } catch (error) {
+      throw new GrainConfigurationError(`The remote could not listen on ${server!.host}:${server!.port}: ${(error as Error).message}. Pick a free port (remote.port).`);
+    }
+    if (port !== undefined) member.address = `${server!.advertisedHost}:${port}`;
+  }
+
+  /** Connect to `address` and handshake now (to learn who is there). */
+  probe(address: string): void {
+    this.remote?.probe(address);
+  }
+
+  async shutdown(): Promise<void> {
+    await this.remote?.shutdown();
+  }
+}

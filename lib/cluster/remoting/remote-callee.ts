@@ -1,0 +1,117 @@
+import type { Codec } from '../../remote/codec/codec.js';
+import { CodecError } from '../../remote/codec/codec.js';
+import type { InboundRequest, OutboundResponse } from '../../remote/envelopes.js';
+import type { ProtocolRange } from '../../remote/protocol.js';
+import type { InboundHandler } from '../../remote/remote-server.js';
+import { type MemberInfo, Status } from '../../remote/wire.js';
+import { ClusterShuttingDownError, type GrainError, NotHereError } from '../errors.js';
+import type { Fencing } from '../fencing.js';
+import type { LocalMember } from '../local-member.js';
+import type { ClusterLogger } from '../logger.js';
+import { ENVELOPE_ALLOWANCE } from './codec-failure.js';
+import { refusal, responseForError, toErrorInfo } from './status-errors.js';
+
+const EMPTY = new Uint8Array(0);
+
+/** What the callee side needs from the request path. */
+export interface CalleeRouting {
+  /** True while the member takes calls. */
+  readonly running: boolean;
+  /** Serve a peer's request here; returns the error instead when this member does not serve it. */
+  serveInbound(request: InboundRequest, args: unknown[], resolve: (value: unknown) => void, reject: (error: unknown) => void): GrainError | undefined;
+}
+
+/** What the callee side is told and given. */
+export interface RemoteCalleeDeps {
+  readonly member: LocalMember;
+  readonly codec: Codec;
+  readonly protocol: ProtocolRange;
+  readonly maxMessageSize: number;
+  readonly fencing: Fencing;
+  readonly routing: CalleeRouting;
+  readonly logger: ClusterLogger;
+  /** A caller's accepted handshake showed who it is now. */
+  peerSeen(info: MemberInfo): void;
+}
+
+/**
+ * The callee side of the remote seam: admits a peer's request (this member running, the
+ * incarnation the caller resolved, a valid lease, time left, well-formed arguments), makes
+ * one call into the request path, and encodes the outcome as the response.
+ */
+export class RemoteCallee implements InboundHandler {
+  readonly clusterName: string;
+  readonly codecName: string;
+  readonly protocol: ProtocolRange;
+
+  constructor(private readonly deps: RemoteCalleeDeps) {
+    this.clusterName = deps.member.clusterName;
+    this.codecName = deps.codec.name;
+    this.protocol = deps.protocol;
+  }
+
+  self(): MemberInfo {
+    const self = this.deps.member.self();
+    return { memberId: self.id, incarnation: self.incarnation, address: self.address, kinds: [...self.kinds] };
+  }
+
+  request(request: InboundRequest, respond: (response: OutboundResponse) => void): void {
+    const { routing, member, fencing, codec } = this.deps;
+    if (!routing.running) return respond(refusal(request.id, Status.SHUTTING_DOWN, new ClusterShuttingDownError()));
+    if (request.targetIncarnation !== '' && request.targetIncarnation !== member.incarnation) {
+      return respond(refusal(request.id, Status.NOT_HERE, new NotHereError(request.kind, request.identity)));
+    }
+    if (!fencing.leaseValid()) {
+      // NOTE: a member whose lease ran out serves and claims nothing: the caller resolves
+      // again, and finds the grain wherever it is claimed next.
+      return respond(refusal(request.id, Status.NOT_HERE, new NotHereError(request.kind, request.identity)));
+    }
+    if (request.timeoutMs <= 0) return respond(refusal(request.id, Status.EXPIRED, { name: 'GrainTimeoutError', message: 'expired before dispatch' }));
+    // NOTE: what a local caller cannot send (client.get('') throws) a peer cannot either.
+    if (request.identity === '') return respond(refusal(request.id, Status.BAD_REQUEST, { name: 'InvalidGrainCallError', message: 'an empty grain identity' }));
+    let args: unknown;
+    try {
+      args = codec.decode(request.args);
+    } catch (error) {
+      return respond(refusal(request.id, Status.BAD_REQUEST, { name: 'CodecError', message: `undecodable arguments: ${(error as Error).message}` }));
+    }
+    if (!Array.isArray(args)) return respond(refusal(request.id, Status.BAD_REQUEST, { name: 'CodecError', message: 'the arguments are not a list' }));
+    const refused = routing.serveInbound(
+      request,
+      args,
+      (value) => respond(this.okResponse(request, value)),
+      (error) => respond(responseForError(request.id, error)),
+    );
+    if (refused !== undefined) respond(responseForError(request.id, refused));
+  }
+
+  /** A caller's handshake was accepted: what it said about itself. */
+  peer(info: MemberInfo): void {
+    this.deps.peerSeen(info);
+  }
+
+  log(level: 'warn' | 'log', message: string): void {
+    this.deps.logger[level](message);
+  }
+
+  private okResponse(request: InboundRequest, value: unknown): OutboundResponse {
+    const limit = this.deps.maxMessageSize - ENVELOPE_ALLOWANCE;
+    let result: Uint8Array;
+    try {
+      result = value === undefined ? EMPTY : this.deps.codec.encode(value);
+    } catch (error) {
+      if (error instanceof CodecError && error.code === 'CODEC_TOO_LARGE') {
+        return { id: request.id, status: Status.TOO_LARGE, error: toErrorInfo({ name: 'MessageTooLargeError', message: error.message }) };
+      }
+      return {
+        id: request.id,
+        status: Status.INVOCATION_FAILED,
+        error: toErrorInfo({ name: 'GrainSerializationError', message: `the result cannot be sent between members: ${(error as Error).message}`, code: 'GRAIN_SERIALIZATION', origin: `${request.kind}/${request.identity}.${request.method}` }),
+      };
+    }
+    if (result.byteLength > limit) {
+      return { id: request.id, status: Status.TOO_LARGE, error: toErrorInfo({ name: 'MessageTooLargeError', message: `${result.byteLength} bytes of result; the limit is ${limit}` }) };
+    }
+    return { id: request.id, status: Status.OK, result };
+  }
+}

@@ -1,0 +1,122 @@
+import type { Call } from '../../actor/call.js';
+import type { Pid } from '../../actor/pid.js';
+import type { Codec } from '../../remote/codec/codec.js';
+import type { EndpointEvents, FailureReason } from '../../remote/endpoint.js';
+import type { OutboundRequest } from '../../remote/envelopes.js';
+import type { Remote } from '../../remote/remote.js';
+import { type MemberInfo, Status, type WireResponse } from '../../remote/wire.js';
+import { ClusterShuttingDownError, ClusterUnavailableError, GrainOverloadedError, GrainTimeoutError, MessageTooLargeError, OutcomeUnknownError } from '../errors.js';
+import type { ClusterLogger } from '../logger.js';
+import type { CallSender } from '../request-router.js';
+import { codecFailure, ENVELOPE_ALLOWANCE } from './codec-failure.js';
+import { outcomeOfStatus } from './status-errors.js';
+
+/** What the caller side needs from the request path. */
+export interface CallerRouting {
+  /** Send a call that provably never ran on to wherever its grain is now. */
+  redirect(call: Call): void;
+  /** Forget where `call`'s grain was believed to live. */
+  forgetPid(call: Call): void;
+  /** Forget every grain believed to live at `address` (its connection failed). */
+  forgetAddress(address: string): void;
+}
+
+/** What the caller side is told and given. */
+export interface RemoteCallerDeps {
+  readonly codec: Codec;
+  readonly maxMessageSize: number;
+  readonly maxQueuedPerPeer: number;
+  readonly routing: CallerRouting;
+  readonly logger: ClusterLogger;
+  /** A handshake on a connection this member dialled showed who a peer is now. */
+  peerSeen(info: MemberInfo): void;
+}
+
+/**
+ * The caller side of the remote seam: encodes calls for peers, and turns every response
+ * status and transport failure into the result, typed error or retry it means.
+ */
+export class RemoteCaller implements CallSender, EndpointEvents {
+  /** Set when the member starts its remote. */
+  remote: Remote | undefined;
+
+  constructor(private readonly deps: RemoteCallerDeps) {}
+
+  send(call: Call, pid: Pid): void {
+    const { codec, maxMessageSize } = this.deps;
+    let args: Uint8Array;
+    try {
+      args = codec.encode(call.args);
+    } catch (error) {
+      call.reject(codecFailure(call, error, true));
+      return;
+    }
+    if (args.byteLength > maxMessageSize - ENVELOPE_ALLOWANCE) {
+      call.reject(new MessageTooLargeError(call.kind, call.identity, call.method, true, `${args.byteLength} bytes of arguments; the limit is ${maxMessageSize - ENVELOPE_ALLOWANCE}`));
+      return;
+    }
+    this.remote!.send(pid.address!, { id: 0, call, args, targetIncarnation: pid.incarnation ?? '', address: pid.address!, written: false });
+  }
+
+  response(request: OutboundRequest, response: WireResponse): void {
+    const call = request.call;
+    if (call.settled) return;
+    if (response.status === Status.OK) {
+      let value: unknown;
+      try {
+        value = response.result.byteLength === 0 ? undefined : this.deps.codec.decode(response.result);
+      } catch (failure) {
+        call.reject(codecFailure(call, failure, false));
+        return;
+      }
+      call.resolve(value);
+      return;
+    }
+    const outcome = outcomeOfStatus(response.status, response.error!, call);
+    if (outcome.forgetPid) this.deps.routing.forgetPid(call);
+    if (outcome.sendOn) this.deps.routing.redirect(call);
+    else call.reject(outcome.error);
+  }
+
+  failed(request: OutboundRequest, written: boolean, reason: FailureReason, detail: string): void {
+    const call = request.call;
+    if (call.settled) return;
+    if (reason === 'overloaded') {
+      call.reject(new GrainOverloadedError(call.kind, call.identity, this.deps.maxQueuedPerPeer, detail));
+      return;
+    }
+    if (reason === 'closed') {
+      call.reject(new ClusterShuttingDownError());
+      return;
+    }
+    if (reason === 'refused') {
+      // NOTE: a refusal (another cluster, no common protocol, another codec) lasts: fail now.
+      call.reject(new ClusterUnavailableError(`Call ${call.kind}/${call.identity}.${call.method}() never ran: the member hosting it refused this member (${detail}).`));
+      return;
+    }
+    // NOTE: every grain cached at that member is in doubt now, not only this call's: the
+    // next calls resolve again (with a leased lookup the grains may have moved already).
+    this.deps.routing.forgetAddress(request.address);
+    if (!written || call.idempotent) {
+      // NOTE: never written (or safe to repeat): provably not run, so it may go again.
+      this.deps.routing.redirect(call);
+      return;
+    }
+    call.reject(new OutcomeUnknownError(call.kind, call.identity, call.method, detail));
+  }
+
+  expired(request: OutboundRequest): void {
+    // NOTE: no answer in time: where the grain lives is in doubt, so the next call resolves again.
+    const call = request.call;
+    this.deps.routing.forgetPid(call);
+    call.reject(new GrainTimeoutError(call.kind, call.identity, call.method, call.timeoutMs, !request.written));
+  }
+
+  peer(info: MemberInfo): void {
+    this.deps.peerSeen(info);
+  }
+
+  log(level: 'warn' | 'log', message: string): void {
+    this.deps.logger[level](message);
+  }
+}

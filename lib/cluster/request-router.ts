@@ -1,0 +1,330 @@
+import { Call, CallPhase } from '../actor/call.js';
+import { now } from '../actor/clock.js';
+import type { Pid } from '../actor/pid.js';
+import { outgoingChain } from '../actor/turn.js';
+import { Activation, type StopKind } from './activation/activation.js';
+import type { ActivationRegistry } from './activation/activation-registry.js';
+import {
+  ClusterShuttingDownError,
+  ClusterUnavailableError,
+  GrainCallAbortedError,
+  GrainError,
+  GrainIdentityRefusedError,
+  GrainTimeoutError,
+  MethodNotCallableError,
+  NotHereError,
+  UnknownKindError,
+} from './errors.js';
+import type { Fencing } from './fencing.js';
+import type { GrainInvoker } from './grain-ref.js';
+import type { IdentityLookup } from './identity/identity-lookup.js';
+import type { ClusterKind, MethodRoute } from './kind.js';
+import type { Member } from './providers/cluster-provider.js';
+import { PidCache } from './pid-cache.js';
+import { MAX_REDIRECTS, redirectDelayMs } from './retry-policy.js';
+
+/** Names of methods of a remote-only kind remembered per kind (names come from callers). */
+const MAX_REMOTE_ROUTES_PER_KIND = 1_000;
+
+/** The caller side of the remote, as the router sees it. */
+export interface CallSender {
+  /** Send `call` to the activation `pid` on another member. */
+  send(call: Call, pid: Pid): void;
+}
+
+/** A request from a peer, as the router needs it. */
+export interface InboundCallRequest {
+  readonly kind: string;
+  readonly identity: string;
+  readonly method: string;
+  readonly timeoutMs: number;
+  readonly chain: Call['chain'];
+}
+
+/** What the router needs from the rest of the member. */
+export interface RequestRouterDeps {
+  readonly kinds: ReadonlyMap<string, ClusterKind>;
+  readonly activations: ActivationRegistry;
+  readonly identityLookup: IdentityLookup;
+  readonly fencing: Fencing;
+  readonly requestTimeoutMs: number;
+  /** The caller side of the remote; undefined for the embedded member (no remote). */
+  readonly sender: CallSender | undefined;
+}
+
+const State = { Created: 0, Running: 1, Stopping: 2 } as const;
+type State = (typeof State)[keyof typeof State];
+
+/**
+ * The request path of one member, like Proto.Cluster's DefaultClusterContext: a call goes to
+ * the local activation, or the cached Pid, or the identity lookup (which finds or places
+ * the grain), and is sent on when it provably never ran (retry-policy.ts). Calls behind a
+ * lookup in progress, or behind the release of an ended activation, wait for it so that one
+ * caller's calls keep their order.
+ */
+export class RequestRouter implements GrainInvoker {
+  private state: State = State.Created;
+  /** The actor cache: where grains hosted by other members live. */
+  readonly pidCache = new PidCache();
+  /** Calls waiting for a lookup in progress, by `kind/identity`. */
+  private readonly lookups = new Map<string, Call[]>();
+  /** Calls held while an ended activation's entry is released, by `kind/identity`. */
+  private readonly held = new Map<string, Call[]>();
+  /** Routes of kinds this member does not host, by kind then method. */
+  private readonly remoteRoutes = new Map<string, Map<string, MethodRoute>>();
+  private readonly kinds: ReadonlyMap<string, ClusterKind>;
+  private readonly activations: ActivationRegistry;
+  private readonly identityLookup: IdentityLookup;
+  private readonly fencing: Fencing;
+  private readonly requestTimeoutMs: number;
+  private readonly sender: CallSender | undefined;
+
+  constructor(deps: RequestRouterDeps) {
+    this.kinds = deps.kinds;
+    this.activations = deps.activations;
+    this.identityLookup = deps.identityLookup;
+    this.fencing = deps.fencing;
+    this.requestTimeoutMs = deps.requestTimeoutMs;
+    this.sender = deps.sender;
+  }
+
+  /** Take calls (the member started). */
+  open(): void {
+    this.state = State.Running;
+  }
+
+  /** Refuse new calls with ClusterShuttingDownError (the member is stopping). */
+  close(): void {
+    this.state = State.Stopping;
+  }
+
+  /** True while the member takes calls. */
+  get running(): boolean {
+    return this.state === State.Running;
+  }
+
+  // GrainInvoker: what clients call ----------------------------------------------------------
+
+  invoke(kind: string, identity: string, method: string, args: unknown[], timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<unknown> {
+    if (this.state !== State.Running) return this.notRunning();
+    const clusterKind = this.kinds.get(kind);
+    let route: MethodRoute | undefined;
+    if (clusterKind !== undefined) {
+      route = clusterKind.routes.get(method);
+      if (route === undefined) return Promise.reject(new MethodNotCallableError(kind, method));
+    } else {
+      // NOTE: a kind hosted elsewhere: the member hosting it checks the method.
+      if (this.sender === undefined) return Promise.reject(new UnknownKindError(kind));
+      route = this.remoteRoute(kind, method);
+    }
+    return this.invokeRoute(route, identity, `${kind}/${identity}`, args, timeoutMs, signal);
+  }
+
+  invokeRoute(route: MethodRoute, identity: string, key: string, args: unknown[], timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<unknown> {
+    if (this.state !== State.Running) return this.notRunning();
+    const kind = route.kindName;
+    if (signal?.aborted === true) return Promise.reject(new GrainCallAbortedError(kind, identity, route.method, true));
+    const timeout = timeoutMs ?? this.requestTimeoutMs;
+    const at = now();
+    const chain = outgoingChain();
+    const refused = this.fencing.refuseOutgoing(chain, kind, identity, route.method);
+    if (refused !== undefined) return Promise.reject(refused);
+    let call!: Call;
+    const promise = new Promise<unknown>((resolve, reject) => {
+      call = new Call(kind, identity, key, route.method, args, at + timeout, timeout, chain, resolve, reject);
+    });
+    call.interleaved = route.interleaved;
+    call.idempotent = route.idempotent;
+    if (signal !== undefined) call.watchCallerSignal(signal, () => this.abort(call));
+    this.dispatch(call, at);
+    return promise;
+  }
+
+  routesOf(kind: string): ReadonlyMap<string, MethodRoute> | undefined {
+    return this.kinds.get(kind)?.routes;
+  }
+
+  remoteRouteOf(kind: string, method: string): MethodRoute | undefined {
+    if (this.sender === undefined || this.kinds.has(kind)) return undefined;
+    return this.remoteRoute(kind, method);
+  }
+
+  // Inbound: one call from a peer ------------------------------------------------------------
+
+  /**
+   * Serve a peer's request here (or answer it "not here"): the outcome goes to `resolve` /
+   * `reject`. Returns the error instead when the request names a kind or method this member
+   * does not serve; nothing was dispatched then.
+   */
+  serveInbound(request: InboundCallRequest, args: unknown[], resolve: (value: unknown) => void, reject: (error: unknown) => void): GrainError | undefined {
+    const clusterKind = this.kinds.get(request.kind);
+    if (clusterKind === undefined) return new NotHereError(request.kind, request.identity);
+    const route = clusterKind.routes.get(request.method);
+    if (route === undefined) return new MethodNotCallableError(request.kind, request.method);
+    const at = now();
+    const call = new Call(request.kind, request.identity, `${request.kind}/${request.identity}`, request.method, args, at + request.timeoutMs, request.timeoutMs, request.chain, resolve, reject);
+    call.interleaved = route.interleaved;
+    call.idempotent = route.idempotent;
+    call.inbound = true;
+    this.dispatch(call, at);
+    return undefined;
+  }
+
+  // Routing ----------------------------------------------------------------------------------
+
+  private dispatch(call: Call, at: number): void {
+    const key = call.key;
+    if (this.lookups.size > 0 || this.held.size > 0) {
+      // NOTE: calls behind a lookup in progress (or a release) wait for it, so calls from one
+      // caller keep their order.
+      const waiting = this.lookups.get(key) ?? this.held.get(key);
+      if (waiting !== undefined) {
+        waiting.push(call);
+        return;
+      }
+    }
+    const activation = this.activations.get(key);
+    if (activation !== undefined) {
+      activation.post(call, at);
+      return;
+    }
+    if (!call.inbound) {
+      const pid = this.pidCache.get(key);
+      if (pid !== undefined) {
+        this.sender!.send(call, pid);
+        return;
+      }
+    }
+    const canActivate = this.kinds.get(call.kind)?.canActivate;
+    if (canActivate !== undefined) {
+      let accepted: boolean;
+      try {
+        accepted = canActivate(call.identity) === true;
+      } catch {
+        accepted = false;
+      }
+      if (!accepted) {
+        call.reject(new GrainIdentityRefusedError(call.kind, call.identity));
+        return;
+      }
+    }
+    const waiting = [call];
+    this.lookups.set(key, waiting);
+    this.identityLookup.get(call.kind, call.identity, { inbound: call.inbound, deadline: call.deadline }).then(
+      (pid) => {
+        this.lookups.delete(key);
+        for (const c of waiting) this.deliver(c, pid);
+      },
+      (error: unknown) => {
+        this.lookups.delete(key);
+        for (const c of waiting) c.reject(error);
+      },
+    );
+  }
+
+  private deliver(call: Call, pid: Pid): void {
+    if (call.settled) return;
+    const activation = pid.process;
+    if (activation instanceof Activation) {
+      activation.post(call, now());
+      return;
+    }
+    if (call.inbound) {
+      // NOTE: a peer asked the wrong member; it resolves again rather than this one forwarding.
+      call.reject(new NotHereError(call.kind, call.identity));
+      return;
+    }
+    if (this.sender === undefined || !pid.address) {
+      call.reject(new GrainError(`Grain ${call.kind}/${call.identity} is placed on member ${pid.memberId}, which this member cannot reach (no remote configured).`, 'GRAIN_NO_ROUTE'));
+      return;
+    }
+    this.pidCache.set(call.key, pid);
+    this.sender.send(call, pid);
+  }
+
+  /** Send a call that provably never ran on to wherever its grain is now, within its deadline. */
+  redirect(call: Call): void {
+    if (call.settled) return;
+    if (++call.redirects > MAX_REDIRECTS) {
+      call.reject(new ClusterUnavailableError(`Call ${call.kind}/${call.identity}.${call.method}() was sent on ${MAX_REDIRECTS} times without finding a live activation; it never ran. Retry later.`));
+      return;
+    }
+    if (this.state !== State.Running) {
+      call.reject(new ClusterShuttingDownError());
+      return;
+    }
+    if (now() >= call.deadline) {
+      call.reject(new GrainTimeoutError(call.kind, call.identity, call.method, call.timeoutMs, true));
+      return;
+    }
+    const delay = redirectDelayMs(call.redirects);
+    if (delay === 0) {
+      // NOTE: a microtask, so that a burst of redirects never recurses on the stack.
+      queueMicrotask(() => {
+        if (!call.settled) this.dispatch(call, now());
+      });
+      return;
+    }
+    setTimeout(() => {
+      if (!call.settled) this.dispatch(call, now());
+    }, delay).unref();
+  }
+
+  /**
+   * An activation of this member ended: release its claim (unless it was fenced: then the
+   * claim is not this member's to release), holding calls for the grain until the release
+   * settles so none of them finds the old entry and re-creates the old activation.
+   */
+  released(activation: Activation, how: StopKind): void {
+    if (how === 'fenced') return;
+    const key = activation.label;
+    const released = this.identityLookup.remove(activation.kind.name, activation.identity, { memberId: activation.memberId, incarnation: activation.incarnation, id: activation.id }, activation.epoch);
+    if (released !== undefined && !this.held.has(key)) {
+      const held: Call[] = [];
+      this.held.set(key, held);
+      void released.finally(() => {
+        this.held.delete(key);
+        for (const call of held) if (!call.settled) this.dispatch(call, now());
+      });
+    }
+  }
+
+  // Actor cache ------------------------------------------------------------------------------
+
+  /** Forget where `call`'s grain was believed to live. */
+  forgetPid(call: Call): void {
+    this.pidCache.delete(call.key);
+  }
+
+  /** Forget every grain believed to live at `address` (its connection failed). */
+  forgetAddress(address: string): void {
+    this.pidCache.dropAddress(address);
+  }
+
+  /** A member was seen as `member.incarnation`: its Pids of other incarnations are stale. */
+  forgetOtherIncarnations(member: Member): void {
+    this.pidCache.dropMember(member.id, member.incarnation);
+  }
+
+  // Internals --------------------------------------------------------------------------------
+
+  private remoteRoute(kind: string, method: string): MethodRoute {
+    let routes = this.remoteRoutes.get(kind);
+    if (routes === undefined) this.remoteRoutes.set(kind, (routes = new Map()));
+    let route = routes.get(method);
+    if (route === undefined) {
+      if (routes.size >= MAX_REMOTE_ROUTES_PER_KIND) routes.clear(); // NOTE: names come from callers; keep the map bounded.
+      routes.set(method, (route = { kindName: kind, kind: undefined, method, interleaved: false, idempotent: false }));
+    }
+    return route;
+  }
+
+  private notRunning(): Promise<never> {
+    return Promise.reject(new ClusterShuttingDownError(this.state === State.Created ? 'has not started yet' : 'is shutting down'));
+  }
+
+  private abort(call: Call): void {
+    // NOTE: a queued call is skipped when its turn would come; a running one goes on, unheard.
+    call.reject(new GrainCallAbortedError(call.kind, call.identity, call.method, call.phase === CallPhase.Pending));
+  }
+}
