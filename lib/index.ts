@@ -18,7 +18,7 @@ export { GRAIN_CONTEXT } from './nest/cluster.constants.js';
 export { Cluster, type ClusterStats } from './cluster/cluster.js';
 export type { ClusterOptions } from './cluster/cluster-options.js';
 export type { Duration } from './cluster/duration.js';
-export type { GrainCallOptions, GrainClient, GrainRef, CallableMethodNames } from './cluster/grain-client.js';
+export type { GrainCallOptions, GrainClient, GrainRef, CallableMethodNames } from './cluster/grain-client.interface.js';
 export type { GrainContext, GrainTimer, GrainTimerOptions } from './cluster/grain-context.js';
 export type { DeactivationReason, GrainClass, KindDefinition, OnGrainActivate, OnGrainDeactivate } from './cluster/kind.js';
 export type { ClusterLogger } from './cluster/logger.js';

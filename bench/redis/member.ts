@@ -72,7 +72,7 @@ async function startMember(config: MemberConfig): Promise<Running> {
   const cluster: Cluster = new Cluster({
     clusterName: config.clusterName,
     logger,
-    provider: new StaticProvider({ members: config.members, probeIntervalMs: 50 }),
+    provider: new StaticProvider({ members: config.members, probeInterval: 50 }),
     identityLookup: config.lookup === 'redis' ? new RedisIdentityLookup({ url: config.redisUrl!, lease: 'fast' }) : new HashIdentityLookup(),
     remote: { host: '127.0.0.1', port: config.port },
   });

@@ -13,8 +13,8 @@ import {
 import { toMs } from './duration.js';
 import { ClusterShuttingDownError, GrainConfigurationError, GrainError, InvalidGrainCallError } from './errors.js';
 import { Fencing } from './fencing.js';
-import type { GrainCallOptions, GrainClient } from './grain-client.js';
-import { KindClient } from './grain-ref.js';
+import type { GrainCallOptions, GrainClient } from './grain-client.interface.js';
+import { KindClient } from './kind-client.js';
 import type { IdentityLookup } from './identity/identity-lookup.js';
 import { InMemoryIdentityLookup } from './identity/in-memory-identity-lookup.js';
 import { ClusterKind, type KindDefinition } from './kind.js';

@@ -7,7 +7,7 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_0
 const PATTERN = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
 
 /** Parse a Duration into milliseconds; throws GrainConfigurationError naming the option. */
-export function toMs(value: Duration, option: string): number {
+export function toMs(value: Duration, option: string, { allowZero = false }: { allowZero?: boolean } = {}): number {
   let ms: number;
   if (typeof value === 'number') {
     ms = value;
@@ -18,8 +18,8 @@ export function toMs(value: Duration, option: string): number {
     }
     ms = Number(match[1]) * UNIT_MS[match[2]!]!;
   }
-  if (!Number.isFinite(ms) || ms <= 0) {
-    throw new GrainConfigurationError(`${option}: ${String(value)} must be a positive, finite duration.`);
+  if (!Number.isFinite(ms) || ms < 0 || (ms === 0 && !allowZero)) {
+    throw new GrainConfigurationError(`${option}: ${String(value)} must be a ${allowZero ? 'non-negative' : 'positive'}, finite duration.`);
   }
   return ms;
 }

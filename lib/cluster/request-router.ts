@@ -16,7 +16,7 @@ import {
   UnknownKindError,
 } from './errors.js';
 import type { Fencing } from './fencing.js';
-import type { GrainInvoker } from './grain-ref.js';
+import type { GrainInvoker } from './kind-client.js';
 import type { IdentityLookup } from './identity/identity-lookup.js';
 import type { ClusterKind, MethodRoute } from './kind.js';
 import type { Member } from './providers/cluster-provider.js';

@@ -39,7 +39,7 @@ async function memberApp(clusterName: string, members: string[], port: number | 
     imports: [
       ClusterModule.forRoot({
         clusterName,
-        provider: new StaticProvider({ members, probeIntervalMs: 50 }),
+        provider: new StaticProvider({ members, probeInterval: 50 }),
         identityLookup: new HashIdentityLookup(),
         remote: port === undefined ? {} : { host: '127.0.0.1', port },
       }),

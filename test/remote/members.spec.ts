@@ -178,7 +178,7 @@ describe('startup', () => {
     const ports = [await freePort(), await freePort()];
     const list = ports.map((p) => `127.0.0.1:${p}`);
     const make = (port: number) => {
-      const member = new Cluster({ clusterName: 'boot', provider: new StaticProvider({ members: list, probeIntervalMs: 20 }), identityLookup: new HashIdentityLookup(), remote: { host: '127.0.0.1', port }, logger: { log() {}, warn() {}, error() {} } });
+      const member = new Cluster({ clusterName: 'boot', provider: new StaticProvider({ members: list, probeInterval: 20 }), identityLookup: new HashIdentityLookup(), remote: { host: '127.0.0.1', port }, logger: { log() {}, warn() {}, error() {} } });
       member.registerKind({ name: 'echo', grainClass: EchoGrain, create: (ctx) => new EchoGrain(ctx) });
       return member;
     };
@@ -212,7 +212,7 @@ describe('strangers', () => {
         ['beta', {}],
         ['alpha', { remote: { protocol: { min: 7, max: 9 } } }],
       ] as const) {
-        const stranger = new Cluster({ clusterName: name, provider: new StaticProvider({ members: [address], probeIntervalMs: 50 }), identityLookup: new HashIdentityLookup(), logger: { log() {}, warn() {}, error() {} }, ...options });
+        const stranger = new Cluster({ clusterName: name, provider: new StaticProvider({ members: [address], probeInterval: 50 }), identityLookup: new HashIdentityLookup(), logger: { log() {}, warn() {}, error() {} }, ...options });
         await stranger.start();
         // Refused, it never learns the listed member: nothing can be placed, and the call says so.
         const result = (await outcome(stranger.client<EchoGrain>('echo').get('x').where())) as { error: unknown };

@@ -39,7 +39,7 @@ describe('sample app: a cluster member that has not heard from every listed memb
 
   beforeAll(async () => {
     // Port 1 on loopback: a listed member that never answers.
-    const provider = new StaticProvider({ members: ['127.0.0.1:1'], probeIntervalMs: 50 });
+    const provider = new StaticProvider({ members: ['127.0.0.1:1'], probeInterval: 50 });
     app = await createTestApp({ bank: { cluster: { provider, identityLookup: new HashIdentityLookup(), remote: { host: '127.0.0.1', port: 0 } } } });
   });
   afterAll(async () => {

@@ -29,7 +29,7 @@ export async function startMembers(specs: MemberSpec[], clusterName = 'it'): Pro
     const cluster = new Cluster({
       clusterName,
       logger: loggers[i]!,
-      provider: new StaticProvider({ members: addresses, probeIntervalMs: 50 }),
+      provider: new StaticProvider({ members: addresses, probeInterval: 50 }),
       identityLookup: new HashIdentityLookup(),
       ...spec.options,
       remote: { ...(ports[i] === undefined ? {} : { host: '127.0.0.1', port: ports[i]! }), ...spec.options?.remote },

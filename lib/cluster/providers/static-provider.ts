@@ -1,3 +1,4 @@
+import { type Duration, toMs } from '../duration.js';
 import { GrainConfigurationError } from '../errors.js';
 import type { ClusterProvider, Member, ProviderMember } from './cluster-provider.js';
 
@@ -5,15 +6,22 @@ import type { ClusterProvider, Member, ProviderMember } from './cluster-provider
 export interface StaticProviderOptions {
   /** The hosting members' remote addresses (`host:port`); this member's own may be listed too. */
   members: readonly string[];
-  /** How often a listed member that has not answered yet is tried again. @default 500 ms */
-  probeIntervalMs?: number;
+  /** How often a listed member that has not answered yet is tried again. @default '500ms' */
+  probeInterval?: Duration;
   /**
    * How long after start the membership counts as incomplete while listed members have not
    * answered; hash placement waits for it (calls fail with ClusterUnavailableError meanwhile)
-   * rather than place grains on the members it happens to know. @default 10000
+   * rather than place grains on the members it happens to know. @default '10s'
    */
+  startupGrace?: Duration;
+  /** @deprecated use `probeInterval` (which wins when both are given). */
+  probeIntervalMs?: number;
+  /** @deprecated use `startupGrace` (which wins when both are given). */
   startupGraceMs?: number;
 }
+
+const DEFAULT_PROBE_INTERVAL = '500ms';
+const DEFAULT_STARTUP_GRACE = '10s';
 
 const ADDRESS = /^[^\s:]+:\d{1,5}$/;
 
@@ -38,8 +46,8 @@ export class StaticProvider implements ClusterProvider {
       if (!ADDRESS.test(address)) throw new GrainConfigurationError(`StaticProvider: "${address}" is not a host:port address.`);
     }
     this.addresses = [...new Set(options.members)];
-    this.probeIntervalMs = options.probeIntervalMs ?? 500;
-    this.startupGraceMs = options.startupGraceMs ?? 10_000;
+    this.probeIntervalMs = toMs(options.probeInterval ?? options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL, 'StaticProvider probeInterval');
+    this.startupGraceMs = toMs(options.startupGrace ?? options.startupGraceMs ?? DEFAULT_STARTUP_GRACE, 'StaticProvider startupGrace', { allowZero: true });
   }
 
   async start(member: ProviderMember): Promise<void> {

@@ -16,7 +16,7 @@
  *   REQUEST_TIMEOUT_MS default call deadline
  *   MAX_MESSAGE_SIZE   remote.maxMessageSize
  *   PROBE_INTERVAL_MS  StaticProvider probe interval (default 100)
- *   STARTUP_GRACE_MS   StaticProvider startupGraceMs (default: the provider's)
+ *   STARTUP_GRACE_MS   StaticProvider startupGrace (default: the provider's)
  *
  * Output: stdout carries JSON lines only —
  *   {"event":"ready","memberId","incarnation","address","members":[...]}  once every
@@ -61,7 +61,7 @@ const remote: RemoteOptions = {
 const cluster = new Cluster({
   clusterName: env('CLUSTER_NAME') ?? 'e2e',
   logger,
-  provider: new StaticProvider({ members: staticMembers, probeIntervalMs: intEnv('PROBE_INTERVAL_MS') ?? 100, ...(startupGraceMs !== undefined && { startupGraceMs }) }),
+  provider: new StaticProvider({ members: staticMembers, probeInterval: intEnv('PROBE_INTERVAL_MS') ?? 100, ...(startupGraceMs !== undefined && { startupGrace: startupGraceMs }) }),
   identityLookup: new HashIdentityLookup(),
   remote,
   ...(requestTimeout !== undefined && { requestTimeout }),

@@ -210,7 +210,7 @@ class ListGrain {
 const cluster = new Cluster({
   clusterName,
   logger,
-  provider: new StaticProvider({ members: staticMembers, probeIntervalMs: intEnv('PROBE_INTERVAL_MS') ?? 100 }),
+  provider: new StaticProvider({ members: staticMembers, probeInterval: intEnv('PROBE_INTERVAL_MS') ?? 100 }),
   identityLookup: lookup,
   remote: { host, port },
   ...(requestTimeout !== undefined && { requestTimeout }),

@@ -1,7 +1,7 @@
 import { RESERVED_NAMES } from './callable-methods.js';
 import { toMs } from './duration.js';
 import { InvalidGrainCallError } from './errors.js';
-import type { GrainCallOptions, GrainClient, GrainRef } from './grain-client.js';
+import type { GrainCallOptions, GrainClient, GrainRef } from './grain-client.interface.js';
 import type { MethodRoute } from './kind.js';
 
 /** The part of the cluster a client needs. */
