@@ -1,9 +1,22 @@
 import type { GrainContext, GrainTimer, GrainTimerOptions } from '../grain-context.js';
-import type { Activation } from './activation.js';
+import type { DeactivationReason } from '../kind.js';
+
+/** What a context reads from (and asks of) its activation. */
+export interface ContextOwner {
+  readonly kind: { readonly name: string };
+  readonly identity: string;
+  readonly memberId: string;
+  readonly id: string;
+  readonly epoch: number;
+  /** The current call's signal, or one that never aborts outside a call. */
+  currentSignal(): AbortSignal;
+  deactivate(reason: DeactivationReason): Promise<void>;
+  startTimer(callback: () => unknown, options: GrainTimerOptions): GrainTimer;
+}
 
 /** The `GrainContext` of one activation: what the runtime tells (and lets) a grain do. */
 export class ActivationContext implements GrainContext {
-  constructor(private readonly activation: Activation) {}
+  constructor(private readonly activation: ContextOwner) {}
 
   get kind(): string {
     return this.activation.kind.name;

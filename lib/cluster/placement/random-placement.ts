@@ -5,7 +5,7 @@ import type { PlacementStrategy } from './placement-strategy.js';
 export class RandomPlacement implements PlacementStrategy {
   readonly name = 'random';
 
-  place(_kind: string, _identity: string, candidates: readonly Member[]): Member | undefined {
+  place(_kind: string, _identity: string, candidates: readonly Member[], _self?: Member): Member | undefined {
     return candidates[Math.floor(Math.random() * candidates.length)];
   }
 }

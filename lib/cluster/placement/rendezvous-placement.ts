@@ -9,7 +9,7 @@ import type { PlacementStrategy } from './placement-strategy.js';
 export class RendezvousPlacement implements PlacementStrategy {
   readonly name = 'rendezvous';
 
-  place(kind: string, identity: string, candidates: readonly Member[]): Member | undefined {
+  place(kind: string, identity: string, candidates: readonly Member[], _self?: Member): Member | undefined {
     return rendezvousOwner(candidates, `${kind}/${identity}`);
   }
 }
