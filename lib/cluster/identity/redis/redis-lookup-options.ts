@@ -1,4 +1,7 @@
+/** The options of RedisIdentityLookup: their types, defaults, and how they are read. */
 import type { RedisOptions } from 'ioredis';
+import { type Duration, toMs } from '../../duration.js';
+import { GrainConfigurationError } from '../../errors.js';
 import type { Placement } from '../../placement/placement.js';
 import type { PlacementStrategy } from '../../placement/placement-strategy.js';
 
@@ -28,6 +31,8 @@ export const FAST_LEASE: LeaseSettings = { leaseMs: 1_500, renewIntervalMs: 250,
 /** Slower and safer: failover within about 6 s; tolerates stalls up to 2.5 s and slow Redis replies. */
 export const SAFE_LEASE: LeaseSettings = { leaseMs: 5_000, renewIntervalMs: 1_000, marginMs: 1_000, stallToleranceMs: 2_500 };
 
+/** How long a lookup command may take when neither `commandTimeout` nor `commandTimeoutMs` is given. */
+export const DEFAULT_COMMAND_TIMEOUT: Duration = '1s';
 
 /** Options of `RedisIdentityLookup`. */
 export interface RedisIdentityLookupOptions {
@@ -47,12 +52,33 @@ export interface RedisIdentityLookupOptions {
   placement?: Placement | PlacementStrategy;
   /** Per-kind placement, overriding `placement`. */
   placementByKind?: Readonly<Record<string, Placement | PlacementStrategy>>;
-  /** Longest a lookup command may take before the call fails with ClusterUnavailableError. @default 1000 */
+  /** Longest a lookup command may take before the call fails with ClusterUnavailableError. @default '1s' */
+  commandTimeout?: Duration;
+  /**
+   * Longest a lookup command may take, in milliseconds; `commandTimeout` wins when both are given.
+   * @deprecated use commandTimeout
+   */
   commandTimeoutMs?: number;
 }
 
-export function leaseSettings(lease: RedisIdentityLookupOptions['lease']): LeaseSettings {
-  if (lease === undefined || lease === 'fast') return FAST_LEASE;
-  if (lease === 'safe') return SAFE_LEASE;
+/** The lease settings an option names; throws GrainConfigurationError when they cannot work. */
+export function leaseSettings(option: RedisIdentityLookupOptions['lease']): LeaseSettings {
+  const lease = option === undefined || option === 'fast' ? FAST_LEASE : option === 'safe' ? SAFE_LEASE : option;
+  const { leaseMs, renewIntervalMs, marginMs, stallToleranceMs } = lease;
+  if (!(renewIntervalMs > 0 && marginMs >= 0 && leaseMs > renewIntervalMs + marginMs && stallToleranceMs > 0 && stallToleranceMs < leaseMs)) {
+    throw new GrainConfigurationError(`RedisIdentityLookup lease: need 0 < renewIntervalMs, renewIntervalMs + marginMs < leaseMs and 0 < stallToleranceMs < leaseMs; got ${JSON.stringify(lease)}.`);
+  }
   return lease;
+}
+
+/**
+ * The lookup command timeout in milliseconds: `commandTimeout`, else the deprecated
+ * `commandTimeoutMs`, else DEFAULT_COMMAND_TIMEOUT.
+ *
+ * NOTE: `commandTimeoutMs` is taken as it is, unchecked, exactly as before it was deprecated;
+ * only the new `commandTimeout` goes through `toMs` (a positive, finite duration).
+ */
+export function commandTimeoutMs(options: Pick<RedisIdentityLookupOptions, 'commandTimeout' | 'commandTimeoutMs'>): number {
+  if (options.commandTimeout !== undefined) return toMs(options.commandTimeout, 'RedisIdentityLookup commandTimeout');
+  return options.commandTimeoutMs ?? toMs(DEFAULT_COMMAND_TIMEOUT, 'RedisIdentityLookup commandTimeout');
 }

@@ -47,4 +47,5 @@ export const scripts = {
   release: load('release'),
   leave: load('leave'),
   cleanup: load('cleanup'),
+  swapGeneration: load('swap-generation'),
 };

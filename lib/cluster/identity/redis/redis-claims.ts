@@ -1,0 +1,150 @@
+/**
+ * Claims: where an identity lives (resolve), claiming it for this member when it is placed
+ * here (claim first: the claim is written before the grain is constructed), and releasing
+ * the claim when the activation ends. Every Redis failure and every malformed reply is
+ * ClusterUnavailableError.
+ */
+import type { Redis } from 'ioredis';
+import type { Pid } from '../../../actor/pid.js';
+import { ClusterUnavailableError, UnknownKindError } from '../../errors.js';
+import { membersHosting, type PlacementStrategy } from '../../placement/placement-strategy.js';
+import type { GetHint, LookupMember } from '../identity-lookup.js';
+import { epochFloor } from './redis-generation.js';
+import type { RedisKeys } from './redis-keys.js';
+import type { LeaseState } from './redis-lease.js';
+import { scripts } from './redis-scripts.js';
+
+/** A script's reply, each element as a string (or null). */
+type Reply = Array<string | null>;
+
+/** What claiming needs of the lease (redis-lease.ts). */
+export interface ClaimLease extends LeaseState {
+  /** Wait (until the call's deadline) for this member to hold a lease. */
+  whenReady(deadline: number | undefined): Promise<void>;
+  /** A script answered GEN: rejoin. */
+  generationChanged(): void;
+}
+
+/** What claims work with. */
+export interface ClaimsContext {
+  readonly redis: Redis;
+  readonly keys: RedisKeys;
+  readonly member: LookupMember;
+  readonly lease: ClaimLease;
+  /** Where new activations go unless `placementByKind` names the kind. */
+  readonly placement: PlacementStrategy;
+  readonly placementByKind: ReadonlyMap<string, PlacementStrategy>;
+}
+
+/** The lookup's claims on identities, for one member. */
+export class RedisClaims {
+  private readonly redis: Redis;
+  private readonly keys: RedisKeys;
+  private readonly member: LookupMember;
+  private readonly lease: ClaimLease;
+  private readonly placement: PlacementStrategy;
+  private readonly placementByKind: ReadonlyMap<string, PlacementStrategy>;
+
+  constructor(context: ClaimsContext) {
+    this.redis = context.redis;
+    this.keys = context.keys;
+    this.member = context.member;
+    this.lease = context.lease;
+    this.placement = context.placement;
+    this.placementByKind = context.placementByKind;
+  }
+
+  /** Where `kind/identity` lives, claiming it here when it is placed here. */
+  async get(kind: string, identity: string, hint?: GetHint): Promise<Pid> {
+    const member = this.member;
+    const name = `${kind}/${identity}`;
+    // NOTE: an inbound call was placed here by its caller: claim here (the claim finds a live owner if any).
+    if (hint?.inbound === true && member.hostsKind(kind)) return this.claim(kind, identity, name, hint.deadline);
+    const target = this.placementOf(kind).place(kind, identity, membersHosting(member.members(), kind), member.self());
+    if (target !== undefined && target.id === member.memberId) return this.claim(kind, identity, name, hint?.deadline);
+    const resolved = await run(() => scripts.resolve.run(this.redis, [this.keys.generation, this.keys.entry(name)], [this.lease.generation, this.keys.leasePrefix]));
+    if (resolved[0] === 'OWNED') return this.ownedPid(kind, identity, resolved);
+    if (resolved[0] === 'GEN') throw this.generationChanged();
+    if (target === undefined) throw new UnknownKindError(kind);
+    return { memberId: target.id, incarnation: target.incarnation, address: target.address, id: '' };
+  }
+
+  /** Release the entry of an ended activation, if it still holds `pid`'s incarnation and `epoch`. */
+  async release(kind: string, identity: string, pid: Pid, epoch: number): Promise<void> {
+    const keys = this.keys;
+    if (this.lease.stopped || pid.incarnation === undefined) return;
+    const name = `${kind}/${identity}`;
+    try {
+      await scripts.release.run(this.redis, [keys.generation, keys.entry(name), keys.activations(pid.incarnation)], [this.lease.generation, pid.incarnation, epoch, name]);
+    } catch {
+      // NOTE: a release that fails leaves the entry to lapse with this incarnation's lease;
+      // until then calls for the grain find it owned by an incarnation of this member.
+      if (pid.incarnation === this.member.incarnation) this.member.fenceAll(`releasing ${name} failed, so its entry cannot be trusted`);
+    }
+  }
+
+  private async claim(kind: string, identity: string, name: string, deadline: number | undefined): Promise<Pid> {
+    await this.lease.whenReady(deadline);
+    const member = this.member;
+    const keys = this.keys;
+    const incarnation = member.incarnation;
+    const activationId = member.newActivationId();
+    const reply = await run(() =>
+      scripts.claim.run(this.redis, [keys.generation, keys.entry(name), keys.lease(incarnation), keys.activations(incarnation)], [
+        this.lease.generation,
+        incarnation,
+        member.memberId,
+        member.self().address,
+        activationId,
+        keys.leasePrefix,
+        name,
+        epochFloor(this.lease.generation),
+      ]),
+    );
+    switch (reply[0]) {
+      case 'CLAIMED':
+        if (member.incarnation !== incarnation) throw new ClusterUnavailableError(`The lease of this member changed while claiming ${name}; retry.`);
+        return member.activateLocal(kind, identity, Number(reply[1]), activationId);
+      case 'OWNED':
+        return this.ownedPid(kind, identity, reply);
+      case 'GEN':
+        throw this.generationChanged();
+      default:
+        throw new ClusterUnavailableError(`This member's lease is gone (${String(reply[0])}); it is rejoining. Retry.`);
+    }
+  }
+
+  private ownedPid(kind: string, identity: string, reply: Reply): Pid {
+    const member = this.member;
+    const [, memberId, incarnation, address, activation, epoch] = reply;
+    if (memberId == null || incarnation == null || activation == null || epoch == null) throw new ClusterUnavailableError(`Redis returned an incomplete entry for ${kind}/${identity}.`);
+    if (incarnation === member.incarnation) {
+      // Ours: the activation exists here, or is being re-created for the same claim.
+      return member.activateLocal(kind, identity, Number(epoch), activation);
+    }
+    return { memberId, incarnation, address: address ?? '', id: activation };
+  }
+
+  private placementOf(kind: string): PlacementStrategy {
+    return this.placementByKind.get(kind) ?? this.placement;
+  }
+
+  private generationChanged(): ClusterUnavailableError {
+    this.lease.generationChanged();
+    return new ClusterUnavailableError('Redis lost data (its generation changed); this member is rejoining and claims nothing for a lease period. Retry.');
+  }
+}
+
+/** Run one lookup command; any Redis failure is ClusterUnavailableError, any odd reply too. */
+async function run(command: () => Promise<unknown>): Promise<Reply> {
+  let reply: unknown;
+  try {
+    reply = await command();
+  } catch (error) {
+    throw new ClusterUnavailableError(`Redis did not answer the identity lookup: ${(error as Error).message}`);
+  }
+  if (!Array.isArray(reply) || reply.some((v) => v !== null && typeof v !== 'string' && typeof v !== 'number')) {
+    throw new ClusterUnavailableError(`Redis returned a malformed lookup reply: ${JSON.stringify(reply)}`);
+  }
+  return reply.map((v) => (v === null ? null : String(v)));
+}
