@@ -7,6 +7,7 @@
 import type { Redis, RedisOptions } from 'ioredis';
 import { now } from '../../../actor/clock.js';
 import { ClusterUnavailableError } from '../../errors.js';
+import { leaseTurnGuard } from '../../fencing.js';
 import type { LookupMember, TurnGuard } from '../identity-lookup.js';
 import { type LeaseEnd, LeaseKeeper } from './lease-keeper.js';
 import { readGeneration } from './redis-generation.js';
@@ -14,8 +15,6 @@ import type { RedisKeys } from './redis-keys.js';
 import type { LeaseSettings } from './redis-lookup-options.js';
 import { scripts } from './redis-scripts.js';
 
-/** Room a turn must have left on the lease to start. */
-const MIN_TURN_MS = 20;
 /** Longest pause between two attempts to join (it is otherwise two renewal intervals). */
 const MAX_JOIN_RETRY_MS = 1_000;
 
@@ -42,7 +41,7 @@ export interface LeaseContext {
  * is needed before setup), bound to the connection at setup (`attach`), then joined.
  */
 export class RedisLease implements LeaseState {
-  /** Fencing at turn boundaries: a turn starts only with MIN_TURN_MS left on the lease. */
+  /** Fencing at turn boundaries (fencing.ts): a turn starts only with MIN_TURN_MS left on the lease. */
   readonly turnGuard: TurnGuard;
   private readonly keeper: LeaseKeeper;
   private context: LeaseContext | undefined;
@@ -64,12 +63,8 @@ export class RedisLease implements LeaseState {
     private readonly redisOptions: RedisOptions,
     private readonly commandTimeoutMs: number,
   ) {
-    const keeper = new LeaseKeeper(settings);
-    this.keeper = keeper;
-    this.turnGuard = {
-      canStart: (at) => keeper.validFor(MIN_TURN_MS, at),
-      canSettle: (at) => keeper.validFor(0, at),
-    };
+    this.keeper = new LeaseKeeper(settings);
+    this.turnGuard = leaseTurnGuard(this.keeper);
   }
 
   get generation(): string {
