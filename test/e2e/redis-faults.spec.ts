@@ -25,6 +25,7 @@
  */
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { eventually } from '../support/cluster.js';
 import { type CallError, MemberHarness, type MemberProcess, ROOT } from '../support/member-harness.js';
 import { type RedisHandle, startRedis } from '../support/redis-server.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
@@ -227,9 +228,20 @@ function turnEvents(h: MemberHarness): Array<Record<string, unknown>> {
   return h.processes.flatMap((p) => p.events.filter((e) => e['event'] === 'turn'));
 }
 
-function check(h: MemberHarness, load: Workload, final: Map<string, OpResult>, options: CheckOptions = {}): CheckResult {
+/** Time a member's log lines may take to arrive after an answer it served was acknowledged elsewhere. */
+const LOG_ARRIVAL_MS = 3_000;
+
+async function check(h: MemberHarness, load: Workload, final: Map<string, OpResult>, options: CheckOptions = {}): Promise<CheckResult> {
   const acked = load.acked();
   const ackedIds = new Set(acked.map((r) => r.id));
+  // NOTE: an operation is acknowledged through the member that called, while its turn is logged
+  // by the member that served it, on another pipe: that line may still be on its way. Wait
+  // (bounded) for it; a turn that was never logged still fails the check below.
+  const loggedOps = () => new Set(turnEvents(h).flatMap((e) => (e['ok'] === true ? [e['op'] as string] : [])));
+  await eventually(() => {
+    const logged = loggedOps();
+    return acked.every((r) => logged.has(r.id));
+  }, LOG_ARRIVAL_MS, 50);
   const events = turnEvents(h);
   const delivered = turnRecordsFrom(events, (e) => e['ok'] === true && ackedIds.has(e['op'] as string));
   // every acknowledged operation logged its turn (else the overlap check would miss it)
@@ -446,7 +458,7 @@ describe('Redis lookup under faults: no duplicate activation (3 member processes
     }
     const final = await load.finalReads(identities, [0, 1, 2]);
     for (const id of identities) expect(final.get(id)!.reply!.list).toHaveLength(200);
-    expectClean(check(h, load, final), 'race');
+    expectClean(await check(h, load, final), 'race');
     expect(await fencedCounts(h, [0, 1, 2])).toEqual([0, 0, 0]);
   }, 60_000);
 
@@ -493,7 +505,7 @@ describe('Redis lookup under faults: no duplicate activation (3 member processes
     }
     const all = [...base.flat(), ...[0.5, 0.9, 1, 1.2, 2].flatMap((f) => ids(`p${f}-`, 4))];
     const final = await load.finalReads(all, [0, 1, 2]);
-    const result = check(h, load, final);
+    const result = await check(h, load, final);
     console.log(`[redis-faults] SIGSTOP: ${describeCheck(result)}`);
     expectClean(result, 'SIGSTOP');
     expect(await fencedCounts(h, [0, 1])).toEqual([0, 0]);
@@ -560,7 +572,7 @@ describe('Redis lookup under faults: no duplicate activation (3 member processes
     }
     const all = [...base.flat(), ...faults.flatMap((f) => ids(`x-${f.name.split(' ')[0]}-`, 4))];
     const final = await load.finalReads(all, [0, 1, 2]);
-    const result = check(h, load, final);
+    const result = await check(h, load, final);
     console.log(`[redis-faults] proxy: ${describeCheck(result)}`);
     expectClean(result, 'proxy');
   }, 90_000);
@@ -590,7 +602,7 @@ describe('Redis lookup under faults: no duplicate activation (3 member processes
     // Data loss is documented for a restart without persistence: the lists of the old
     // generation are gone. So: overlaps over every turn; forks, stale reads, duplicates and
     // phantoms per generation; lost appends only among those acknowledged in the new one.
-    const result = check(h, load, final, { perGeneration: true });
+    const result = await check(h, load, final, { perGeneration: true });
     console.log(`[redis-faults] redis restart: ${identities.length} identities moved; ${describeCheck(result)}`);
     expectClean(result, 'redis restart');
   }, 60_000);
@@ -613,7 +625,7 @@ describe('Redis lookup under faults: no duplicate activation (3 member processes
     const firstNew = load.acked().filter((r) => base[VICTIM]!.includes(r.identity) && r.invokedAt > killedAt && r.reply!.member !== h.members[VICTIM]!.address);
     expect(firstNew.length).toBeGreaterThan(0);
     const failoverMs = Number(firstNew.map((r) => r.settledAt).reduce((a, b) => (a < b ? a : b)) - killedAt) / 1e6;
-    const result = check(h, load, final);
+    const result = await check(h, load, final);
     console.log(`[redis-faults] SIGKILL: first op on a new activation ${failoverMs.toFixed(0)} ms after the kill; ${describeCheck(result)}`);
     expect(failoverMs).toBeLessThan(LEASE_MS + 1_500);
     expectClean(result, 'SIGKILL');
@@ -691,7 +703,7 @@ describe('Redis lookup under faults: no duplicate activation (3 member processes
     await sleep(300);
     await load.stop();
     const final = await load.finalReads([...base.flat(), ...s1, ...g2, ...q], [1, 0]);
-    return { result: check(h, load, final), h, held, victimProbes: (await Promise.all(victimProbes)).flat() };
+    return { result: await check(h, load, final), h, held, victimProbes: (await Promise.all(victimProbes)).flat() };
   }
 
   it('the checker finds nothing in the staged scenario on the correct build', async () => {
