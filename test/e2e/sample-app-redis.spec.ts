@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemberHarness, type MemberSpec, ROOT } from '../support/member-harness.js';
-import { type RedisHandle, type RespValue, startRedis } from '../support/redis-server.js';
+import { type RedisHandle, type RedisReply, startRedis } from '../support/redis-server.js';
 
 /**
  * The sample bank in Redis mode as three REAL member processes from the build
@@ -70,7 +70,7 @@ function http(label: string, port: number) {
 }
 type Http = ReturnType<typeof http>;
 
-function hash(reply: RespValue): Record<string, string> {
+function hash(reply: RedisReply): Record<string, string> {
   const flat = reply as string[];
   const out: Record<string, string> = {};
   for (let i = 0; i < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;

@@ -4,7 +4,7 @@ import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisIdentityLookup } from 'nestjs-grains';
 import { StoreUnavailableError } from '../../sample-app/common/store-unavailable.error.js';
-import { type RedisHandle, type RespValue, startRedis } from '../support/redis-server.js';
+import { type RedisHandle, type RedisReply, startRedis } from '../support/redis-server.js';
 import { createTestApp } from './create-test-app.js';
 import { ControllableLedger } from './support/controllable-ledger.js';
 
@@ -12,7 +12,7 @@ import { ControllableLedger } from './support/controllable-ledger.js';
 // RedisIdentityLookup for placement, and the ledger and the transfer journal in the same REAL
 // redis-server. Then the HTTP answers to store failures (STORE_UNAVAILABLE, STORE_OUTCOME_UNKNOWN).
 
-function hash(reply: RespValue): Record<string, string> {
+function hash(reply: RedisReply): Record<string, string> {
   const flat = reply as string[];
   const out: Record<string, string> = {};
   for (let i = 0; i < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;

@@ -7,14 +7,14 @@ import { BankRedis, type BankRedisOptions, RedisConnectError } from '../../sampl
 import { RedisTransferJournal } from '../../sample-app/transfers/redis-transfer-journal.service.js';
 import type { TransferResult } from '../../sample-app/transfers/transfer-journal.service.js';
 import { freePort } from '../support/free-port.js';
-import { type RedisHandle, type RespValue, startRedis } from '../support/redis-server.js';
+import { type RedisHandle, type RedisReply, startRedis } from '../support/redis-server.js';
 
 // The Redis-backed ledger and transfer journal against a REAL redis-server
 // (test/support/redis-server.ts): the key schema, write-through, fencing by epoch (atomic, in
 // one script), and what callers get when Redis is down, hung or back.
 
 /** A hash reply (flat [field, value, ...]) as an object. */
-function hash(reply: RespValue): Record<string, string> {
+function hash(reply: RedisReply): Record<string, string> {
   const flat = reply as string[];
   const out: Record<string, string> = {};
   for (let i = 0; i < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;

@@ -1,12 +1,13 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { ReplyError } from 'ioredis';
 import ts from 'typescript';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisHandle, RespConnection, RespError, respCommand, startRedis, stopAllRedis } from '../support/redis-server.js';
+import { type RedisHandle, redisCommand, startRedis, stopAllRedis } from '../support/redis-server.js';
 
 /** Is the process gone (no such pid, or a zombie waiting to be reaped)? */
 function gone(pid: number): boolean {
@@ -105,7 +106,7 @@ describe('startRedis', () => {
     expect(r.alive).toBe(false);
     expect(r.pid).toBeUndefined();
     await waitGone(pid);
-    await expect(respCommand(r.port, ['PING'], { timeoutMs: 1_000 })).rejects.toThrow(/ECONNREFUSED/);
+    await expect(redisCommand(r.port, ['PING'], { timeoutMs: 1_000 })).rejects.toThrow(/ECONNREFUSED/);
     expect(await r.ping()).toBe(false);
     await r.restart();
     expect(await r.ping()).toBe(true);
@@ -114,7 +115,7 @@ describe('startRedis', () => {
 
   it('pause(): PING times out while stopped, is answered after resume(); a held command completes', async () => {
     const r = await redis();
-    const conn = await r.connect();
+    const conn = await r.connect({ timeoutMs: 5_000 });
     try {
       await r.pause();
       expect(r.paused).toBe(true);
@@ -122,14 +123,14 @@ describe('startRedis', () => {
       expect(await r.ping(300)).toBe(false);
       expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
       await expect(r.commandWithTimeout(['PING'], 200)).rejects.toThrow(/no reply within 200 ms/);
-      const held = conn.command(['INCR', 'n'], 5_000);
+      const held = conn.call('INCR', 'n');
       await new Promise((resolve) => setTimeout(resolve, 100));
       await r.resume();
       expect(r.paused).toBe(false);
       expect(await held).toBe(1);
       expect(await r.ping(2_000)).toBe(true);
     } finally {
-      conn.close();
+      conn.disconnect();
     }
   });
 
@@ -149,7 +150,7 @@ describe('startRedis', () => {
     const r = await redis({ disableConfig: true });
     expect(r.configCommand).not.toBe('CONFIG');
     const error = await r.command('CONFIG', 'GET', 'maxmemory-policy').catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(RespError);
+    expect(error).toBeInstanceOf(ReplyError);
     expect((error as Error).message).toMatch(/unknown command/i);
     expect(await r.configGet('maxmemory-policy')).toBe('noeviction');
     await r.configSet('maxmemory', '2mb');
@@ -191,23 +192,25 @@ describe('startRedis', () => {
     expect(await other.ping()).toBe(true);
   });
 
-  it('a RespConnection pipelines commands and reports error replies as RespError', async () => {
+  it('connect(): an ioredis connection pipelines commands and reports error replies as ReplyError', async () => {
     const r = await redis();
-    const conn = await RespConnection.open(r.port);
+    const conn = await r.connect();
     try {
-      const replies = await Promise.all([conn.command(['SET', 'a', '1']), conn.command(['INCR', 'a']), conn.command(['MGET', 'a', 'missing']), conn.command(['HGET', 'a', 'f']).catch((e: unknown) => e)]);
+      const replies = await Promise.all([conn.call('SET', 'a', '1'), conn.call('INCR', 'a'), conn.call('MGET', 'a', 'missing'), conn.call('HGET', 'a', 'f').catch((e: unknown) => e)]);
       expect(replies.slice(0, 3)).toEqual(['OK', 2, ['2', null]]);
-      expect(replies[3]).toBeInstanceOf(RespError);
+      expect(replies[3]).toBeInstanceOf(ReplyError);
       expect((replies[3] as Error).message).toMatch(/^WRONGTYPE/);
-      expect(await conn.command(['EVAL', "return {1, 'x', redis.status_reply('S')}", '0'])).toEqual([1, 'x', 'S']);
+      expect(await conn.call('EVAL', "return {1, 'x', redis.status_reply('S')}", '0')).toEqual([1, 'x', 'S']);
     } finally {
-      conn.close();
+      conn.disconnect();
     }
   });
 });
 
 describe('no redis-server outlives the process that started it', () => {
-  // Runs the harness in a plain Node child (compiled here with TypeScript's transpiler).
+  // Runs the harness in a plain Node child (compiled here with TypeScript's transpiler), laid
+  // out as in the repo, since the handle imports the launcher from bench/support; the repo's
+  // node_modules is linked in for ioredis.
   let dir = '';
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'redis-harness-child-'));
@@ -215,16 +218,18 @@ describe('no redis-server outlives the process that started it', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   function compile(): string {
-    const support = fileURLToPath(new URL('../support/', import.meta.url));
-    for (const name of ['redis-server', 'free-port']) {
-      const source = readFileSync(join(support, `${name}.ts`), 'utf8');
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    for (const file of ['test/support/redis-server', 'bench/support/redis-server']) {
+      const source = readFileSync(join(root, `${file}.ts`), 'utf8');
       const out = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
-      writeFileSync(join(dir, `${name}.js`), out.outputText);
+      mkdirSync(dirname(join(dir, file)), { recursive: true });
+      writeFileSync(join(dir, `${file}.js`), out.outputText);
     }
+    symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
     writeFileSync(join(dir, 'package.json'), '{"type":"module"}\n');
     writeFileSync(
       join(dir, 'child.js'),
-      `import { startRedis } from './redis-server.js';
+      `import { startRedis } from './test/support/redis-server.js';
 const r = await startRedis();
 console.log(JSON.stringify({ pid: r.pid, port: r.port, dir: r.dir }));
 process.stdin.on('data', () => process.exit(0));
@@ -247,7 +252,7 @@ process.stdin.on('data', () => process.exit(0));
   it('the process exits normally: its servers are killed and their directories removed', async () => {
     const { child, pid, port, dir: redisDir } = await startChild();
     expect(gone(pid)).toBe(false);
-    expect(await respCommand(port, ['PING'])).toBe('PONG');
+    expect(await redisCommand(port, ['PING'])).toBe('PONG');
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.stdin!.write('exit\n');
     await exited;

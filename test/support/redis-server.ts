@@ -1,6 +1,9 @@
 /**
  * REAL `redis-server` processes for the Redis tests, each on a free loopback port with its
- * own temporary directory, plus a minimal RESP client (no npm dependency) to drive them.
+ * own temporary directory, driven over ioredis. The processes, ports, connections and the
+ * never-leak machinery are the one launcher in bench/support/redis-server.ts (it is part of
+ * the build, this file is not); this file adds what only tests need: restart on the same
+ * port, kill, pause/resume, keepData, disableConfig and the command helpers below.
  *
  * API
  *
@@ -36,248 +39,51 @@
  *        but nothing is answered (a hung server).
  *   redis.stop()   end it for good (SIGCONT + SIGTERM, SIGKILL after 2 s) and remove its
  *        directory; idempotent. Call it in afterEach/afterAll (or stopAllRedis()).
- *   redis.command(...args) → RespValue   one command on a fresh connection (2 s budget);
- *        an error reply rejects with RespError, no reply in time with RespTimeoutError.
- *   redis.commandWithTimeout(args, timeoutMs) → RespValue   the same, another budget.
+ *   redis.command(...args) → RedisReply   one command on a fresh ioredis connection (2 s
+ *        budget); an error reply rejects with ioredis' ReplyError, no reply in time with
+ *        RedisTimeoutError.
+ *   redis.commandWithTimeout(args, timeoutMs) → RedisReply   the same, another budget.
  *   redis.ping(timeoutMs = 500) → boolean   PONG within the timeout (false, never throws)
  *   redis.flushAll()  redis.runId()  redis.info(section?) → Record<string, string>
  *   redis.configGet(name) → string | undefined   redis.configSet(name, value)
  *   redis.save()   SAVE (a snapshot for restart({ keepData: true }) after a kill)
- *   redis.connect() → RespConnection (a persistent connection; pipelined commands)
+ *   redis.connect({ timeoutMs? }) → a connected ioredis client (pipelined commands, each
+ *        with that budget, 2 s by default); disconnect() it.
  *   redis.output() → the server's last log lines (stdout + stderr)
  *
  *   stopAllRedis()  stop every server this process started.
- *   respCommand(port, args, { host?, timeoutMs? })  one command, one connection.
- *   RespConnection.open(port, { host?, timeoutMs? })  .command(args, timeoutMs?)  .close()
+ *   Re-exported from the launcher: redisCommand(port, args, { host?, timeoutMs? }) (one
+ *   command, one connection), openRedis(port, { host?, timeoutMs? }), RedisTimeoutError,
+ *   RedisReply, parseInfo.
  *
- * Never leaks processes: every server is tracked here; all are SIGKILLed (and their
- * directories removed) when this process exits, and where util-linux `setpriv` is available
- * the server is started through it with `--pdeathsig KILL` (it execs redis-server, so the
- * pid is the server's), so the kernel kills it even if this process is SIGKILLed.
+ * Never leaks processes: see bench/support/redis-server.ts (setpriv --pdeathsig KILL where
+ * available, and an exit hook that SIGKILLs every server and removes its directory).
  *
  * Needs `redis-server` on PATH (`.ci/run` installs it), or REDIS_SERVER_BIN.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort } from './free-port.js';
+import type { Redis } from 'ioredis';
+import {
+  createRedisDir,
+  type ExitStatus,
+  launchRedisServer,
+  OutputLines,
+  openRedis,
+  parseInfo,
+  REDIS_HOST,
+  type RedisArg,
+  type RedisConnectOptions,
+  redisCommand,
+  type RedisProcess,
+  type RedisReply,
+  redisServerArgs,
+  removeRedisDir,
+} from '../../bench/support/redis-server.js';
 
-// ---------------------------------------------------------------------------------------
-// RESP (protocol 2): just enough of a client to start, probe and fault-inject servers.
-// ---------------------------------------------------------------------------------------
-
-/** An error reply (`-ERR ...`). Inside arrays (EXEC) it is a value; at top level it rejects. */
-export class RespError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RespError';
-  }
-}
-
-/** No reply (or no connection) within the timeout. */
-export class RespTimeoutError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RespTimeoutError';
-  }
-}
-
-export type RespValue = string | number | null | RespError | RespValue[];
-
-/** Encodes one command as a RESP array of bulk strings. */
-export function encodeCommand(args: ReadonlyArray<string | number | Buffer>): Buffer {
-  const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
-  for (const arg of args) {
-    const bytes = Buffer.isBuffer(arg) ? arg : Buffer.from(String(arg), 'utf8');
-    parts.push(Buffer.from(`$${bytes.length}\r\n`), bytes, Buffer.from('\r\n'));
-  }
-  return Buffer.concat(parts);
-}
-
-/** Parses one value at `pos`; undefined when the buffer does not hold all of it yet. */
-function parseAt(buf: Buffer, pos: number): [RespValue, number] | undefined {
-  if (pos >= buf.length) return undefined;
-  const lineEnd = buf.indexOf('\r\n', pos);
-  if (lineEnd < 0) return undefined;
-  const type = buf[pos];
-  const line = buf.toString('utf8', pos + 1, lineEnd);
-  const after = lineEnd + 2;
-  switch (type) {
-    case 0x2b /* + */:
-      return [line, after];
-    case 0x2d /* - */:
-      return [new RespError(line), after];
-    case 0x3a /* : */:
-      return [Number(line), after];
-    case 0x24 /* $ */: {
-      const length = Number(line);
-      if (length < 0) return [null, after];
-      if (buf.length < after + length + 2) return undefined;
-      return [buf.toString('utf8', after, after + length), after + length + 2];
-    }
-    case 0x2a /* * */: {
-      const count = Number(line);
-      if (count < 0) return [null, after];
-      const items: RespValue[] = [];
-      let p = after;
-      for (let i = 0; i < count; i++) {
-        const item = parseAt(buf, p);
-        if (item === undefined) return undefined;
-        items.push(item[0]);
-        p = item[1];
-      }
-      return [items, p];
-    }
-    default:
-      throw new Error(`RESP: unexpected type byte 0x${(type ?? 0).toString(16)} in ${JSON.stringify(buf.toString('latin1', pos, Math.min(buf.length, pos + 40)))}`);
-  }
-}
-
-/** Incremental RESP reply parser: push() bytes, take complete values from next(). */
-export class RespParser {
-  private buffer: Buffer = Buffer.alloc(0);
-
-  push(chunk: Buffer): void {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
-  }
-
-  /** The next complete value, or undefined when more bytes are needed. */
-  next(): { value: RespValue } | undefined {
-    const parsed = parseAt(this.buffer, 0);
-    if (parsed === undefined) return undefined;
-    this.buffer = this.buffer.subarray(parsed[1]);
-    return { value: parsed[0] };
-  }
-}
-
-export interface RespConnectOptions {
-  host?: string;
-  /** Connect timeout (ms); default 2000. */
-  timeoutMs?: number;
-}
-
-interface Pending {
-  resolve: (value: RespValue) => void;
-  reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
-/**
- * One persistent RESP connection; commands are pipelined and answered in order. A command
- * that times out destroys the connection (later replies would be out of step) and rejects
- * everything pending.
- */
-export class RespConnection {
-  private readonly parser = new RespParser();
-  private readonly pending: Pending[] = [];
-  private closedError: Error | undefined;
-
-  private constructor(private readonly socket: Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.parser.push(chunk);
-      try {
-        for (let reply = this.parser.next(); reply !== undefined; reply = this.parser.next()) {
-          const waiter = this.pending.shift();
-          if (waiter === undefined) continue;
-          clearTimeout(waiter.timer);
-          if (reply.value instanceof RespError) waiter.reject(reply.value);
-          else waiter.resolve(reply.value);
-        }
-      } catch (error) {
-        this.fail(error as Error);
-      }
-    });
-    socket.on('error', (error) => this.fail(error));
-    socket.on('close', () => this.fail(new Error('connection closed')));
-  }
-
-  static open(port: number, options: RespConnectOptions = {}): Promise<RespConnection> {
-    const host = options.host ?? '127.0.0.1';
-    const timeoutMs = options.timeoutMs ?? 2_000;
-    return new Promise((resolve, reject) => {
-      const socket = connect({ host, port });
-      socket.setNoDelay(true);
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new RespTimeoutError(`connect to ${host}:${port} timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
-      const onError = (error: Error): void => {
-        clearTimeout(timer);
-        socket.destroy();
-        reject(error);
-      };
-      socket.once('error', onError);
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.off('error', onError);
-        resolve(new RespConnection(socket));
-      });
-    });
-  }
-
-  get closed(): boolean {
-    return this.closedError !== undefined;
-  }
-
-  /** Sends one command; resolves to its reply (an error reply rejects with RespError). */
-  command(args: ReadonlyArray<string | number | Buffer>, timeoutMs = 2_000): Promise<RespValue> {
-    if (this.closedError !== undefined) return Promise.reject(this.closedError);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.fail(new RespTimeoutError(`${String(args[0])}: no reply within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.push({ resolve, reject, timer });
-      this.socket.write(encodeCommand(args));
-    });
-  }
-
-  close(): void {
-    this.fail(new Error('connection closed by the client'));
-  }
-
-  private fail(error: Error): void {
-    if (this.closedError === undefined) this.closedError = error;
-    this.socket.destroy();
-    for (const waiter of this.pending.splice(0)) {
-      clearTimeout(waiter.timer);
-      waiter.reject(error);
-    }
-  }
-}
-
-/** One command on its own connection; `timeoutMs` (default 2000) covers connect and reply. */
-export async function respCommand(port: number, args: ReadonlyArray<string | number | Buffer>, options: RespConnectOptions = {}): Promise<RespValue> {
-  const timeoutMs = options.timeoutMs ?? 2_000;
-  const started = Date.now();
-  const connection = await RespConnection.open(port, { ...options, timeoutMs });
-  try {
-    return await connection.command(args, Math.max(1, timeoutMs - (Date.now() - started)));
-  } catch (error) {
-    // Report the whole budget (connect + reply), not what was left of it.
-    if (error instanceof RespTimeoutError) throw new RespTimeoutError(`${String(args[0])}: no reply within ${timeoutMs} ms`);
-    throw error;
-  } finally {
-    connection.close();
-  }
-}
-
-/** `INFO` text → key/value pairs (section headers and blank lines skipped). */
-export function parseInfo(text: string): Record<string, string> {
-  const result: Record<string, string> = {};
-  for (const line of text.split(/\r?\n/)) {
-    if (line === '' || line.startsWith('#')) continue;
-    const colon = line.indexOf(':');
-    if (colon > 0) result[line.slice(0, colon)] = line.slice(colon + 1);
-  }
-  return result;
-}
-
-// ---------------------------------------------------------------------------------------
-// redis-server processes
-// ---------------------------------------------------------------------------------------
+export { openRedis, parseInfo, redisCommand, RedisTimeoutError } from '../../bench/support/redis-server.js';
+export type { ExitStatus, RedisReply } from '../../bench/support/redis-server.js';
 
 export interface RedisServerOptions {
   /** More redis-server arguments, after the defaults (so they win), e.g. `['--maxmemory', '1mb']`. */
@@ -299,11 +105,6 @@ export interface RestartOptions extends Omit<RedisServerOptions, 'port'> {
   keepData?: boolean;
 }
 
-export interface ExitStatus {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
 export interface RedisHandle {
   readonly host: string;
   readonly port: number;
@@ -319,8 +120,8 @@ export interface RedisHandle {
   kill(signal?: NodeJS.Signals): Promise<ExitStatus>;
   pause(): Promise<void>;
   resume(): Promise<void>;
-  command(...args: Array<string | number | Buffer>): Promise<RespValue>;
-  commandWithTimeout(args: ReadonlyArray<string | number | Buffer>, timeoutMs: number): Promise<RespValue>;
+  command(...args: RedisArg[]): Promise<RedisReply>;
+  commandWithTimeout(args: ReadonlyArray<RedisArg>, timeoutMs: number): Promise<RedisReply>;
   ping(timeoutMs?: number): Promise<boolean>;
   flushAll(): Promise<void>;
   runId(): Promise<string>;
@@ -328,50 +129,11 @@ export interface RedisHandle {
   configGet(name: string): Promise<string | undefined>;
   configSet(name: string, value: string | number): Promise<void>;
   save(): Promise<void>;
-  connect(): Promise<RespConnection>;
+  connect(options?: Pick<RedisConnectOptions, 'timeoutMs'>): Promise<Redis>;
   output(): string[];
 }
 
-const HOST = '127.0.0.1';
-const OUTPUT_LINES = 200;
-const STOP_GRACE_MS = 2_000;
-
-let redisBin: string | undefined;
-let pdeathsig: boolean | undefined;
-
-function redisServerBinary(): string {
-  if (redisBin !== undefined) return redisBin;
-  const bin = process.env.REDIS_SERVER_BIN ?? 'redis-server';
-  const probe = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 10_000 });
-  if (probe.error !== undefined || probe.status !== 0) {
-    throw new Error(
-      `test/support/redis-server.ts: cannot run ${JSON.stringify(bin)} (${probe.error?.message ?? `exit ${probe.status}: ${probe.stderr}`}). ` +
-        'The Redis tests start their own servers and need redis-server on PATH: `apt-get install -y redis-server` (what .ci/run does), or set REDIS_SERVER_BIN.',
-    );
-  }
-  redisBin = bin;
-  return bin;
-}
-
-/** util-linux setpriv with --pdeathsig (Linux): the server dies with the process that spawned it. */
-function hasPdeathsig(): boolean {
-  if (pdeathsig === undefined) {
-    const probe = spawnSync('setpriv', ['--help'], { encoding: 'utf8', timeout: 10_000 });
-    pdeathsig = process.platform === 'linux' && probe.status === 0 && probe.stdout.includes('--pdeathsig');
-  }
-  return pdeathsig;
-}
-
 const live = new Set<RedisServer>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const server of live) server.killSync();
-  });
-}
 
 /** Stops every server started by this process. */
 export async function stopAllRedis(): Promise<void> {
@@ -380,9 +142,7 @@ export async function stopAllRedis(): Promise<void> {
 
 /** Starts a redis-server on a free loopback port; see the module comment. */
 export async function startRedis(options: RedisServerOptions = {}): Promise<RedisHandle> {
-  const bin = redisServerBinary();
-  installExitHook();
-  const server = new RedisServer(bin, options);
+  const server = new RedisServer(options);
   live.add(server);
   try {
     await server.launch(options.port === undefined);
@@ -405,40 +165,30 @@ function procState(pid: number): string | undefined {
   }
 }
 
-interface Running {
-  child: ChildProcess;
-  exited: Promise<ExitStatus>;
-  status: ExitStatus | undefined;
-}
-
 class RedisServer implements RedisHandle {
-  readonly host = HOST;
+  readonly host = REDIS_HOST;
   port = 0;
-  readonly dir: string;
+  readonly dir = createRedisDir();
   readonly label: string;
   configCommand = 'CONFIG';
   paused = false;
   private options: RedisServerOptions;
-  private running: Running | undefined;
-  private readonly lines: string[] = [];
+  private running: RedisProcess | undefined;
+  private readonly log = new OutputLines();
   private stopped = false;
 
-  constructor(
-    private readonly bin: string,
-    options: RedisServerOptions,
-  ) {
+  constructor(options: RedisServerOptions) {
     this.options = { ...options };
-    this.dir = mkdtempSync(join(tmpdir(), 'nestjs-grains-redis-'));
     this.label = options.label ?? 'redis';
     if (options.port !== undefined) this.port = options.port;
   }
 
   get url(): string {
-    return `redis://${HOST}:${this.port}`;
+    return `redis://${REDIS_HOST}:${this.port}`;
   }
 
   get pid(): number | undefined {
-    return this.alive ? this.running?.child.pid : undefined;
+    return this.alive ? this.running?.pid : undefined;
   }
 
   get alive(): boolean {
@@ -446,129 +196,36 @@ class RedisServer implements RedisHandle {
   }
 
   output(): string[] {
-    return [...this.lines];
+    return this.log.lines();
   }
 
   /** Starts the server; `anyPort`: a port taken by someone else is replaced by another free one. */
   async launch(anyPort: boolean): Promise<void> {
-    const timeoutMs = this.options.startTimeoutMs ?? 10_000;
-    const deadline = Date.now() + timeoutMs;
-    if (this.port === 0) this.port = await freePort();
-    let portTaken = false;
-    for (let attempt = 1; ; attempt++) {
-      const running = this.spawn();
-      let outcome = await this.waitReady(running, deadline);
-      if (outcome === 'ready') return;
-      if (outcome === 'port-taken') portTaken = true;
-      else if (outcome === 'timeout' && portTaken) outcome = 'port-taken';
-      if (outcome === 'port-taken' && Date.now() < deadline) {
-        if (anyPort && attempt < 10) this.port = await freePort();
-        else await sleep(100); // restart on the same port: wait for it to be free again
-        continue;
-      }
-      const reason = outcome === 'port-taken' ? `port ${this.port} stayed in use` : outcome === 'timeout' ? `no PONG within ${timeoutMs} ms` : `it exited (${JSON.stringify(running.status)})`;
-      this.signal(running, 'SIGKILL');
-      await running.exited;
-      throw new Error(`${this.label}: redis-server did not start on ${HOST}:${this.port}: ${reason}.\n${this.lines.slice(-20).join('\n')}`);
-    }
+    this.paused = false;
+    this.running = await launchRedisServer({
+      port: this.port === 0 ? undefined : this.port,
+      anyPort,
+      args: (port) => this.args(port),
+      log: this.log,
+      timeoutMs: this.options.startTimeoutMs,
+      label: this.label,
+    });
+    this.port = this.running.port;
   }
 
-  private args(): string[] {
-    const o = this.options;
-    const args = [
-      '--port', String(this.port),
-      '--bind', HOST,
-      '--save', '',
-      '--appendonly', 'no',
-      '--maxmemory-policy', o.maxmemoryPolicy ?? 'noeviction',
-      '--dir', this.dir,
-      '--dbfilename', 'dump.rdb',
-      '--daemonize', 'no',
-      '--logfile', '',
-    ];
-    if (o.disableConfig) {
+  private args(port: number): string[] {
+    const args = redisServerArgs(port, this.dir, this.options.maxmemoryPolicy);
+    if (this.options.disableConfig) {
       this.configCommand = `CONFIG-${randomBytes(8).toString('hex')}`;
       args.push('--rename-command', 'CONFIG', this.configCommand);
     } else {
       this.configCommand = 'CONFIG';
     }
-    return [...args, ...(o.args ?? [])];
-  }
-
-  private spawn(): Running {
-    const args = this.args();
-    const [command, argv] = hasPdeathsig() ? ['setpriv', ['--pdeathsig', 'KILL', '--', this.bin, ...args]] : [this.bin, args];
-    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const running: Running = {
-      child,
-      status: undefined,
-      exited: new Promise<ExitStatus>((resolve) => {
-        child.once('exit', (code, signal) => {
-          running.status = { code, signal };
-          resolve(running.status);
-        });
-        child.once('error', (error) => {
-          this.push(`spawn error: ${error.message}`);
-          running.status = { code: null, signal: null };
-          resolve(running.status);
-        });
-      }),
-    };
-    for (const stream of [child.stdout, child.stderr]) {
-      let rest = '';
-      stream?.setEncoding('utf8');
-      stream?.on('data', (text: string) => {
-        const parts = (rest + text).split('\n');
-        rest = parts.pop() ?? '';
-        for (const line of parts) this.push(line);
-      });
-      stream?.on('end', () => rest !== '' && this.push(rest));
-    }
-    this.running = running;
-    this.paused = false;
-    return running;
-  }
-
-  private push(line: string): void {
-    this.lines.push(line);
-    if (this.lines.length > OUTPUT_LINES) this.lines.splice(0, this.lines.length - OUTPUT_LINES);
-  }
-
-  private async waitReady(running: Running, deadline: number): Promise<'ready' | 'exited' | 'port-taken' | 'timeout'> {
-    const exited = running.exited.then(() => 'exited' as const);
-    while (Date.now() < deadline) {
-      if (running.status !== undefined) return this.addressInUse() ? 'port-taken' : 'exited';
-      try {
-        const pong = await respCommand(this.port, ['PING'], { timeoutMs: 500 });
-        if (pong === 'PONG') {
-          const info = parseInfo(String(await respCommand(this.port, ['INFO', 'server'], { timeoutMs: 1_000 })));
-          if (Number(info.process_id) === running.child.pid && running.status === undefined) return 'ready';
-          // Another server answers on this port: ours will fail to bind and exit.
-        }
-      } catch {
-        // not listening yet
-      }
-      await Promise.race([sleep(20), exited]);
-    }
-    if (running.status !== undefined && this.addressInUse()) return 'port-taken';
-    return 'timeout';
-  }
-
-  private addressInUse(): boolean {
-    return this.lines.slice(-10).some((line) => line.includes('Address already in use'));
-  }
-
-  private signal(running: Running, signal: NodeJS.Signals): void {
-    if (running.status !== undefined) return;
-    try {
-      running.child.kill(signal);
-    } catch {
-      // already gone
-    }
+    return [...args, ...(this.options.args ?? [])];
   }
 
   private async waitProcState(want: (state: string | undefined) => boolean, what: string): Promise<void> {
-    const pid = this.running?.child.pid;
+    const pid = this.running?.pid;
     if (pid === undefined || process.platform !== 'linux') return;
     const deadline = Date.now() + 2_000;
     while (!want(procState(pid))) {
@@ -578,15 +235,13 @@ class RedisServer implements RedisHandle {
   }
 
   async pause(): Promise<void> {
-    const running = this.requireAlive('pause');
-    this.signal(running, 'SIGSTOP');
+    this.requireAlive('pause').signal('SIGSTOP');
     this.paused = true;
     await this.waitProcState((s) => s === 'T' || s === 't', 'stopped');
   }
 
   async resume(): Promise<void> {
-    const running = this.requireAlive('resume');
-    this.signal(running, 'SIGCONT');
+    this.requireAlive('resume').signal('SIGCONT');
     this.paused = false;
     await this.waitProcState((s) => s !== 'T' && s !== 't', 'running');
   }
@@ -595,22 +250,15 @@ class RedisServer implements RedisHandle {
     const running = this.running;
     if (running === undefined) throw new Error(`${this.label}: not started`);
     if (running.status !== undefined) return running.status;
-    this.signal(running, signal);
-    if (signal !== 'SIGKILL' && this.paused) this.signal(running, 'SIGCONT');
+    running.signal(signal);
+    if (signal !== 'SIGKILL' && this.paused) running.signal('SIGCONT');
     this.paused = false;
     return running.exited;
   }
 
-  /** SIGCONT + SIGTERM, SIGKILL after the grace; resolves when gone. */
   private async terminate(): Promise<void> {
-    const running = this.running;
-    if (running === undefined || running.status !== undefined) return;
-    this.signal(running, 'SIGTERM');
-    this.signal(running, 'SIGCONT');
+    await this.running?.terminate();
     this.paused = false;
-    const timer = setTimeout(() => this.signal(running, 'SIGKILL'), STOP_GRACE_MS);
-    await running.exited;
-    clearTimeout(timer);
   }
 
   async restart(options: RestartOptions = {}): Promise<void> {
@@ -629,45 +277,27 @@ class RedisServer implements RedisHandle {
   async stop(): Promise<void> {
     this.stopped = true;
     await this.terminate();
-    if (this.running !== undefined) await this.running.exited;
-    rmSync(this.dir, { recursive: true, force: true });
+    removeRedisDir(this.dir);
     live.delete(this);
   }
 
-  /** For the process exit hook: synchronous, best effort. */
-  killSync(): void {
-    const pid = this.alive ? this.running?.child.pid : undefined;
-    if (pid !== undefined) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-    try {
-      rmSync(this.dir, { recursive: true, force: true });
-    } catch {
-      // best effort
-    }
-  }
-
-  private requireAlive(what: string): Running {
+  private requireAlive(what: string): RedisProcess {
     const running = this.running;
     if (running === undefined || running.status !== undefined) throw new Error(`${this.label}: cannot ${what}: the server is not running`);
     return running;
   }
 
-  command(...args: Array<string | number | Buffer>): Promise<RespValue> {
-    return respCommand(this.port, args);
+  command(...args: RedisArg[]): Promise<RedisReply> {
+    return redisCommand(this.port, args);
   }
 
-  commandWithTimeout(args: ReadonlyArray<string | number | Buffer>, timeoutMs: number): Promise<RespValue> {
-    return respCommand(this.port, args, { timeoutMs });
+  commandWithTimeout(args: ReadonlyArray<RedisArg>, timeoutMs: number): Promise<RedisReply> {
+    return redisCommand(this.port, args, { timeoutMs });
   }
 
   async ping(timeoutMs = 500): Promise<boolean> {
     try {
-      return (await respCommand(this.port, ['PING'], { timeoutMs })) === 'PONG';
+      return (await redisCommand(this.port, ['PING'], { timeoutMs })) === 'PONG';
     } catch {
       return false;
     }
@@ -702,7 +332,7 @@ class RedisServer implements RedisHandle {
     await this.command('SAVE');
   }
 
-  connect(): Promise<RespConnection> {
-    return RespConnection.open(this.port);
+  connect(options: Pick<RedisConnectOptions, 'timeoutMs'> = {}): Promise<Redis> {
+    return openRedis(this.port, options);
   }
 }
