@@ -221,8 +221,7 @@ const jsonTagged: Candidate = {
   label: 'JSON + tagged replacer/reviver',
   note: 'JSON.stringify/parse with a replacer and reviver; UTF-8 via Buffer',
   encode: (value) => Buffer.from(JSON.stringify(value, jsonReplacer), 'utf8'),
-  decode: (bytes) =>
-    JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'), jsonReviver),
+  decode: (bytes) => JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'), jsonReviver),
 };
 
 const jsonPlain: Candidate = {
@@ -263,9 +262,7 @@ interface MsgpackModule {
 
 async function loadOptional<T>(name: string, modulesDir: string | undefined): Promise<T | undefined> {
   try {
-    const specifier = modulesDir
-      ? pathToFileURL(createRequire(join(resolve(modulesDir), 'index.js')).resolve(name)).href
-      : name;
+    const specifier = modulesDir ? pathToFileURL(createRequire(join(resolve(modulesDir), 'index.js')).resolve(name)).href : name;
     const loaded = (await import(specifier)) as T & { default?: T };
     return loaded.default && typeof loaded.default === 'object' ? { ...loaded.default, ...loaded } : loaded;
   } catch {

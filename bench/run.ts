@@ -260,7 +260,11 @@ async function runScenario(spec: ScenarioSpec, options: Options): Promise<Scenar
     }
 
     const latency: LatencyResult[] = [];
-    const latencySpecs = (spec.latency ?? []).map((l) => ({ ...l, callers: l.callers === 'all' ? options.concurrency : l.callers, role: spec.subjects.find((s) => s.id === l.subject)!.role }));
+    const latencySpecs = (spec.latency ?? []).map((l) => ({
+      ...l,
+      callers: l.callers === 'all' ? options.concurrency : l.callers,
+      role: spec.subjects.find((s) => s.id === l.subject)!.role,
+    }));
     if (latencySpecs.length > 0) {
       const sizes = new Map<string, number>();
       for (const l of latencySpecs) sizes.set(l.id, await sizeLatency(worker(l.role), l.subject, l.callers, options));
@@ -384,7 +388,8 @@ function report(result: ScenarioResult): string {
     ),
   );
   for (const s of result.subjects) {
-    if (s.target !== undefined) out.push(`  target: ${s.label} >= ${fmtRate(s.target)} ${result.unit}/s; median here ${fmtRate(s.rate.median)}: ${s.meetsTarget ? 'met' : 'NOT met'}`);
+    if (s.target !== undefined)
+      out.push(`  target: ${s.label} >= ${fmtRate(s.target)} ${result.unit}/s; median here ${fmtRate(s.rate.median)}: ${s.meetsTarget ? 'met' : 'NOT met'}`);
   }
   out.push('');
   out.push(
@@ -410,7 +415,10 @@ function report(result: ScenarioResult): string {
       table(
         [
           ['per timed round (medians)', ...figureNames],
-          ...result.subjects.map((s) => [s.label, ...figureNames.map((name) => (s.figures?.[name] === undefined ? '' : fmtNum(s.figures[name]!.median, name.includes('%') ? 0 : 2)))]),
+          ...result.subjects.map((s) => [
+            s.label,
+            ...figureNames.map((name) => (s.figures?.[name] === undefined ? '' : fmtNum(s.figures[name]!.median, name.includes('%') ? 0 : 2))),
+          ]),
         ],
         ['left', ...figureNames.map(() => 'right' as const)],
       ),
@@ -455,7 +463,10 @@ function report(result: ScenarioResult): string {
     out.push('');
     out.push(
       table(
-        [['where the time goes (medians)', 'value', 'share', 'note'], ...result.breakdown.map((b) => [b.label, `${fmtNum(b.value)} ${b.unit}`, fmtPct(b.share), b.note ?? ''])],
+        [
+          ['where the time goes (medians)', 'value', 'share', 'note'],
+          ...result.breakdown.map((b) => [b.label, `${fmtNum(b.value)} ${b.unit}`, fmtPct(b.share), b.note ?? '']),
+        ],
         ['left', 'right', 'right', 'left'],
       ),
     );
@@ -478,9 +489,13 @@ async function profileLocalCall(subject: string, stamp: string): Promise<{ subje
   const name = `local-call-${subject}-${stamp}.cpuprofile`;
   const output = await new Promise<string>((resolve, reject) => {
     // NOTE: sampled every 250 µs (default 1 ms) for more samples over the ~3 s driver run.
-    const child = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-interval=250', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}`, PROFILE_DRIVER, subject, '3'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--cpu-prof', '--cpu-prof-interval=250', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}`, PROFILE_DRIVER, subject, '3'],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let stdout = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
     const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
@@ -507,7 +522,10 @@ function reportProfile(p: { subject: string; driver: unknown; summary: ProfileSu
       ['left', 'left', 'right', 'right'],
     ),
     '',
-    table([['self time, by file', 'ms', 'share'], ...s.byFile.slice(0, 10).map((f) => [f.file, fmtNum(f.selfMs, 0), fmtPct(f.share)])], ['left', 'right', 'right']),
+    table(
+      [['self time, by file', 'ms', 'share'], ...s.byFile.slice(0, 10).map((f) => [f.file, fmtNum(f.selfMs, 0), fmtPct(f.share)])],
+      ['left', 'right', 'right'],
+    ),
   ];
   return out.join('\n');
 }

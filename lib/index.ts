@@ -29,12 +29,7 @@ export type { IdentityLookup, LookupMember } from './cluster/identity/identity-l
 export { InMemoryIdentityLookup } from './cluster/identity/in-memory-identity-lookup.js';
 export { HashIdentityLookup } from './cluster/identity/hash-identity-lookup.js';
 export { RedisIdentityLookup } from './cluster/identity/redis/redis-identity-lookup.js';
-export {
-  FAST_LEASE,
-  type LeaseSettings,
-  type RedisIdentityLookupOptions,
-  SAFE_LEASE,
-} from './cluster/identity/redis/redis-lookup-options.js';
+export { FAST_LEASE, type LeaseSettings, type RedisIdentityLookupOptions, SAFE_LEASE } from './cluster/identity/redis/redis-lookup-options.js';
 export type { GetHint, TurnGuard } from './cluster/identity/identity-lookup.js';
 export type { Placement } from './cluster/placement/placement.js';
 export type { PlacementStrategy } from './cluster/placement/placement-strategy.js';

@@ -50,12 +50,18 @@ export class AppModule {
   static register(options: BankOptions = bankOptionsOf(readBankConfig(process.env))): DynamicModule {
     const clientOnly = options.clientOnly ?? false;
     if (clientOnly && (options.cluster?.provider === undefined || options.cluster.identityLookup === undefined)) {
-      throw new Error('AppModule.register({ clientOnly: true }) needs cluster.provider and cluster.identityLookup: a client-only member calls the grains of other members.');
+      throw new Error(
+        'AppModule.register({ clientOnly: true }) needs cluster.provider and cluster.identityLookup: a client-only member calls the grains of other members.',
+      );
     }
     const clusterName = options.cluster?.clusterName ?? DEFAULT_CLUSTER_NAME;
     // NOTE: a client-only member registers the kinds by name: it hosts no grain class, and
     // needs no ledger or journal (those live with the grains, on the hosting members).
-    const stores: Provider[] = clientOnly ? [] : options.redisStores === undefined ? [LedgerService, TransferJournalService] : redisStores({ ...options.redisStores, clusterName });
+    const stores: Provider[] = clientOnly
+      ? []
+      : options.redisStores === undefined
+        ? [LedgerService, TransferJournalService]
+        : redisStores({ ...options.redisStores, clusterName });
     return {
       module: AppModule,
       imports: [

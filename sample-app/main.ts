@@ -36,7 +36,8 @@ async function main(): Promise<void> {
 main().catch((error: unknown) => {
   // A startup failure explained in one line (such as a remote port in use, or Redis not
   // reachable): no stack.
-  if (error instanceof GrainConfigurationError || error instanceof ClusterUnavailableError || error instanceof RedisConnectError) console.error(`Startup error: ${error.message}`);
+  if (error instanceof GrainConfigurationError || error instanceof ClusterUnavailableError || error instanceof RedisConnectError)
+    console.error(`Startup error: ${error.message}`);
   else console.error(error);
   process.exitCode = 1;
 });

@@ -66,12 +66,16 @@ describe('the layering of lib/', () => {
   });
 
   it('keeps Nest out of the runtime (cluster/, remote/, actor/)', () => {
-    const nestInRuntime = [...graph].filter(([file]) => layerOf(file) > 0).flatMap(([file, specifiers]) => specifiers.filter((s) => s.startsWith('@nestjs/')).map((s) => `${file} → ${s}`));
+    const nestInRuntime = [...graph]
+      .filter(([file]) => layerOf(file) > 0)
+      .flatMap(([file, specifiers]) => specifiers.filter((s) => s.startsWith('@nestjs/')).map((s) => `${file} → ${s}`));
     expect(nestInRuntime).toEqual([]);
   });
 
   it('has no import cycle', () => {
-    const edges = new Map([...graph].map(([file, specifiers]) => [file, specifiers.map((s) => target(file, s, files)).filter((t): t is string => t !== undefined)]));
+    const edges = new Map(
+      [...graph].map(([file, specifiers]) => [file, specifiers.map((s) => target(file, s, files)).filter((t): t is string => t !== undefined)]),
+    );
     const cycles: string[] = [];
     const state = new Map<string, 'open' | 'done'>();
     const stack: string[] = [];

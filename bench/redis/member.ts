@@ -18,7 +18,18 @@ import { performance } from 'node:perf_hooks';
 import type { Cluster, GrainClient, GrainRef } from 'nestjs-grains';
 import { cpuMicros, reportStartFailure, serveParent } from '../remote/child-process.js';
 import { loadRuntime, SilentLogger } from '../support/runtime.js';
-import type { ActivateRequest, CachedRefsRequest, CachedRequest, MemberConfig, MemberStats, PollReply, PollRequest, TimedReply, TouchAllRequest, WhereRequest } from './protocol.js';
+import type {
+  ActivateRequest,
+  CachedRefsRequest,
+  CachedRequest,
+  MemberConfig,
+  MemberStats,
+  PollReply,
+  PollRequest,
+  TimedReply,
+  TouchAllRequest,
+  WhereRequest,
+} from './protocol.js';
 import { SESSION_KIND, SessionGrain, type Whereabouts } from './session-grain.js';
 
 const READY_TIMEOUT_MS = 10_000;
@@ -82,7 +93,8 @@ async function startMember(config: MemberConfig): Promise<Running> {
   // Bounded: every listed member's handshake (a few ms on loopback).
   const readyBy = performance.now() + READY_TIMEOUT_MS;
   while (cluster.members().length < config.members.length && performance.now() < readyBy) await sleep(10);
-  if (cluster.members().length < config.members.length) throw new Error(`${config.name} knows ${cluster.members().length} of ${config.members.length} members after ${READY_TIMEOUT_MS} ms`);
+  if (cluster.members().length < config.members.length)
+    throw new Error(`${config.name} knows ${cluster.members().length} of ${config.members.length} members after ${READY_TIMEOUT_MS} ms`);
   return { config, cluster, client: cluster.client<SessionGrain>(SESSION_KIND), logger, cachedRefs: [] };
 }
 
@@ -124,7 +136,9 @@ async function poll(request: PollRequest): Promise<PollReply> {
     attempts++;
     const started = performance.now();
     try {
-      const answer = (await cluster.request(SESSION_KIND, identity, 'where', [], { timeout: Math.max(1, Math.min(perCallTimeoutMs, until - started)) })) as Whereabouts;
+      const answer = (await cluster.request(SESSION_KIND, identity, 'where', [], {
+        timeout: Math.max(1, Math.min(perCallTimeoutMs, until - started)),
+      })) as Whereabouts;
       const okAtNs = hrNow();
       if (trace.length < 60) trace.push([Math.round(started - t0), Math.round(performance.now() - started), 'ok']);
       if (answer.activationId !== notActivation) return { okAtNs, attempts, errors, lastError, answer, trace };

@@ -231,7 +231,15 @@ class MemberGroup {
     while (ports.size < count) ports.add(await freeLoopbackPort());
     const addresses = [...ports].map((p) => `127.0.0.1:${p}`);
     const members = [...ports].map(
-      (port, k) => new Member({ name: `${clusterName} member ${String.fromCharCode(65 + k)}`, clusterName, lookup, ...(redisUrl === undefined ? {} : { redisUrl }), port, members: addresses }),
+      (port, k) =>
+        new Member({
+          name: `${clusterName} member ${String.fromCharCode(65 + k)}`,
+          clusterName,
+          lookup,
+          ...(redisUrl === undefined ? {} : { redisUrl }),
+          port,
+          members: addresses,
+        }),
     );
     const group = new MemberGroup(members);
     const started = await Promise.allSettled(members.map((m) => m.start()));
@@ -330,7 +338,12 @@ async function calibrate(subject: TimedSubject, options: RedisGroupOptions): Pro
   return { ops, warmupRates };
 }
 
-async function measure(scenario: string, subjects: readonly TimedSubject[], options: RedisGroupOptions, targets: Readonly<Record<string, number>> = {}): Promise<SubjectResult[]> {
+async function measure(
+  scenario: string,
+  subjects: readonly TimedSubject[],
+  options: RedisGroupOptions,
+  targets: Readonly<Record<string, number>> = {},
+): Promise<SubjectResult[]> {
   const plan = new Map<string, { ops: number; warmupRates: number[] }>();
   for (const s of subjects) {
     plan.set(s.id, await calibrate(s, options));
@@ -396,7 +409,9 @@ class RedisActivationSubject implements TimedSubject {
     const statsBefore = await Promise.all(members.map((m) => m.stats()));
     const cpuBefore = await cpuOf(members);
     const before = await this.redis.snapshot();
-    const replies = await Promise.all(members.map((m, k) => m.request<TimedReply>('activate', { prefix: `${prefix}${k}.`, callers: callers[k]!, per }, ROUND_TIMEOUT_MS)));
+    const replies = await Promise.all(
+      members.map((m, k) => m.request<TimedReply>('activate', { prefix: `${prefix}${k}.`, callers: callers[k]!, per }, ROUND_TIMEOUT_MS)),
+    );
     const after = await this.redis.snapshot();
     const cpuAfter = await cpuOf(members);
     const statsAfter = await Promise.all(members.map((m) => m.stats()));
@@ -406,7 +421,8 @@ class RedisActivationSubject implements TimedSubject {
     members.forEach((m, k) => {
       const activated = statsAfter[k]!.activated - statsBefore[k]!.activated;
       if (activated !== callers[k]! * per) throw new Error(`${m.name} activated ${activated} grains, expected ${callers[k]! * per}`);
-      if (statsAfter[k]!.loggedProblems > 0) throw new Error(`${m.name} logged ${statsAfter[k]!.loggedProblems} problem(s), last: ${statsAfter[k]!.lastProblem}`);
+      if (statsAfter[k]!.loggedProblems > 0)
+        throw new Error(`${m.name} logged ${statsAfter[k]!.loggedProblems} problem(s), last: ${statsAfter[k]!.lastProblem}`);
     });
     const a = account(diff(after.calls, before.calls));
     if (a.claims !== done) throw new Error(`Redis saw ${a.claims} claims (HINCRBY) for ${done} activations`);
@@ -522,12 +538,18 @@ class CachedSubject implements TimedSubject {
     const statsAfter = await Promise.all(members.map((m) => m.stats()));
     const done = replies.reduce((a, r) => a + r.ops, 0);
     members.forEach((m, k) => {
-      if (statsAfter[k]!.activated !== this.activated[k]) throw new Error(`${m.name}: activations were created during cached rounds (${statsAfter[k]!.activated - this.activated[k]!})`);
-      if (statsAfter[k]!.loggedProblems > 0) throw new Error(`${m.name} logged ${statsAfter[k]!.loggedProblems} problem(s), last: ${statsAfter[k]!.lastProblem}`);
+      if (statsAfter[k]!.activated !== this.activated[k])
+        throw new Error(`${m.name}: activations were created during cached rounds (${statsAfter[k]!.activated - this.activated[k]!})`);
+      if (statsAfter[k]!.loggedProblems > 0)
+        throw new Error(`${m.name} logged ${statsAfter[k]!.loggedProblems} problem(s), last: ${statsAfter[k]!.lastProblem}`);
     });
     const remote = statsAfter.reduce((a, s, k) => a + s.pidCache.hits - statsBefore[k]!.pidCache.hits, 0);
     const lookups = statsAfter.reduce((a, s, k) => a + s.pidCache.misses - statsBefore[k]!.pidCache.misses, 0);
-    const figures: Record<string, number> = { 'remote calls %': (100 * remote) / done, 'actor-cache misses': lookups, 'members CPU µs/call': (cpuAfter - cpuBefore) / done };
+    const figures: Record<string, number> = {
+      'remote calls %': (100 * remote) / done,
+      'actor-cache misses': lookups,
+      'members CPU µs/call': (cpuAfter - cpuBefore) / done,
+    };
     if (before !== undefined && after !== undefined) {
       const a = account(diff(after.calls, before.calls));
       if (!timed) this.untimedLookupCommands += a.lookupCommands;
@@ -591,7 +613,8 @@ async function runFailover(group: MemberGroup, redis: RedisProbe, db: number, ki
     await survivor.request('touchAll', { ids }, 30_000);
     const victimStats = await victim.stats();
     const old = await survivor.request<Whereabouts>('where', { identity: ids[0], timeoutMs: 5_000 });
-    if (old.memberId !== victimStats.memberId) throw new Error(`failover kill ${r + 1}: ${ids[0]} lives on ${old.memberId}, expected the victim ${victimStats.memberId}`);
+    if (old.memberId !== victimStats.memberId)
+      throw new Error(`failover kill ${r + 1}: ${ids[0]} lives on ${old.memberId}, expected the victim ${victimStats.memberId}`);
     const leaseKey = `{${KEY_PREFIX}:${victim.config.clusterName}}:lease:${victimStats.incarnation}`;
     // A random point of the renew cycle.
     const delayMs = Math.random() * FAST_LEASE.renewIntervalMs;
@@ -600,7 +623,11 @@ async function runFailover(group: MemberGroup, redis: RedisProbe, db: number, ki
     if (leaseLeftMs <= 0) throw new Error(`failover kill ${r + 1}: the victim's lease key ${leaseKey} has PTTL ${leaseLeftMs} before the kill`);
     const killedAtNs = hrNow();
     const exited = victim.kill();
-    const polled = survivor.request<PollReply>('poll', { identity: ids[0], notActivation: old.activationId, perCallTimeoutMs: POLL_CALL_TIMEOUT_MS, maxMs: FAILOVER_MAX_MS }, FAILOVER_MAX_MS + 10_000);
+    const polled = survivor.request<PollReply>(
+      'poll',
+      { identity: ids[0], notActivation: old.activationId, perCallTimeoutMs: POLL_CALL_TIMEOUT_MS, maxMs: FAILOVER_MAX_MS },
+      FAILOVER_MAX_MS + 10_000,
+    );
     // The replacement process starts now (as a supervisor would restart it) but only loads the
     // runtime: it joins the cluster as the victim once the failover has been measured, so the
     // victim's address stays dead meanwhile.
@@ -659,7 +686,14 @@ export interface RedisScenarioResult {
   readonly checks: readonly string[];
   readonly cachedChecks?: readonly CachedCheck[];
   readonly kills?: readonly Kill[];
-  readonly failover?: { readonly failoverMs: Summary; readonly beyondLeaseMs: Summary; readonly timeouts: number; readonly lease: typeof FAST_LEASE; readonly targetMs: number; readonly meetsTarget: boolean };
+  readonly failover?: {
+    readonly failoverMs: Summary;
+    readonly beyondLeaseMs: Summary;
+    readonly timeouts: number;
+    readonly lease: typeof FAST_LEASE;
+    readonly targetMs: number;
+    readonly meetsTarget: boolean;
+  };
   readonly members: readonly MemberStats[];
 }
 
@@ -667,7 +701,9 @@ function reportThroughput(result: RedisScenarioResult): string[] {
   const o = result.options;
   const out: string[] = [];
   out.push(`== ${result.title} — ${result.description}`);
-  out.push(`   ${o.concurrency} concurrent callers; ${o.rounds} timed rounds of ~${o.roundMs} ms per subject, interleaved; median [min … max] of rounds; redis-server ${result.redisVersion}`);
+  out.push(
+    `   ${o.concurrency} concurrent callers; ${o.rounds} timed rounds of ~${o.roundMs} ms per subject, interleaved; median [min … max] of rounds; redis-server ${result.redisVersion}`,
+  );
   for (const note of result.notes) out.push(`   ${note}`);
   out.push('');
   out.push(
@@ -680,10 +716,19 @@ function reportThroughput(result: RedisScenarioResult): string[] {
     ),
   );
   for (const s of result.subjects) {
-    if (s.target !== undefined) out.push(`  target: ${s.label} >= ${fmtRate(s.target)} ${result.unit}/s; median here ${fmtRate(s.rate.median)}: ${s.meetsTarget ? 'met' : 'NOT met'}`);
+    if (s.target !== undefined)
+      out.push(`  target: ${s.label} >= ${fmtRate(s.target)} ${result.unit}/s; median here ${fmtRate(s.rate.median)}: ${s.meetsTarget ? 'met' : 'NOT met'}`);
   }
   out.push('');
-  out.push(table([['ratio', 'median', 'paired min … max'], ...result.ratios.map((r) => [r.label, fmtRatio(r.value), `${fmtRatio(r.paired.min)} … ${fmtRatio(r.paired.max)}`])], ['left', 'right', 'right']));
+  out.push(
+    table(
+      [
+        ['ratio', 'median', 'paired min … max'],
+        ...result.ratios.map((r) => [r.label, fmtRatio(r.value), `${fmtRatio(r.paired.min)} … ${fmtRatio(r.paired.max)}`]),
+      ],
+      ['left', 'right', 'right'],
+    ),
+  );
   const names = [...new Set(result.subjects.flatMap((s) => Object.keys(s.figures)))];
   if (names.length > 0) {
     out.push('');
@@ -691,7 +736,12 @@ function reportThroughput(result: RedisScenarioResult): string[] {
       table(
         [
           ['per timed round (medians)', ...names],
-          ...result.subjects.map((s) => [s.label, ...names.map((name) => (s.figures[name] === undefined ? '' : fmtNum(s.figures[name]!.median, name.includes('%') || name.startsWith('renewals') ? 0 : 2)))]),
+          ...result.subjects.map((s) => [
+            s.label,
+            ...names.map((name) =>
+              s.figures[name] === undefined ? '' : fmtNum(s.figures[name]!.median, name.includes('%') || name.startsWith('renewals') ? 0 : 2),
+            ),
+          ]),
         ],
         ['left', ...names.map(() => 'right' as const)],
       ),
@@ -741,7 +791,12 @@ function reportFailover(result: RedisScenarioResult): string[] {
       [
         ['over kills', 'median', 'min', 'max'],
         ['failover after SIGKILL (ms)', ms(f.failoverMs.median), ms(f.failoverMs.min), ms(f.failoverMs.max)],
-        ['  of which beyond the lease left at the kill (ms)', fmtNum(f.beyondLeaseMs.median, 0), fmtNum(f.beyondLeaseMs.min, 0), fmtNum(f.beyondLeaseMs.max, 0)],
+        [
+          '  of which beyond the lease left at the kill (ms)',
+          fmtNum(f.beyondLeaseMs.median, 0),
+          fmtNum(f.beyondLeaseMs.min, 0),
+          fmtNum(f.beyondLeaseMs.max, 0),
+        ],
         [`failover / configured lease (${f.lease.leaseMs} ms)`, ratioOf(f.failoverMs.median), ratioOf(f.failoverMs.min), ratioOf(f.failoverMs.max)],
       ],
       ['left', 'right', 'right', 'right'],
@@ -917,7 +972,8 @@ export async function runRedisGroup(selected: readonly RedisScenarioId[], option
             {
               scenario: 'failover',
               title: 'failover',
-              description: 'SIGKILL of a member hosting grains; time from the kill until a call from the surviving member to one of its grains succeeds on a new activation.',
+              description:
+                'SIGKILL of a member hosting grains; time from the kill until a call from the surviving member to one of its grains succeeds on a new activation.',
               notes: [
                 `RedisIdentityLookup, lease 'fast': ${FAST_LEASE.leaseMs} ms, renewed every ${FAST_LEASE.renewIntervalMs} ms, margin ${FAST_LEASE.marginMs} ms. 2 members; each kill alternates the victim.`,
                 `Per kill: the victim claims ${FAILOVER_GRAINS} new grains, the survivor calls each once (so its actor cache knows them), a random delay of 0–${FAST_LEASE.renewIntervalMs} ms ` +
@@ -934,7 +990,14 @@ export async function runRedisGroup(selected: readonly RedisScenarioId[], option
                 `every successful poll was answered by a new activation on the survivor with a larger epoch: ${badEpochs === 0 ? 'passed' : `FAILED (${badEpochs})`}`,
               ],
               kills,
-              failover: { failoverMs, beyondLeaseMs, timeouts, lease: FAST_LEASE, targetMs: FAILOVER_TARGET_MS, meetsTarget: timeouts === 0 && failoverMs.max <= FAILOVER_TARGET_MS },
+              failover: {
+                failoverMs,
+                beyondLeaseMs,
+                timeouts,
+                lease: FAST_LEASE,
+                targetMs: FAILOVER_TARGET_MS,
+                meetsTarget: timeouts === 0 && failoverMs.max <= FAILOVER_TARGET_MS,
+              },
               members,
             },
             started,

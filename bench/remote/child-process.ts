@@ -32,7 +32,9 @@ interface ChildRequest {
   readonly arg?: unknown;
 }
 /** Child → parent, per request. */
-type ChildReply = { readonly type: 'reply'; readonly id: number; readonly ok: true; readonly value: unknown } | { readonly type: 'reply'; readonly id: number; readonly ok: false; readonly error: string };
+type ChildReply =
+  | { readonly type: 'reply'; readonly id: number; readonly ok: true; readonly value: unknown }
+  | { readonly type: 'reply'; readonly id: number; readonly ok: false; readonly error: string };
 type ChildMessage = ReadyMessage | StartFailedMessage | ChildReply;
 
 const READY_TIMEOUT_MS = 20_000;
@@ -215,7 +217,8 @@ export function serveParent(address: string, handlers: ChildHandlers, onStop: ()
 /** In the child: report a start-up failure, then exit non-zero. */
 export function reportStartFailure(error: unknown): void {
   const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  if (process.send !== undefined) process.send({ type: 'start-failed', error: message } satisfies StartFailedMessage, undefined, undefined, () => process.exit(1));
+  if (process.send !== undefined)
+    process.send({ type: 'start-failed', error: message } satisfies StartFailedMessage, undefined, undefined, () => process.exit(1));
   else {
     process.stderr.write(`${message}\n`);
     process.exit(1);

@@ -53,7 +53,12 @@ try {
     cluster.remoteAddress,
     {
       cpu: () => cpuMicros(),
-      stats: () => ({ ...cluster.stats(), loggedProblems: logger.problems, lastProblem: logger.lastProblem ?? null, heapUsedMb: process.memoryUsage().heapUsed / 2 ** 20 }),
+      stats: () => ({
+        ...cluster.stats(),
+        loggedProblems: logger.problems,
+        lastProblem: logger.lastProblem ?? null,
+        heapUsedMb: process.memoryUsage().heapUsed / 2 ** 20,
+      }),
     },
     () => cluster.shutdown(),
   );

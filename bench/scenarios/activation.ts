@@ -198,7 +198,12 @@ function activationBreakdown(f: Figures): BreakdownLine[] {
   ];
   const shutdown = f.cleanupNsPerOp['grain'];
   if (shutdown !== undefined) {
-    lines.push({ label: 'shutdown (deactivation) per activation, untimed', value: shutdown, unit: 'ns', note: 'cluster.shutdown() after each round, outside the ratio' });
+    lines.push({
+      label: 'shutdown (deactivation) per activation, untimed',
+      value: shutdown,
+      unit: 'ns',
+      note: 'cluster.shutdown() after each round, outside the ratio',
+    });
   }
   return lines;
 }

@@ -338,6 +338,12 @@ function localCallBreakdown(f: Figures): BreakdownLine[] {
       share: share(sweepPerCall),
       note: `${f.probe['sweep']!.toFixed(1)} µs/sweep; never fires during a pure-microtask round (timers starve)`,
     },
-    { label: 'alternative: a setTimeout per call (arm + clear)', value: f.probe['timer']!, unit: 'ns', share: share(f.probe['timer']!), note: 'not used by the runtime; for comparison' },
+    {
+      label: 'alternative: a setTimeout per call (arm + clear)',
+      value: f.probe['timer']!,
+      unit: 'ns',
+      share: share(f.probe['timer']!),
+      note: 'not used by the runtime; for comparison',
+    },
   ];
 }

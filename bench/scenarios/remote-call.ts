@@ -120,7 +120,11 @@ async function runLoops(callers: number, per: number, start: (j: number) => Prom
   return callers * per;
 }
 
-async function runLatencyLoops(callers: number, calls: number, start: (j: number, per: number, out: Float64Array) => Promise<number>): Promise<{ sample: LatencySample; ops: number }> {
+async function runLatencyLoops(
+  callers: number,
+  calls: number,
+  start: (j: number, per: number, out: Float64Array) => Promise<number>,
+): Promise<{ sample: LatencySample; ops: number }> {
   const per = perCaller(calls, callers);
   const out = new Float64Array(callers * per);
   const t0 = hrtimeNs();
@@ -303,7 +307,9 @@ async function echoClient(address: string): Promise<InstanceType<ClientCtor>> {
   const grpc = await import('@grpc/grpc-js');
   const Ctor = grpc.makeGenericClientConstructor(echoService, 'Echo') as unknown as ClientCtor;
   const client = new Ctor(address, grpc.credentials.createInsecure());
-  await new Promise<void>((resolve, reject) => (client as unknown as import('@grpc/grpc-js').Client).waitForReady(Date.now() + 10_000, (error) => (error ? reject(error) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    (client as unknown as import('@grpc/grpc-js').Client).waitForReady(Date.now() + 10_000, (error) => (error ? reject(error) : resolve())),
+  );
   return client;
 }
 
@@ -448,7 +454,7 @@ export const scenario: ScenarioSpec = {
   notes: [
     'grain rows: the runtime worker is member A (client-only; it runs no turns), member B is a child process forked from dist/ (HashIdentityLookup, StaticProvider, gRPC on 127.0.0.1).',
     'grpc-js rows: the pristine worker (never loads nestjs-grains) calls an echo server child (grpc-js only, raw-bytes serializers). Unary: one grpc-js call per operation, one channel, no deadline.',
-    'Batched stream: one bidi stream, messages coalesced per event-loop turn into frames of <= 1,000 on both ends (the runtime\'s scheme, nothing else): an upper bound of the transport.',
+    "Batched stream: one bidi stream, messages coalesced per event-loop turn into frames of <= 1,000 on both ends (the runtime's scheme, nothing else): an upper bound of the transport.",
     'single-threaded GC row (diagnostic, not a target): the same grain subject with both members under V8 --single-threaded-gc, in a third worker; on this 2-vCPU machine the parallel scavenger of member A is what varies most.',
   ],
   subjects: [
@@ -468,7 +474,13 @@ export const scenario: ScenarioSpec = {
       create: (p) => new RemoteGrainSubject(p, { memberExecArgv: ['--single-threaded-gc'] }),
     },
     { id: 'unary', label: 'grpc-js unary echo', role: 'pristine', process: 'pristine worker → echo server (child)', create: (p) => new UnarySubject(p) },
-    { id: 'stream', label: 'grpc-js bidi stream, batched ≤1000', role: 'pristine', process: 'pristine worker → echo server (child)', create: (p) => new StreamSubject(p) },
+    {
+      id: 'stream',
+      label: 'grpc-js bidi stream, batched ≤1000',
+      role: 'pristine',
+      process: 'pristine worker → echo server (child)',
+      create: (p) => new StreamSubject(p),
+    },
   ],
   ratios: [
     { id: 'grain/unary', label: 'remote grain calls / grpc-js unary', numerator: 'grain', denominator: 'unary', target: TARGET_OVER_UNARY },

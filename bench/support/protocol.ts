@@ -36,4 +36,5 @@ export interface Envelope {
   readonly request: Request;
 }
 
-export type ReplyEnvelope = { readonly id: number; readonly ok: true; readonly value: unknown } | { readonly id: number; readonly ok: false; readonly error: string };
+export type ReplyEnvelope =
+  { readonly id: number; readonly ok: true; readonly value: unknown } | { readonly id: number; readonly ok: false; readonly error: string };

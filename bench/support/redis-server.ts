@@ -252,15 +252,24 @@ export function removeRedisDir(dir: string): void {
 /** The defaults: loopback only, no persistence, `noeviction` (RedisIdentityLookup refuses any other policy). */
 export function redisServerArgs(port: number, dir: string, maxmemoryPolicy = 'noeviction'): string[] {
   return [
-    '--port', String(port),
-    '--bind', REDIS_HOST,
-    '--save', '',
-    '--appendonly', 'no',
-    '--maxmemory-policy', maxmemoryPolicy,
-    '--dir', dir,
-    '--dbfilename', 'dump.rdb',
-    '--daemonize', 'no',
-    '--logfile', '',
+    '--port',
+    String(port),
+    '--bind',
+    REDIS_HOST,
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--maxmemory-policy',
+    maxmemoryPolicy,
+    '--dir',
+    dir,
+    '--dbfilename',
+    'dump.rdb',
+    '--daemonize',
+    'no',
+    '--logfile',
+    '',
   ];
 }
 
@@ -392,15 +401,26 @@ export async function launchRedisServer(options: LaunchOptions): Promise<RedisPr
       else await sleep(100); // the same port: wait for it to be free again
       continue;
     }
-    const reason = outcome === 'port-taken' ? `port ${port} stayed in use` : outcome === 'timeout' ? `no PONG within ${timeoutMs} ms` : `it exited (${JSON.stringify(server.status)})`;
+    const reason =
+      outcome === 'port-taken'
+        ? `port ${port} stayed in use`
+        : outcome === 'timeout'
+          ? `no PONG within ${timeoutMs} ms`
+          : `it exited (${JSON.stringify(server.status)})`;
     server.signal('SIGKILL');
     await server.exited;
-    throw new Error(`${options.label ?? 'redis'}: redis-server did not start on ${REDIS_HOST}:${port}: ${reason}.\n${options.log.lines().slice(-20).join('\n')}`);
+    throw new Error(
+      `${options.label ?? 'redis'}: redis-server did not start on ${REDIS_HOST}:${port}: ${reason}.\n${options.log.lines().slice(-20).join('\n')}`,
+    );
   }
 }
 
 async function waitReady(server: RedisProcess, log: OutputLines, deadline: number): Promise<Outcome> {
-  const addressInUse = (): boolean => log.lines().slice(-10).some((line) => line.includes('Address already in use'));
+  const addressInUse = (): boolean =>
+    log
+      .lines()
+      .slice(-10)
+      .some((line) => line.includes('Address already in use'));
   const exited = server.exited.then(() => 'exited' as const);
   while (Date.now() < deadline) {
     if (server.status !== undefined) return addressInUse() ? 'port-taken' : 'exited';

@@ -75,7 +75,17 @@ export async function profileRemoteCall(stamp: string, seconds: number): Promise
     const output = await new Promise<string>((resolve, reject) => {
       child = spawn(
         process.execPath,
-        ['--cpu-prof', `--cpu-prof-interval=${INTERVAL_US}`, `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${callerName}`, DRIVER, String(seconds), dir, calleeName, String(INTERVAL_US)],
+        [
+          '--cpu-prof',
+          `--cpu-prof-interval=${INTERVAL_US}`,
+          `--cpu-prof-dir=${dir}`,
+          `--cpu-prof-name=${callerName}`,
+          DRIVER,
+          String(seconds),
+          dir,
+          calleeName,
+          String(INTERVAL_US),
+        ],
         { stdio: ['ignore', 'pipe', 'inherit'] },
       );
       let stdout = '';
@@ -112,7 +122,10 @@ function side(title: string, s: RemoteProfile['caller']): string {
       ['left', 'left', 'right', 'right'],
     ),
     '',
-    table([['self time, by owner', 'ms', 'share'], ...s.groups.slice(0, 12).map((g) => [g.group, fmtNum(g.selfMs, 0), fmtPct(g.share)])], ['left', 'right', 'right']),
+    table(
+      [['self time, by owner', 'ms', 'share'], ...s.groups.slice(0, 12).map((g) => [g.group, fmtNum(g.selfMs, 0), fmtPct(g.share)])],
+      ['left', 'right', 'right'],
+    ),
   ].join('\n');
 }
 

@@ -29,7 +29,11 @@ export const RESERVED_NAMES: ReadonlySet<string> = new Set([
  */
 export function callableMethods(grainClass: abstract new (...args: never[]) => object): Set<string> {
   const names = new Set<string>();
-  for (let proto: object | null = grainClass.prototype as object; proto !== null && proto !== Object.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
+  for (
+    let proto: object | null = grainClass.prototype as object;
+    proto !== null && proto !== Object.prototype;
+    proto = Object.getPrototypeOf(proto) as object | null
+  ) {
     for (const name of Object.getOwnPropertyNames(proto)) {
       if (name.startsWith('_') || LIFECYCLE_HOOKS.has(name) || RESERVED_NAMES.has(name)) continue;
       const descriptor = Object.getOwnPropertyDescriptor(proto, name);

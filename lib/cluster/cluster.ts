@@ -176,7 +176,8 @@ export class Cluster {
 
   /** Host a kind on this member. Before `start()` only. */
   registerKind<T extends object>(definition: KindDefinition<T>): void {
-    if (this.#state !== State.Created) throw new GrainConfigurationError(`Kind "${definition.name}" registered after the cluster started; register kinds before start().`);
+    if (this.#state !== State.Created)
+      throw new GrainConfigurationError(`Kind "${definition.name}" registered after the cluster started; register kinds before start().`);
     const existing = this.#kinds.get(definition.name);
     if (existing !== undefined) {
       if (existing.definition.grainClass === definition.grainClass) return;
@@ -184,7 +185,10 @@ export class Cluster {
         `Grain kind "${definition.name}" is declared by two classes, "${existing.definition.grainClass.name}" and "${definition.grainClass.name}". Give one of them another kind: @Grain({ kind: '...' }).`,
       );
     }
-    this.#kinds.set(definition.name, new ClusterKind(definition as KindDefinition, { idleTimeoutMs: this.#idleTimeoutMs, maxQueueLength: this.#maxQueueLength }));
+    this.#kinds.set(
+      definition.name,
+      new ClusterKind(definition as KindDefinition, { idleTimeoutMs: this.#idleTimeoutMs, maxQueueLength: this.#maxQueueLength }),
+    );
   }
 
   /** Start serving: the remote (if any), the identity lookup, then the provider (joining the cluster). */
@@ -202,8 +206,15 @@ export class Cluster {
       }
     }
     const logger = this.#logger;
-    await this.identityLookup.setup(lookupMemberOf({ member: this.#member, provider: this.provider, activations: this.#activations, router: this.#router, logger }));
-    await this.provider.start({ clusterName: this.clusterName, self: this.#member.self(), probe: (address) => this.#remoting?.probe(address), log: (level, message) => logger[level](message) });
+    await this.identityLookup.setup(
+      lookupMemberOf({ member: this.#member, provider: this.provider, activations: this.#activations, router: this.#router, logger }),
+    );
+    await this.provider.start({
+      clusterName: this.clusterName,
+      self: this.#member.self(),
+      probe: (address) => this.#remoting?.probe(address),
+      log: (level, message) => logger[level](message),
+    });
     this.#idleCollector.start();
   }
 
@@ -271,7 +282,9 @@ export class Cluster {
     clearTimeout(timer);
     if (timedOut) {
       const left = [...this.#activations.values()];
-      this.#logger.warn(`Shutdown: ${left.length} activation(s) did not finish within drainTimeout (${this.#drainTimeoutMs} ms); dropped without waiting further.`);
+      this.#logger.warn(
+        `Shutdown: ${left.length} activation(s) did not finish within drainTimeout (${this.#drainTimeoutMs} ms); dropped without waiting further.`,
+      );
       for (const activation of left) activation.forceStop(new ClusterShuttingDownError());
     }
   }

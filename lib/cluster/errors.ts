@@ -102,11 +102,7 @@ export class GrainActivationError extends GrainError {
     readonly reason: string,
     options?: { cause?: unknown },
   ) {
-    super(
-      `Activating grain ${kind}/${identity} failed: ${reason}. No activation was kept; the next call tries again.`,
-      'GRAIN_ACTIVATION_FAILED',
-      options,
-    );
+    super(`Activating grain ${kind}/${identity} failed: ${reason}. No activation was kept; the next call tries again.`, 'GRAIN_ACTIVATION_FAILED', options);
   }
 }
 
@@ -245,7 +241,10 @@ export function toInvocationError(kind: string, identity: string, method: string
   if (thrown instanceof GrainInvocationError) {
     // NOTE: a grain that rethrows what a grain it called threw passes the original on, so the
     // caller sees the error where it began (a business error's name and code), not a wrapper.
-    return new GrainInvocationError(kind, identity, method, thrown.remoteName, thrown.remoteMessage, thrown.remoteCode, { cause: thrown, origin: thrown.origin });
+    return new GrainInvocationError(kind, identity, method, thrown.remoteName, thrown.remoteMessage, thrown.remoteCode, {
+      cause: thrown,
+      origin: thrown.origin,
+    });
   }
   if (thrown instanceof Error) {
     const code = (thrown as { code?: unknown }).code;

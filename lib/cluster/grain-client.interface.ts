@@ -9,16 +9,7 @@ export interface GrainCallOptions {
 }
 
 type LifecycleHookName = 'onGrainActivate' | 'onGrainDeactivate';
-type ReservedName =
-  | 'constructor'
-  | 'then'
-  | 'catch'
-  | 'finally'
-  | 'toJSON'
-  | 'inspect'
-  | 'toString'
-  | 'toLocaleString'
-  | 'valueOf';
+type ReservedName = 'constructor' | 'then' | 'catch' | 'finally' | 'toJSON' | 'inspect' | 'toString' | 'toLocaleString' | 'valueOf';
 
 /** The names of `T`'s callable methods: public, string-named, not `_`-prefixed, not hooks. */
 export type CallableMethodNames<T> = {

@@ -13,7 +13,14 @@ export interface GrainInvoker {
   /** A route for `method` of a kind hosted only by other members (the callee checks it), or undefined when there are none. */
   remoteRouteOf(kind: string, method: string): MethodRoute | undefined;
   /** The fast path: a method already known to be callable, and the grain's precomputed key. */
-  invokeRoute(route: MethodRoute, identity: string, key: string, args: unknown[], timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<unknown>;
+  invokeRoute(
+    route: MethodRoute,
+    identity: string,
+    key: string,
+    args: unknown[],
+    timeoutMs: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown>;
 }
 
 /** Method names a reference of a remote-only kind remembers (names come from callers). */
@@ -59,7 +66,9 @@ export class KindClient<T> implements GrainClient<T> {
 
   get(identity: string, options?: GrainCallOptions): GrainRef<T> {
     if (typeof identity !== 'string' || identity.length === 0) {
-      throw new InvalidGrainCallError(`${this.kind}: a grain identity must be a non-empty string, got ${typeof identity === 'string' ? 'an empty string' : typeof identity}.`);
+      throw new InvalidGrainCallError(
+        `${this.kind}: a grain identity must be a non-empty string, got ${typeof identity === 'string' ? 'an empty string' : typeof identity}.`,
+      );
     }
     const ref = Object.create(this.prototype()) as RefState;
     ref[IDENTITY] = identity;

@@ -85,7 +85,8 @@ export class ClusterKind<T extends object = object> {
         throw new GrainConfigurationError(`Grain class "${definition.grainClass.name}": interleaved method "${method}" is not a callable method of the class.`);
       }
     }
-    this.idleTimeoutMs = definition.idleTimeout === undefined ? defaults.idleTimeoutMs : toMs(definition.idleTimeout, `${definition.grainClass.name} idleTimeout`);
+    this.idleTimeoutMs =
+      definition.idleTimeout === undefined ? defaults.idleTimeoutMs : toMs(definition.idleTimeout, `${definition.grainClass.name} idleTimeout`);
     const idempotent = new Set(definition.idempotentMethods ?? []);
     for (const method of idempotent) {
       if (!this.callable.has(method)) {
@@ -93,7 +94,10 @@ export class ClusterKind<T extends object = object> {
       }
     }
     this.routes = new Map(
-      [...this.callable].map((method) => [method, { kindName: this.name, kind: this as ClusterKind, method, interleaved: this.isInterleaved(method), idempotent: idempotent.has(method) }]),
+      [...this.callable].map((method) => [
+        method,
+        { kindName: this.name, kind: this as ClusterKind, method, interleaved: this.isInterleaved(method), idempotent: idempotent.has(method) },
+      ]),
     );
     this.maxQueueLength = definition.maxQueueLength ?? defaults.maxQueueLength;
     if (!Number.isInteger(this.maxQueueLength) || this.maxQueueLength < 1) {

@@ -120,7 +120,14 @@ export class RequestRouter implements GrainInvoker {
     return this.invokeRoute(route, identity, `${kind}/${identity}`, args, timeoutMs, signal);
   }
 
-  invokeRoute(route: MethodRoute, identity: string, key: string, args: unknown[], timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<unknown> {
+  invokeRoute(
+    route: MethodRoute,
+    identity: string,
+    key: string,
+    args: unknown[],
+    timeoutMs: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
     if (this.state !== State.Running) return this.notRunning();
     const kind = route.kindName;
     if (signal?.aborted === true) return Promise.reject(new GrainCallAbortedError(kind, identity, route.method, true));
@@ -162,7 +169,18 @@ export class RequestRouter implements GrainInvoker {
     const route = clusterKind.routes.get(request.method);
     if (route === undefined) return new MethodNotCallableError(request.kind, request.method);
     const at = now();
-    const call = new Call(request.kind, request.identity, `${request.kind}/${request.identity}`, request.method, args, at + request.timeoutMs, request.timeoutMs, request.chain, resolve, reject);
+    const call = new Call(
+      request.kind,
+      request.identity,
+      `${request.kind}/${request.identity}`,
+      request.method,
+      args,
+      at + request.timeoutMs,
+      request.timeoutMs,
+      request.chain,
+      resolve,
+      reject,
+    );
     call.interleaved = route.interleaved;
     call.idempotent = route.idempotent;
     call.inbound = true;
@@ -235,7 +253,12 @@ export class RequestRouter implements GrainInvoker {
       return;
     }
     if (this.sender === undefined || !pid.address) {
-      call.reject(new GrainError(`Grain ${call.kind}/${call.identity} is placed on member ${pid.memberId}, which this member cannot reach (no remote configured).`, 'GRAIN_NO_ROUTE'));
+      call.reject(
+        new GrainError(
+          `Grain ${call.kind}/${call.identity} is placed on member ${pid.memberId}, which this member cannot reach (no remote configured).`,
+          'GRAIN_NO_ROUTE',
+        ),
+      );
       return;
     }
     this.pidCache.set(call.key, pid);
@@ -246,7 +269,11 @@ export class RequestRouter implements GrainInvoker {
   redirect(call: Call): void {
     if (call.settled) return;
     if (++call.redirects > MAX_REDIRECTS) {
-      call.reject(new ClusterUnavailableError(`Call ${call.kind}/${call.identity}.${call.method}() was sent on ${MAX_REDIRECTS} times without finding a live activation; it never ran. Retry later.`));
+      call.reject(
+        new ClusterUnavailableError(
+          `Call ${call.kind}/${call.identity}.${call.method}() was sent on ${MAX_REDIRECTS} times without finding a live activation; it never ran. Retry later.`,
+        ),
+      );
       return;
     }
     if (this.state !== State.Running) {
@@ -278,7 +305,12 @@ export class RequestRouter implements GrainInvoker {
   released(activation: Activation, how: StopKind): void {
     if (how === 'fenced') return;
     const key = activation.label;
-    const released = this.identityLookup.remove(activation.kind.name, activation.identity, { memberId: activation.memberId, incarnation: activation.incarnation, id: activation.id }, activation.epoch);
+    const released = this.identityLookup.remove(
+      activation.kind.name,
+      activation.identity,
+      { memberId: activation.memberId, incarnation: activation.incarnation, id: activation.id },
+      activation.epoch,
+    );
     if (released !== undefined && !this.held.has(key)) {
       const held: Call[] = [];
       this.held.set(key, held);

@@ -110,13 +110,20 @@ export class BatchWriter {
         method: strings.ref(call.method),
         args: request.args,
         timeoutMs: remaining,
-        chain: call.chain.length === 0 ? NO_LINKS : call.chain.map((link) => ({ activationId: strings.ref(link.activationId), label: strings.ref(link.label), interleaved: link.interleaved })),
+        chain:
+          call.chain.length === 0
+            ? NO_LINKS
+            : call.chain.map((link) => ({ activationId: strings.ref(link.activationId), label: strings.ref(link.label), interleaved: link.interleaved })),
         targetIncarnation: strings.ref(request.targetIncarnation),
       });
     }
     this.requests = taken === this.requests.length ? [] : this.requests.slice(taken);
     let answered = 0;
-    while (answered < this.responses.length && requests.length + responses.length < MAX_ENVELOPES_PER_BATCH && (bytes < MAX_BATCH_BYTES || responses.length === 0)) {
+    while (
+      answered < this.responses.length &&
+      requests.length + responses.length < MAX_ENVELOPES_PER_BATCH &&
+      (bytes < MAX_BATCH_BYTES || responses.length === 0)
+    ) {
       const response = this.responses[answered++]!;
       bytes += response.result?.byteLength ?? 0;
       responses.push({ id: response.id, status: response.status, result: response.result ?? EMPTY, error: response.error ?? null });

@@ -63,7 +63,9 @@ export class RemoteServer {
   /** Listen; resolves to the bound port. */
   start(): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(`${this.settings.host}:${this.settings.port}`, ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port)));
+      this.server.bindAsync(`${this.settings.host}:${this.settings.port}`, ServerCredentials.createInsecure(), (error, port) =>
+        error ? reject(error) : resolve(port),
+      );
     });
   }
 
@@ -125,7 +127,10 @@ export class RemoteServer {
         const ack = this.answerHandshake(frame.handshake);
         stream.write(encodeFrame({ handshakeAck: ack }));
         if (!ack.accepted) {
-          this.handler.log('warn', `Remote: refused member ${frame.handshake.member.memberId} (${frame.handshake.member.address || 'client only'}): ${ack.reason}`);
+          this.handler.log(
+            'warn',
+            `Remote: refused member ${frame.handshake.member.memberId} (${frame.handshake.member.address || 'client only'}): ${ack.reason}`,
+          );
           stream.end();
           return;
         }
@@ -144,7 +149,10 @@ export class RemoteServer {
           method: strings[wire.method]!,
           args: wire.args,
           timeoutMs: wire.timeoutMs,
-          chain: wire.chain.length === 0 ? NO_LINKS : wire.chain.map((link) => ({ activationId: strings[link.activationId]!, label: strings[link.label]!, interleaved: link.interleaved })),
+          chain:
+            wire.chain.length === 0
+              ? NO_LINKS
+              : wire.chain.map((link) => ({ activationId: strings[link.activationId]!, label: strings[link.label]!, interleaved: link.interleaved })),
           targetIncarnation: strings[wire.targetIncarnation]!,
         };
         this.handler.request(request, respond, caller.member);
@@ -160,7 +168,9 @@ export class RemoteServer {
     }
     const protocol = negotiate({ min: handshake.minProtocol, max: handshake.maxProtocol }, this.handler.protocol);
     if (protocol === undefined) {
-      return refuse(`no common protocol version: the caller speaks ${handshake.minProtocol}..${handshake.maxProtocol}, this member ${this.handler.protocol.min}..${this.handler.protocol.max}`);
+      return refuse(
+        `no common protocol version: the caller speaks ${handshake.minProtocol}..${handshake.maxProtocol}, this member ${this.handler.protocol.min}..${this.handler.protocol.max}`,
+      );
     }
     if (handshake.codec !== this.handler.codecName) {
       return refuse(`codec "${handshake.codec}" differs from this member's "${this.handler.codecName}"`);

@@ -30,7 +30,10 @@ export class Remote {
   async start(): Promise<number | undefined> {
     const { server } = this.settings;
     if (server === undefined) return undefined;
-    this.server = new RemoteServer({ ...server, maxMessageSize: this.settings.maxMessageSize, maxQueued: this.settings.maxQueuedPerPeer }, this.settings.inbound);
+    this.server = new RemoteServer(
+      { ...server, maxMessageSize: this.settings.maxMessageSize, maxQueued: this.settings.maxQueuedPerPeer },
+      this.settings.inbound,
+    );
     return this.server.start();
   }
 

@@ -176,7 +176,12 @@ function validHandshake(h: Handshake): Handshake {
 }
 
 function validAck(a: HandshakeAck): HandshakeAck {
-  return { accepted: a.accepted, protocol: a.protocol, member: a.accepted ? validMember(a.member) : (a.member ?? { memberId: '', incarnation: '', address: '', kinds: [] }), reason: a.reason };
+  return {
+    accepted: a.accepted,
+    protocol: a.protocol,
+    member: a.accepted ? validMember(a.member) : (a.member ?? { memberId: '', incarnation: '', address: '', kinds: [] }),
+    reason: a.reason,
+  };
 }
 
 function validBatch(batch: Batch): Batch {

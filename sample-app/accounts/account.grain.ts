@@ -47,7 +47,8 @@ export class AccountGrain implements OnGrainActivate {
   async deposit(amount: number): Promise<AccountBalance> {
     assertAmount(amount);
     const next = addAmounts(this.current, amount);
-    if (next > MAX_BALANCE) throw new InvalidAmountError(`A deposit of ${amount} would take account "${this.ctx.identity}" over the maximum balance ${MAX_BALANCE}.`);
+    if (next > MAX_BALANCE)
+      throw new InvalidAmountError(`A deposit of ${amount} would take account "${this.ctx.identity}" over the maximum balance ${MAX_BALANCE}.`);
     return this.#commit(next);
   }
 

@@ -31,4 +31,3 @@ export class StoreUnavailableError extends Error {
     this.code = outcomeUnknown ? 'STORE_OUTCOME_UNKNOWN' : 'STORE_UNAVAILABLE';
   }
 }
-

@@ -129,27 +129,44 @@ export function readBankConfig(env: NodeJS.ProcessEnv = process.env): BankConfig
   if (remotePort === undefined && !clientOnly) {
     const stray = CLUSTER_ONLY_VARIABLES.find((name) => get(name) !== undefined);
     if (stray !== undefined) {
-      throw new BankConfigError(stray, `${stray} is set but REMOTE_PORT is not: set REMOTE_PORT to run a cluster member (or CLIENT_ONLY=true for a client-only member), or unset ${stray} for the embedded default.`);
+      throw new BankConfigError(
+        stray,
+        `${stray} is set but REMOTE_PORT is not: set REMOTE_PORT to run a cluster member (or CLIENT_ONLY=true for a client-only member), or unset ${stray} for the embedded default.`,
+      );
     }
     return { httpPort, clusterName, cluster: { mode: 'embedded' } };
   }
 
   if (clientOnly) {
     for (const name of ['REMOTE_PORT', 'REMOTE_HOST', 'ADVERTISED_HOST'] as const) {
-      if (get(name) !== undefined) throw new BankConfigError(name, `${name} must not be set with CLIENT_ONLY=true: a client-only member hosts no grains and serves no remote.`);
+      if (get(name) !== undefined)
+        throw new BankConfigError(name, `${name} must not be set with CLIENT_ONLY=true: a client-only member hosts no grains and serves no remote.`);
     }
   }
 
   const providerName = get('CLUSTER_PROVIDER');
-  if (providerName === undefined) throw new BankConfigError('CLUSTER_PROVIDER', `CLUSTER_PROVIDER is required ${clientOnly ? 'with CLIENT_ONLY=true' : 'when REMOTE_PORT is set'}; allowed: static.`);
+  if (providerName === undefined)
+    throw new BankConfigError(
+      'CLUSTER_PROVIDER',
+      `CLUSTER_PROVIDER is required ${clientOnly ? 'with CLIENT_ONLY=true' : 'when REMOTE_PORT is set'}; allowed: static.`,
+    );
   if (providerName !== 'static') throw new BankConfigError('CLUSTER_PROVIDER', `CLUSTER_PROVIDER must be one of: static; got "${providerName}".`);
   const listed = get('STATIC_MEMBERS');
-  if (listed === undefined) throw new BankConfigError('STATIC_MEMBERS', 'STATIC_MEMBERS is required with CLUSTER_PROVIDER=static: the hosting members\' addresses, "host:port,host:port,...".');
+  if (listed === undefined)
+    throw new BankConfigError(
+      'STATIC_MEMBERS',
+      'STATIC_MEMBERS is required with CLUSTER_PROVIDER=static: the hosting members\' addresses, "host:port,host:port,...".',
+    );
   const members = parseMembers(listed);
 
   const lookupName = get('IDENTITY_LOOKUP');
-  if (lookupName === undefined) throw new BankConfigError('IDENTITY_LOOKUP', `IDENTITY_LOOKUP is required ${clientOnly ? 'with CLIENT_ONLY=true' : 'when REMOTE_PORT is set'}; allowed: ${LOOKUPS.join(', ')}.`);
-  if (!isOneOf(lookupName, LOOKUPS)) throw new BankConfigError('IDENTITY_LOOKUP', `IDENTITY_LOOKUP must be one of: ${LOOKUPS.join(', ')}; got "${lookupName}".`);
+  if (lookupName === undefined)
+    throw new BankConfigError(
+      'IDENTITY_LOOKUP',
+      `IDENTITY_LOOKUP is required ${clientOnly ? 'with CLIENT_ONLY=true' : 'when REMOTE_PORT is set'}; allowed: ${LOOKUPS.join(', ')}.`,
+    );
+  if (!isOneOf(lookupName, LOOKUPS))
+    throw new BankConfigError('IDENTITY_LOOKUP', `IDENTITY_LOOKUP must be one of: ${LOOKUPS.join(', ')}; got "${lookupName}".`);
 
   const provider: StaticProviderConfig = { type: 'static', members };
   let common: ClusterModeConfig;
@@ -157,14 +174,19 @@ export function readBankConfig(env: NodeJS.ProcessEnv = process.env): BankConfig
     common = { provider, identityLookup: 'redis', redis: readRedisConfig(get) };
   } else {
     const stray = REDIS_VARIABLES.find((name) => get(name) !== undefined);
-    if (stray !== undefined) throw new BankConfigError(stray, `${stray} is set but IDENTITY_LOOKUP is "${lookupName}": set IDENTITY_LOOKUP=redis to keep placement and the ledger in Redis, or unset ${stray}.`);
+    if (stray !== undefined)
+      throw new BankConfigError(
+        stray,
+        `${stray} is set but IDENTITY_LOOKUP is "${lookupName}": set IDENTITY_LOOKUP=redis to keep placement and the ledger in Redis, or unset ${stray}.`,
+      );
     common = { provider, identityLookup: 'hash' };
   }
   if (clientOnly) return { httpPort, clusterName, cluster: { mode: 'client', ...common } };
 
   const port = remotePort!;
   const host = get('REMOTE_HOST') ?? DEFAULT_REMOTE_HOST;
-  if (!isHost(host)) throw new BankConfigError('REMOTE_HOST', `REMOTE_HOST must be a host name or an IP address to bind (such as 0.0.0.0 or 127.0.0.1); got "${host}".`);
+  if (!isHost(host))
+    throw new BankConfigError('REMOTE_HOST', `REMOTE_HOST must be a host name or an IP address to bind (such as 0.0.0.0 or 127.0.0.1); got "${host}".`);
   const advertisedHost = get('ADVERTISED_HOST') ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
   if (!isAdvertisableHost(advertisedHost)) {
     const variable = get('ADVERTISED_HOST') === undefined ? 'REMOTE_HOST' : 'ADVERTISED_HOST';
@@ -197,7 +219,8 @@ export function bankOptionsOf(config: BankConfig): BankOptions {
   const options: Partial<ClusterModuleOptions> = {
     clusterName,
     provider: new StaticProvider({ members: cluster.provider.members }),
-    identityLookup: redis === undefined ? new HashIdentityLookup() : new RedisIdentityLookup({ url: redis.url, keyPrefix: redis.keyPrefix, lease: redis.lease }),
+    identityLookup:
+      redis === undefined ? new HashIdentityLookup() : new RedisIdentityLookup({ url: redis.url, keyPrefix: redis.keyPrefix, lease: redis.lease }),
     remote: cluster.mode === 'member' ? { ...cluster.remote } : {},
   };
   const clientOnly = cluster.mode === 'client';
@@ -210,13 +233,20 @@ export function bankOptionsOf(config: BankConfig): BankOptions {
 /** `REDIS_URL`, `REDIS_KEY_PREFIX` and `REDIS_LEASE`, for `IDENTITY_LOOKUP=redis`. */
 function readRedisConfig(get: (name: string) => string | undefined): RedisConfig {
   const url = get('REDIS_URL');
-  if (url === undefined) throw new BankConfigError('REDIS_URL', 'REDIS_URL is required with IDENTITY_LOOKUP=redis: the Redis server\'s URL, such as redis://127.0.0.1:6379.');
+  if (url === undefined)
+    throw new BankConfigError('REDIS_URL', "REDIS_URL is required with IDENTITY_LOOKUP=redis: the Redis server's URL, such as redis://127.0.0.1:6379.");
   if (!isRedisUrl(url)) {
-    throw new BankConfigError('REDIS_URL', `REDIS_URL must be a redis:// or rediss:// URL with a host, such as redis://127.0.0.1:6379 or rediss://user:password@host:6380/0; got "${redactPassword(url)}".`);
+    throw new BankConfigError(
+      'REDIS_URL',
+      `REDIS_URL must be a redis:// or rediss:// URL with a host, such as redis://127.0.0.1:6379 or rediss://user:password@host:6380/0; got "${redactPassword(url)}".`,
+    );
   }
   const keyPrefix = get('REDIS_KEY_PREFIX') ?? DEFAULT_REDIS_KEY_PREFIX;
   if (!KEY_PREFIX_PATTERN.test(keyPrefix)) {
-    throw new BankConfigError('REDIS_KEY_PREFIX', `REDIS_KEY_PREFIX must be 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit; got "${keyPrefix}".`);
+    throw new BankConfigError(
+      'REDIS_KEY_PREFIX',
+      `REDIS_KEY_PREFIX must be 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit; got "${keyPrefix}".`,
+    );
   }
   const lease = get('REDIS_LEASE') ?? 'fast';
   if (!isOneOf(lease, LEASES)) throw new BankConfigError('REDIS_LEASE', `REDIS_LEASE must be one of: ${LEASES.join(', ')}; got "${lease}".`);
@@ -231,7 +261,13 @@ function isRedisUrl(value: string): boolean {
   } catch {
     return false;
   }
-  return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '' && /^(\/\d{0,2})?$/.test(url.pathname) && url.search === '' && url.hash === '';
+  return (
+    (url.protocol === 'redis:' || url.protocol === 'rediss:') &&
+    url.hostname !== '' &&
+    /^(\/\d{0,2})?$/.test(url.pathname) &&
+    url.search === '' &&
+    url.hash === ''
+  );
 }
 
 /** `value` with the password of `user:password@` replaced, for error messages. */
@@ -264,7 +300,10 @@ function parseMembers(value: string): string[] {
     const match = /^([^\s:]+):(\d{1,5})$/.exec(entry);
     const port = match === null ? Number.NaN : Number(match[2]);
     if (match === null || !isAdvertisableHost(match[1]!) || !(port >= 1 && port <= 65_535)) {
-      throw new BankConfigError('STATIC_MEMBERS', `STATIC_MEMBERS must be a comma-separated list of host:port addresses (port 1 to 65535, such as 127.0.0.1:4001,127.0.0.1:4002); "${entry}" is not one.`);
+      throw new BankConfigError(
+        'STATIC_MEMBERS',
+        `STATIC_MEMBERS must be a comma-separated list of host:port addresses (port 1 to 65535, such as 127.0.0.1:4001,127.0.0.1:4002); "${entry}" is not one.`,
+      );
     }
     if (!members.includes(entry)) members.push(entry);
   }

@@ -26,15 +26,34 @@ const CODE_MAPPINGS: Readonly<Record<string, CodeMapping>> = {
   INVALID_TRANSFER: { status: HttpStatus.BAD_REQUEST },
   STALE_EPOCH: { status: HttpStatus.SERVICE_UNAVAILABLE, message: 'The account moved while the request ran; nothing was changed. Retry.', retryAfter: 1 },
   GRAIN_TIMEOUT: { status: HttpStatus.GATEWAY_TIMEOUT, message: 'The operation did not finish in time; it may or may not have been applied.' },
-  GRAIN_OVERLOADED: { status: HttpStatus.SERVICE_UNAVAILABLE, message: 'Too many requests are waiting for this resource; nothing was changed. Retry later.', retryAfter: 1 },
-  GRAIN_CLUSTER_UNAVAILABLE: { status: HttpStatus.SERVICE_UNAVAILABLE, message: 'The resource is not available right now; nothing was changed. Retry later.', retryAfter: 1 },
+  GRAIN_OVERLOADED: {
+    status: HttpStatus.SERVICE_UNAVAILABLE,
+    message: 'Too many requests are waiting for this resource; nothing was changed. Retry later.',
+    retryAfter: 1,
+  },
+  GRAIN_CLUSTER_UNAVAILABLE: {
+    status: HttpStatus.SERVICE_UNAVAILABLE,
+    message: 'The resource is not available right now; nothing was changed. Retry later.',
+    retryAfter: 1,
+  },
   GRAIN_CLUSTER_SHUTTING_DOWN: { status: HttpStatus.SERVICE_UNAVAILABLE, message: 'The service is shutting down; nothing was changed. Retry.', retryAfter: 1 },
   // Cluster mode only: the member hosting the grain was lost while the call ran…
-  GRAIN_OUTCOME_UNKNOWN: { status: HttpStatus.BAD_GATEWAY, message: 'The member serving this resource was lost while the operation ran; it may or may not have been applied.' },
+  GRAIN_OUTCOME_UNKNOWN: {
+    status: HttpStatus.BAD_GATEWAY,
+    message: 'The member serving this resource was lost while the operation ran; it may or may not have been applied.',
+  },
   // …or no member hosting the kind is known yet (this member is still learning the others).
-  GRAIN_UNKNOWN_KIND: { status: HttpStatus.SERVICE_UNAVAILABLE, message: 'The resource is not available right now; nothing was changed. Retry later.', retryAfter: 1 },
+  GRAIN_UNKNOWN_KIND: {
+    status: HttpStatus.SERVICE_UNAVAILABLE,
+    message: 'The resource is not available right now; nothing was changed. Retry later.',
+    retryAfter: 1,
+  },
   // Redis mode only (StoreUnavailableError): the ledger or journal did not take the operation…
-  STORE_UNAVAILABLE: { status: HttpStatus.SERVICE_UNAVAILABLE, message: 'The data store is not available right now; nothing was changed. Retry later.', retryAfter: 1 },
+  STORE_UNAVAILABLE: {
+    status: HttpStatus.SERVICE_UNAVAILABLE,
+    message: 'The data store is not available right now; nothing was changed. Retry later.',
+    retryAfter: 1,
+  },
   // …or a write was sent and not confirmed.
   STORE_OUTCOME_UNKNOWN: { status: HttpStatus.GATEWAY_TIMEOUT, message: 'The data store did not confirm the operation; it may or may not have been applied.' },
 };
@@ -79,7 +98,10 @@ export class GrainExceptionFilter implements ExceptionFilter {
       const body = { statusCode: mapping.status, error: STATUS_CODES[mapping.status], message, code };
       return mapping.retryAfter === undefined ? { body } : { body, retryAfter: mapping.retryAfter };
     }
-    this.logger.error(exception instanceof Error ? `${exception.name}: ${exception.message}` : `Non-error thrown: ${String(exception)}`, exception instanceof Error ? exception.stack : undefined);
+    this.logger.error(
+      exception instanceof Error ? `${exception.name}: ${exception.message}` : `Non-error thrown: ${String(exception)}`,
+      exception instanceof Error ? exception.stack : undefined,
+    );
     const statusCode = HttpStatus.INTERNAL_SERVER_ERROR;
     return { body: { statusCode, error: STATUS_CODES[statusCode], message: 'Internal server error' } };
   }

@@ -10,7 +10,9 @@ export function jsonObjectBody(body: unknown, allowed: readonly string[]): Recor
   }
   const unknown = Object.keys(body).filter((key) => !allowed.includes(key));
   if (unknown.length > 0) {
-    throw new BadRequestException(`Unknown propert${unknown.length === 1 ? 'y' : 'ies'} ${unknown.map((k) => `"${k}"`).join(', ')}; allowed: ${allowed.join(', ')}.`);
+    throw new BadRequestException(
+      `Unknown propert${unknown.length === 1 ? 'y' : 'ies'} ${unknown.map((k) => `"${k}"`).join(', ')}; allowed: ${allowed.join(', ')}.`,
+    );
   }
   return body as Record<string, unknown>;
 }

@@ -49,6 +49,14 @@ function parseResult(text: string): TransferResult | undefined {
   }
   if (typeof value !== 'object' || value === null) return undefined;
   const { id, from, to, amount, status, completedAt } = value as Record<string, unknown>;
-  if (typeof id !== 'string' || typeof from !== 'string' || typeof to !== 'string' || typeof amount !== 'number' || status !== 'completed' || typeof completedAt !== 'string') return undefined;
+  if (
+    typeof id !== 'string' ||
+    typeof from !== 'string' ||
+    typeof to !== 'string' ||
+    typeof amount !== 'number' ||
+    status !== 'completed' ||
+    typeof completedAt !== 'string'
+  )
+    return undefined;
   return { id, from, to, amount, status, completedAt };
 }

@@ -99,13 +99,17 @@ export class TransferGrain implements OnGrainActivate {
   async #refund(from: string, to: string, amount: number, depositError: unknown): Promise<void> {
     const transfer = `Transfer "${this.ctx.identity}"`;
     if (!certainlyNotApplied(depositError)) {
-      TransferGrain.logger.error(`${transfer}: ${amount} was withdrawn from "${from}" but the deposit to "${to}" has an unknown outcome (${describe(depositError)}); reconcile by hand.`);
+      TransferGrain.logger.error(
+        `${transfer}: ${amount} was withdrawn from "${from}" but the deposit to "${to}" has an unknown outcome (${describe(depositError)}); reconcile by hand.`,
+      );
       return;
     }
     try {
       await this.accounts.get(from).deposit(amount);
     } catch (refundError) {
-      TransferGrain.logger.error(`${transfer}: the deposit to "${to}" failed and refunding ${amount} to "${from}" failed too (${describe(refundError)}); reconcile by hand.`);
+      TransferGrain.logger.error(
+        `${transfer}: the deposit to "${to}" failed and refunding ${amount} to "${from}" failed too (${describe(refundError)}); reconcile by hand.`,
+      );
     }
   }
 }
@@ -123,7 +127,12 @@ function certainlyNotApplied(error: unknown): boolean {
   // unless the write itself has an unknown outcome (Redis did not confirm it).
   if (error instanceof GrainInvocationError) return error.remoteCode !== 'STORE_OUTCOME_UNKNOWN';
   if (error instanceof GrainTimeoutError || error instanceof GrainCallAbortedError) return error.neverRan;
-  return error instanceof GrainOverloadedError || error instanceof ClusterShuttingDownError || error instanceof GrainActivationError || error instanceof CallCycleError;
+  return (
+    error instanceof GrainOverloadedError ||
+    error instanceof ClusterShuttingDownError ||
+    error instanceof GrainActivationError ||
+    error instanceof CallCycleError
+  );
 }
 
 function describe(error: unknown): string {

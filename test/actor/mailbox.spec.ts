@@ -17,7 +17,18 @@ interface CallOptions {
 /** A call whose turn runs `body` (the handler below invokes `call.task`). */
 function call(name: string, body: () => unknown = () => name, options: CallOptions = {}): Call {
   const timeoutMs = options.timeoutMs ?? TIMEOUT_MS;
-  const created = new Call('kind', 'id', 'kind/id', name, [], now() + timeoutMs, timeoutMs, [], () => {}, () => {});
+  const created = new Call(
+    'kind',
+    'id',
+    'kind/id',
+    name,
+    [],
+    now() + timeoutMs,
+    timeoutMs,
+    [],
+    () => {},
+    () => {},
+  );
   created.task = body;
   created.interleaved = options.interleaved ?? false;
   return created;
@@ -185,15 +196,23 @@ describe('Mailbox', () => {
   it('settles a turn that throws or rejects with ok false, and goes on with the next', async () => {
     const { box, handler } = mailbox();
     const boom = new Error('boom');
-    box.post(call('throws', () => {
-      throw boom;
-    }));
-    box.post(call('rejects', async () => {
-      throw boom;
-    }));
+    box.post(
+      call('throws', () => {
+        throw boom;
+      }),
+    );
+    box.post(
+      call('rejects', async () => {
+        throw boom;
+      }),
+    );
     box.post(call('fine', () => 'fine'));
     await vi.waitFor(() => expect(handler.outcomes.size).toBe(3));
-    expect(Object.fromEntries(handler.outcomes)).toEqual({ throws: { ok: false, value: boom }, rejects: { ok: false, value: boom }, fine: { ok: true, value: 'fine' } });
+    expect(Object.fromEntries(handler.outcomes)).toEqual({
+      throws: { ok: false, value: boom },
+      rejects: { ok: false, value: boom },
+      fine: { ok: true, value: 'fine' },
+    });
   });
 
   it('runs each turn inside its own turn context, across awaits', async () => {

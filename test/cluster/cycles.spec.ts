@@ -28,7 +28,13 @@ class PingGrain {
   /** Schedules a call to itself after this turn has ended. */
   later(): void {
     setTimeout(() => {
-      void wiring.pings!.get(this.ctx.identity).hello().then((v) => (laterResult.value = v), (e: unknown) => (laterResult.error = e));
+      void wiring
+        .pings!.get(this.ctx.identity)
+        .hello()
+        .then(
+          (v) => (laterResult.value = v),
+          (e: unknown) => (laterResult.error = e),
+        );
     }, 20);
   }
 }
@@ -78,7 +84,13 @@ describe('call cycles', () => {
     expect(cycle!.cycle).toEqual(['ping/a', 'pong/b', 'ping/a']);
     expect(cycle!.code).toBe('GRAIN_CALL_CYCLE');
     // What the outer caller sees: ping threw what pong threw, which was the cycle error.
-    expect(error).toMatchObject({ name: 'GrainInvocationError', remoteName: 'CallCycleError', remoteCode: 'GRAIN_CALL_CYCLE', method: 'ping', origin: 'pong/b.pong' });
+    expect(error).toMatchObject({
+      name: 'GrainInvocationError',
+      remoteName: 'CallCycleError',
+      remoteCode: 'GRAIN_CALL_CYCLE',
+      method: 'ping',
+      origin: 'pong/b.pong',
+    });
   });
 
   it('fails A→A fast', async () => {

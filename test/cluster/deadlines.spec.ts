@@ -89,8 +89,8 @@ describe('deadlines', () => {
     const queued = outcome(grain.get('x', { signal: controller.signal }).wait(0));
     await sleep(20);
     controller.abort();
-    expect((await running as { error: unknown }).error).toMatchObject({ name: 'GrainCallAbortedError', neverRan: false });
-    expect((await queued as { error: unknown }).error).toMatchObject({ name: 'GrainCallAbortedError', neverRan: true });
+    expect(((await running) as { error: unknown }).error).toMatchObject({ name: 'GrainCallAbortedError', neverRan: false });
+    expect(((await queued) as { error: unknown }).error).toMatchObject({ name: 'GrainCallAbortedError', neverRan: true });
     const already = await outcome(grain.get('x', { signal: controller.signal }).wait(0));
     expect((already as { error: unknown }).error).toBeInstanceOf(GrainCallAbortedError);
   });
@@ -102,7 +102,7 @@ describe('deadlines', () => {
     const hung = outcome(grain.get('p', { timeout: 50 }).hang());
     // Queued behind the hung turn: it never ran there, so it is moved to the fresh activation.
     const queuedBehind = grain.get('p', { timeout: 2_000 }).whoAmI();
-    expect((await hung as { error: unknown }).error).toMatchObject({ name: 'GrainTimeoutError', neverRan: false });
+    expect(((await hung) as { error: unknown }).error).toMatchObject({ name: 'GrainTimeoutError', neverRan: false });
     const after = await queuedBehind;
     expect(after).not.toBe(before);
     expect(await grain.get('p').whoAmI()).toBe(after);

@@ -63,7 +63,7 @@ describe('errors a caller can act on', () => {
   it('unknown kind through a client fails with UnknownKindError, not a TypeError', async () => {
     ({ cluster } = await startCluster([{ name: 'shape', grainClass: ShapeGrain }]));
     const ghost = cluster.client<ShapeGrain>('ghost').get('x');
-    expect((await outcome(ghost.area(2)) as { error: unknown }).error).toBeInstanceOf(UnknownKindError);
+    expect(((await outcome(ghost.area(2))) as { error: unknown }).error).toBeInstanceOf(UnknownKindError);
   });
 
   it('refuses what is not callable: _-prefixed, hooks, constructor, getters, missing names', async () => {
@@ -74,8 +74,8 @@ describe('errors a caller can act on', () => {
     }
     // through a reference too: the name is not on the typed client, but a caller in plain JS may try
     const ref = cluster.client<ShapeGrain>('shape').get('s') as unknown as Record<string, () => Promise<unknown>>;
-    expect((await outcome(ref['_hidden']!()) as { error: unknown }).error).toBeInstanceOf(MethodNotCallableError);
-    expect((await outcome(ref['onGrainActivate']!()) as { error: unknown }).error).toBeInstanceOf(MethodNotCallableError);
+    expect(((await outcome(ref['_hidden']!())) as { error: unknown }).error).toBeInstanceOf(MethodNotCallableError);
+    expect(((await outcome(ref['onGrainActivate']!())) as { error: unknown }).error).toBeInstanceOf(MethodNotCallableError);
     // inherited methods are callable
     expect(await cluster.client<ShapeGrain>('shape').get('s').inherited()).toBe('from base');
   });
@@ -83,13 +83,25 @@ describe('errors a caller can act on', () => {
   it('wraps what the grain threw in GrainInvocationError with its name, message and code', async () => {
     ({ cluster } = await startCluster([{ name: 'shape', grainClass: ShapeGrain }]));
     const shape = cluster.client<ShapeGrain>('shape').get('s');
-    const coded = (await outcome(shape.fail('coded')) as { error: GrainInvocationError }).error;
+    const coded = ((await outcome(shape.fail('coded'))) as { error: GrainInvocationError }).error;
     expect(coded).toBeInstanceOf(GrainInvocationError);
-    expect(coded).toMatchObject({ code: 'GRAIN_INVOCATION_FAILED', remoteName: 'RangeError', remoteMessage: 'bad side', remoteCode: 'BAD_SIDE', kind: 'shape', identity: 's', method: 'fail' });
+    expect(coded).toMatchObject({
+      code: 'GRAIN_INVOCATION_FAILED',
+      remoteName: 'RangeError',
+      remoteMessage: 'bad side',
+      remoteCode: 'BAD_SIDE',
+      kind: 'shape',
+      identity: 's',
+      method: 'fail',
+    });
     expect(coded.cause).toBeInstanceOf(RangeError);
     expect(coded.origin).toBe('shape/s.fail');
-    expect((await outcome(shape.fail('numeric')) as { error: GrainInvocationError }).error.remoteCode).toBe('42');
-    expect((await outcome(shape.fail('string')) as { error: GrainInvocationError }).error).toMatchObject({ remoteName: 'NonError', remoteMessage: 'a string', remoteCode: undefined });
+    expect(((await outcome(shape.fail('numeric'))) as { error: GrainInvocationError }).error.remoteCode).toBe('42');
+    expect(((await outcome(shape.fail('string'))) as { error: GrainInvocationError }).error).toMatchObject({
+      remoteName: 'NonError',
+      remoteMessage: 'a string',
+      remoteCode: undefined,
+    });
     // the activation survives a throwing call
     expect(await shape.area(3)).toBe(9);
   });
@@ -131,7 +143,7 @@ describe('errors a caller can act on', () => {
     expect(() => shapes.get(42 as unknown as string)).toThrow(InvalidGrainCallError);
     expect(() => shapes.get('a', { timeout: -1 })).toThrow(InvalidGrainCallError);
     expect(() => shapes.get('a', { timeout: 'soon' as never })).toThrow(/not a duration/);
-    expect((await outcome(cluster.request('shape', 'a', 'area', [1], { timeout: 0 })) as { error: unknown }).error).toBeInstanceOf(InvalidGrainCallError);
+    expect(((await outcome(cluster.request('shape', 'a', 'area', [1], { timeout: 0 }))) as { error: unknown }).error).toBeInstanceOf(InvalidGrainCallError);
   });
 
   it('refuses bad configuration with GrainConfigurationError', () => {
@@ -143,7 +155,9 @@ describe('errors a caller can act on', () => {
     class OtherShape {}
     expect(() => cluster.registerKind({ name: 'shape', grainClass: OtherShape, create: () => new OtherShape() })).toThrow(/"ShapeGrain" and "OtherShape"/);
     expect(() => cluster.registerKind({ name: 'bad/kind', grainClass: OtherShape, create: () => new OtherShape() })).toThrow(/not valid/);
-    expect(() => cluster.registerKind({ name: 'x', grainClass: ShapeGrain, create: (ctx) => new ShapeGrain(ctx), interleavedMethods: ['nope'] })).toThrow(/not a callable method/);
+    expect(() => cluster.registerKind({ name: 'x', grainClass: ShapeGrain, create: (ctx) => new ShapeGrain(ctx), interleavedMethods: ['nope'] })).toThrow(
+      /not a callable method/,
+    );
   });
 });
 

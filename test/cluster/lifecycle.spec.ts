@@ -106,7 +106,8 @@ describe('activation lifecycle', () => {
     ({ cluster } = await startCluster([{ name: 'broken', grainClass: BrokenGrain as never }]));
     const grain = cluster.client<BrokenGrain>('broken').get('b');
     const results = await Promise.all(Array.from({ length: 50 }, () => outcome(grain.ping())));
-    for (const r of results) expect((r as { error: GrainActivationError }).error).toMatchObject({ name: 'GrainActivationError', reason: 'TypeError: broken constructor' });
+    for (const r of results)
+      expect((r as { error: GrainActivationError }).error).toMatchObject({ name: 'GrainActivationError', reason: 'TypeError: broken constructor' });
     expect(BrokenGrain.constructed).toBe(1);
     expect(cluster.stats().activations).toBe(0);
   });
@@ -222,7 +223,7 @@ describe('shutdown', () => {
     const started = Date.now();
     await cluster.shutdown();
     expect(Date.now() - started).toBeLessThan(1_000);
-    expect((await queued as { error: unknown }).error).toBeInstanceOf(ClusterShuttingDownError);
+    expect(((await queued) as { error: unknown }).error).toBeInstanceOf(ClusterShuttingDownError);
     expect(logger.messages('warn').join('\n')).toContain('did not finish within drainTimeout');
     void running;
   });

@@ -73,7 +73,10 @@ describe('prefer-local and random placement', () => {
   });
 
   it('only members hosting the kind are candidates', () => {
-    expect(membersHosting([member('a', ['account']), member('b', ['order']), member('c', ['order', 'account'])], 'account').map((m) => m.id)).toEqual(['a', 'c']);
+    expect(membersHosting([member('a', ['account']), member('b', ['order']), member('c', ['order', 'account'])], 'account').map((m) => m.id)).toEqual([
+      'a',
+      'c',
+    ]);
   });
 });
 

@@ -172,14 +172,21 @@ describe('a member process killed with calls in flight', () => {
 
     // Nothing ran twice, anywhere.
     expectAtMostOnce(h, new Set(h.execEvents().map((e) => e.callId)));
-    expectAtMostOnce(h, [...m0Calls, ...m1Calls, ...lateCalls].map((c) => c.args![0] as string));
+    expectAtMostOnce(
+      h,
+      [...m0Calls, ...m1Calls, ...lateCalls].map((c) => c.args![0] as string),
+    );
   }, 90_000);
 
   it('retries an @Idempotent method whose member was killed mid-call once it is back, within the deadline; not a plain one', async () => {
     h = await MemberHarness.start(2);
     const [caller, victim] = h.members as [MemberProcess, MemberProcess];
     const oldIncarnation = victim.ready!['incarnation'] as string;
-    const map = await placement(caller, 'slow', Array.from({ length: 30 }, (_, n) => `i${n}`));
+    const map = await placement(
+      caller,
+      'slow',
+      Array.from({ length: 30 }, (_, n) => `i${n}`),
+    );
     const [idemId, plainId] = idsOn(map, victim.address, 2) as [string, string];
 
     const timeoutMs = 30_000;
@@ -202,13 +209,22 @@ describe('a member process killed with calls in flight', () => {
     // it ran twice — once per incarnation — which is what @Idempotent allows; the plain call once
     const runs = h.execEvents().filter((e) => e.callId === 'idem-1');
     expect(runs.map((e) => e.incarnation)).toEqual([oldIncarnation, newIncarnation]);
-    expect(h.execEvents().filter((e) => e.callId === 'plain-1').map((e) => e.incarnation)).toEqual([oldIncarnation]);
+    expect(
+      h
+        .execEvents()
+        .filter((e) => e.callId === 'plain-1')
+        .map((e) => e.incarnation),
+    ).toEqual([oldIncarnation]);
   }, 90_000);
 
   it('times out calls to a frozen (SIGSTOP) member at their deadlines, keeps serving the rest, and recovers on SIGCONT', async () => {
     h = await MemberHarness.start(3);
     const [caller, frozen, other] = h.members as [MemberProcess, MemberProcess, MemberProcess];
-    const map = await placement(caller, 'slow', Array.from({ length: 40 }, (_, n) => `f${n}`));
+    const map = await placement(
+      caller,
+      'slow',
+      Array.from({ length: 40 }, (_, n) => `f${n}`),
+    );
     const onFrozen = idsOn(map, frozen.address, 3);
     const onOther = idsOn(map, other.address, 3);
 
@@ -221,14 +237,22 @@ describe('a member process killed with calls in flight', () => {
       expect(o.elapsedMs).toBeGreaterThanOrEqual(timeoutMs - 50);
       expect(o.elapsedMs).toBeLessThanOrEqual(timeoutMs + DEADLINE_SLACK_MS);
     }
-    const meanwhile = await caller.batch<Reply>(onOther.map((id) => ({ kind: 'slow', identity: id, method: 'hold', args: [`meanwhile-${id}`, 0], timeoutMs: 10_000 })));
+    const meanwhile = await caller.batch<Reply>(
+      onOther.map((id) => ({ kind: 'slow', identity: id, method: 'hold', args: [`meanwhile-${id}`, 0], timeoutMs: 10_000 })),
+    );
     for (const o of meanwhile) expect(o, JSON.stringify(o)).toMatchObject({ ok: true, value: { member: other.address } });
     expect(frozen.execEvents().filter((e) => e.callId.startsWith('frozen-'))).toEqual([]); // it is frozen
 
     h.cont(1);
-    const thawed = await caller.batch<Reply>(onFrozen.map((id) => ({ kind: 'slow', identity: id, method: 'hold', args: [`thawed-${id}`, 0], timeoutMs: 10_000 })));
-    for (const o of thawed) expect(o, JSON.stringify(o)).toMatchObject({ ok: true, value: { member: frozen.address, incarnation: frozen.ready!['incarnation'] } });
+    const thawed = await caller.batch<Reply>(
+      onFrozen.map((id) => ({ kind: 'slow', identity: id, method: 'hold', args: [`thawed-${id}`, 0], timeoutMs: 10_000 })),
+    );
+    for (const o of thawed)
+      expect(o, JSON.stringify(o)).toMatchObject({ ok: true, value: { member: frozen.address, incarnation: frozen.ready!['incarnation'] } });
     // the calls that timed out were delivered late and may have run then — but once at most
-    expectAtMostOnce(h, onFrozen.map((id) => `frozen-${id}`));
+    expectAtMostOnce(
+      h,
+      onFrozen.map((id) => `frozen-${id}`),
+    );
   }, 60_000);
 });

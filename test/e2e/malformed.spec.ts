@@ -112,12 +112,24 @@ describe('a member process under malformed input from a raw peer', () => {
     const from = hello.member.memberId;
 
     // a string index out of range, an unknown status, garbage: each dropped and logged
-    const outOfRange: Batch = { strings: ['counter'], requests: [{ id: 1, kind: 0, identity: 5, method: 0, args: codec.encode(['oob-1']), timeoutMs: 5_000, chain: [], targetIncarnation: 0 }], responses: [] };
+    const outOfRange: Batch = {
+      strings: ['counter'],
+      requests: [{ id: 1, kind: 0, identity: 5, method: 0, args: codec.encode(['oob-1']), timeoutMs: 5_000, chain: [], targetIncarnation: 0 }],
+      responses: [],
+    };
     peer.send(encodeFrame({ batch: outOfRange }));
-    const badStatus: Batch = { strings: [], requests: [], responses: [{ id: 7, status: 99 as Status, result: new Uint8Array(0), error: { name: 'X', message: 'x', code: '', origin: '', cycle: [] } }] };
+    const badStatus: Batch = {
+      strings: [],
+      requests: [],
+      responses: [{ id: 7, status: 99 as Status, result: new Uint8Array(0), error: { name: 'X', message: 'x', code: '', origin: '', cycle: [] } }],
+    };
     peer.send(encodeFrame({ batch: badStatus }));
     peer.send(new Uint8Array([0x1a, 0x05, 0x0a, 0x03])); // a batch whose length lies
-    await target.waitFor((l) => l.text.includes(`dropped a malformed frame from ${from}: identity index 5 outside the batch's 1 strings`), 10_000, 'the index log line');
+    await target.waitFor(
+      (l) => l.text.includes(`dropped a malformed frame from ${from}: identity index 5 outside the batch's 1 strings`),
+      10_000,
+      'the index log line',
+    );
     await target.waitFor((l) => l.text.includes(`dropped a malformed frame from ${from}: unknown status 99`), 10_000, 'the status log line');
     await target.waitFor((l) => l.text.includes(`dropped a malformed frame from ${from}: undecodable frame`), 10_000, 'the undecodable log line');
 
@@ -173,7 +185,10 @@ describe('a member process under malformed input from a raw peer', () => {
     expect(r.has(1)).toBe(false);
 
     // what ran: exactly the requests answered as having run, once each
-    const ran = target.execEvents().filter((e) => /^(raw|never|oob)-/.test(e.callId)).map((e) => e.callId);
+    const ran = target
+      .execEvents()
+      .filter((e) => /^(raw|never|oob)-/.test(e.callId))
+      .map((e) => e.callId);
     expect(ran.sort()).toEqual(['raw-10', 'raw-19', 'raw-21', 'raw-22']);
   }, 60_000);
 

@@ -20,7 +20,14 @@ describe('three member processes', () => {
     const { members } = h!;
     const ids = Array.from({ length: 1_000 }, (_, n) => `id-${n}`);
     // All three members call all 1,000 identities at the same time.
-    const outcomes = await Promise.all(members.map((m, i) => m.batch<Reply>(ids.map((id, n) => ({ kind: 'counter', identity: id, method: 'exec', args: [`m${i}-c${n}`], timeoutMs: 20_000 })), 60_000)));
+    const outcomes = await Promise.all(
+      members.map((m, i) =>
+        m.batch<Reply>(
+          ids.map((id, n) => ({ kind: 'counter', identity: id, method: 'exec', args: [`m${i}-c${n}`], timeoutMs: 20_000 })),
+          60_000,
+        ),
+      ),
+    );
     for (const list of outcomes) expect(list.filter((o) => !o.ok)).toEqual([]);
     const replies = outcomes.map((list) => list.map((o) => (o as Extract<CallOutcome<Reply>, { ok: true }>).value));
 
@@ -64,7 +71,10 @@ describe('three member processes', () => {
   it('makes grain-to-grain calls that cross members', async () => {
     const caller = h!.members[0]!;
     const pairs = Array.from({ length: 40 }, (_, n) => ({ relay: `fwd-r${n}`, counter: `fwd-c${n}`, callId: `fwd-${n}` }));
-    const outcomes = await caller.batch<{ relay: Reply; counter: Reply }>(pairs.map((p) => ({ kind: 'relay', identity: p.relay, method: 'forward', args: [p.callId, p.counter], timeoutMs: 20_000 })), 60_000);
+    const outcomes = await caller.batch<{ relay: Reply; counter: Reply }>(
+      pairs.map((p) => ({ kind: 'relay', identity: p.relay, method: 'forward', args: [p.callId, p.counter], timeoutMs: 20_000 })),
+      60_000,
+    );
     expect(outcomes.filter((o) => !o.ok)).toEqual([]);
     let crossing = 0;
     pairs.forEach((p, n) => {
@@ -81,7 +91,11 @@ describe('three member processes', () => {
   }, 60_000);
 
   it('fails an A→B→A cycle across members fast, with the cycle error, long before the deadline', async () => {
-    const [m0, m1, m2] = h!.members as [NonNullable<typeof h>['members'][number], NonNullable<typeof h>['members'][number], NonNullable<typeof h>['members'][number]];
+    const [m0, m1, m2] = h!.members as [
+      NonNullable<typeof h>['members'][number],
+      NonNullable<typeof h>['members'][number],
+      NonNullable<typeof h>['members'][number],
+    ];
     // Find relays A on m1 and B on m2, and call A from m0: the cycle spans three processes.
     const candidates = Array.from({ length: 60 }, (_, n) => `cyc-r${n}`);
     const where = await m0.batch<Reply>(candidates.map((id) => ({ kind: 'relay', identity: id, method: 'where', args: [] })));
@@ -96,7 +110,12 @@ describe('three member processes', () => {
     expect(result.ok).toBe(false);
     if (result.ok) return;
     // A's bounce rethrows what B's back got: the cycle error, typed, from where it began.
-    expect(result.error).toMatchObject({ name: 'GrainInvocationError', code: 'GRAIN_INVOCATION_FAILED', remoteName: 'CallCycleError', remoteCode: 'GRAIN_CALL_CYCLE' });
+    expect(result.error).toMatchObject({
+      name: 'GrainInvocationError',
+      code: 'GRAIN_INVOCATION_FAILED',
+      remoteName: 'CallCycleError',
+      remoteCode: 'GRAIN_CALL_CYCLE',
+    });
     expect(result.error.remoteMessage).toContain(`relay/${a} → relay/${b} → relay/${a}`);
     // fast: a deadlock would have waited for the deadline (a bound, not a performance figure)
     expect(result.elapsedMs).toBeLessThan(timeoutMs / 2);

@@ -45,7 +45,8 @@ const hrnow = () => process.hrtime.bigint();
 
 // Operations -----------------------------------------------------------------------------------
 
-type OpSpec = { op: 'append'; identity: string; element: string; timeoutMs?: number } | { op: 'read'; identity: string; opId: string; holdMs?: number; timeoutMs?: number };
+type OpSpec =
+  { op: 'append'; identity: string; element: string; timeoutMs?: number } | { op: 'read'; identity: string; opId: string; holdMs?: number; timeoutMs?: number };
 
 interface ListReply {
   member: string;
@@ -182,13 +183,24 @@ class Workload {
     while (missing.length > 0 && Date.now() < until) {
       for (const m of via) {
         if (missing.length === 0 || !this.h.members[m]!.alive) continue;
-        const results = await this.send(m, missing.map((id) => this.readOp(m, id, 0, 3_000)));
+        const results = await this.send(
+          m,
+          missing.map((id) => this.readOp(m, id, 0, 3_000)),
+        );
         for (const r of results) if (r.ok) final.set(r.identity, r);
         missing = missing.filter((id) => !final.has(id));
       }
       if (missing.length > 0) await sleep(200);
     }
-    if (missing.length > 0) throw new Error(`final reads failed for ${missing.length} identities: ${missing.slice(0, 5).join(', ')}; last errors: ${JSON.stringify(this.results.filter((r) => !r.ok).slice(-3).map((r) => r.error))}`);
+    if (missing.length > 0)
+      throw new Error(
+        `final reads failed for ${missing.length} identities: ${missing.slice(0, 5).join(', ')}; last errors: ${JSON.stringify(
+          this.results
+            .filter((r) => !r.ok)
+            .slice(-3)
+            .map((r) => r.error),
+        )}`,
+      );
     return final;
   }
 
@@ -238,10 +250,14 @@ async function check(h: MemberHarness, load: Workload, final: Map<string, OpResu
   // by the member that served it, on another pipe: that line may still be on its way. Wait
   // (bounded) for it; a turn that was never logged still fails the check below.
   const loggedOps = () => new Set(turnEvents(h).flatMap((e) => (e['ok'] === true ? [e['op'] as string] : [])));
-  await eventually(() => {
-    const logged = loggedOps();
-    return acked.every((r) => logged.has(r.id));
-  }, LOG_ARRIVAL_MS, 50);
+  await eventually(
+    () => {
+      const logged = loggedOps();
+      return acked.every((r) => logged.has(r.id));
+    },
+    LOG_ARRIVAL_MS,
+    50,
+  );
   const events = turnEvents(h);
   const delivered = turnRecordsFrom(events, (e) => e['ok'] === true && ackedIds.has(e['op'] as string));
   // every acknowledged operation logged its turn (else the overlap check would miss it)
@@ -251,8 +267,12 @@ async function check(h: MemberHarness, load: Workload, final: Map<string, OpResu
   const rawOverlaps = findActivationOverlaps(turnRecordsFrom(events)).length;
 
   const key = (r: OpResult) => (options.perGeneration ? `${r.identity}@${r.reply!.generation}` : r.identity);
-  const reads = acked.filter((r) => r.op === 'read').map((r) => ({ identity: key(r), value: r.reply!.list!, label: `${r.id} (activation ${r.reply!.activation})`, invokedAt: r.invokedAt }));
-  const appends = acked.filter((r) => r.op === 'append').map((r) => ({ identity: key(r), element: r.id, label: `activation ${r.reply!.activation}`, ackedAt: r.settledAt }));
+  const reads = acked
+    .filter((r) => r.op === 'read')
+    .map((r) => ({ identity: key(r), value: r.reply!.list!, label: `${r.id} (activation ${r.reply!.activation})`, invokedAt: r.invokedAt }));
+  const appends = acked
+    .filter((r) => r.op === 'append')
+    .map((r) => ({ identity: key(r), element: r.id, label: `activation ${r.reply!.activation}`, ackedAt: r.settledAt }));
   const finalMap = new Map([...final.values()].map((r) => [key(r), r.reply!.list!] as const));
   // NOTE: every element attempted for an identity, under each of its (generation) keys.
   const keysOf = new Map<string, Set<string>>();
@@ -268,7 +288,16 @@ async function check(h: MemberHarness, load: Workload, final: Map<string, OpResu
     if (options.lostAppends === false) return false;
     return !options.perGeneration || finalMap.has(v.identity);
   });
-  return { overlaps, violations, unlogged, rawOverlaps, turns: events.length, ackedTurns: delivered.length, ackedAppends: appends.length, ackedReads: reads.length };
+  return {
+    overlaps,
+    violations,
+    unlogged,
+    rawOverlaps,
+    turns: events.length,
+    ackedTurns: delivered.length,
+    ackedAppends: appends.length,
+    ackedReads: reads.length,
+  };
 }
 
 function describeCheck(result: CheckResult, limit = 12): string {
@@ -276,7 +305,8 @@ function describeCheck(result: CheckResult, limit = 12): string {
     `${result.overlaps.length} overlapping delivered turns, ${result.violations.length} history violations (${countBy(result.violations.map((v) => v.kind))}); ` +
       `${result.turns} turns logged (${result.ackedTurns} delivered; ${result.rawOverlaps} overlaps among all turns, replies dropped included), ${result.ackedAppends} acknowledged appends, ${result.ackedReads} acknowledged reads`,
   ];
-  if (result.unlogged.length > 0) lines.push(`  ${result.unlogged.length} acknowledged operations have no logged turn: ${result.unlogged.slice(0, limit).join(', ')}`);
+  if (result.unlogged.length > 0)
+    lines.push(`  ${result.unlogged.length} acknowledged operations have no logged turn: ${result.unlogged.slice(0, limit).join(', ')}`);
   for (const o of result.overlaps.slice(0, limit)) lines.push(`  overlap: ${o.message}`);
   for (const v of result.violations.slice(0, limit)) lines.push(`  ${v.kind}: ${v.message}`);
   return lines.join('\n');
@@ -383,7 +413,10 @@ async function startMembers(ctx: Ctx, options: { victimEnv?: Record<string, stri
     label: `m${i}`,
     env: { REDIS_URL: ctx.redis.url, ...(i === VICTIM ? options.victimEnv : {}) },
   }));
-  ctx.h = await MemberHarness.start(specs, { clusterName: `faults-${process.pid}-${++clusterSeq}`, env: { LEASE: 'fast', PROBE_INTERVAL_MS: '50', ...options.env } });
+  ctx.h = await MemberHarness.start(specs, {
+    clusterName: `faults-${process.pid}-${++clusterSeq}`,
+    env: { LEASE: 'fast', PROBE_INTERVAL_MS: '50', ...options.env },
+  });
   return ctx.h;
 }
 
@@ -392,7 +425,10 @@ async function startMembers(ctx: Ctx, options: { victimEnv?: Record<string, stri
  * placement claims them there) and check they live there.
  */
 async function hostOn(load: Workload, h: MemberHarness, host: number, identities: string[]): Promise<void> {
-  const results = await load.send(host, identities.map((id) => load.appendOp(host, id, 5_000)));
+  const results = await load.send(
+    host,
+    identities.map((id) => load.appendOp(host, id, 5_000)),
+  );
   for (const r of results) {
     expect(r.ok, `warm-up append ${r.id}: ${JSON.stringify(r.error)}`).toBe(true);
     expect(r.reply!.member).toBe(h.members[host]!.address);
@@ -492,7 +528,9 @@ describe('Redis lookup under faults: no duplicate activation (3 member processes
         if (factor >= 1) await waitUntil(() => moved(load, [...base[VICTIM]!, ...fresh], stoppedAt, contAt).length > 0, 6_000);
         const victimFenced = await fencedAbove(h, VICTIM, victimFencedBefore!, factor >= 1 ? 4_000 : 0);
         const movedIds = moved(load, [...base[VICTIM]!, ...fresh], stoppedAt, contAt);
-        facts.push(`pause ${factor} lease (${pauseMs} ms): victim fenced +${victimFenced - victimFencedBefore!}, ${movedIds.length}/${base[VICTIM]!.length + fresh.length} of its identities moved`);
+        facts.push(
+          `pause ${factor} lease (${pauseMs} ms): victim fenced +${victimFenced - victimFencedBefore!}, ${movedIds.length}/${base[VICTIM]!.length + fresh.length} of its identities moved`,
+        );
         if (factor >= 1) {
           expect(victimFenced, `pause ${factor}: the stopped member was fenced`).toBeGreaterThan(victimFencedBefore!);
           expect(movedIds.length, `pause ${factor}: identities moved to new activations`).toBeGreaterThan(0);
@@ -653,10 +691,15 @@ describe('Redis lookup under faults: no duplicate activation (3 member processes
    * BROKEN=unconditional-renewal revives the lease after SIGCONT, so the victim's g2
    * activations run beside member 0's (overlap, fork).
    */
-  async function staged(broken: 'no-fencing' | 'unconditional-renewal' | undefined): Promise<{ result: CheckResult; h: MemberHarness; held: OpResult[]; victimProbes: OpResult[] }> {
+  async function staged(
+    broken: 'no-fencing' | 'unconditional-renewal' | undefined,
+  ): Promise<{ result: CheckResult; h: MemberHarness; held: OpResult[]; victimProbes: OpResult[] }> {
     ctx.proxy = await startTcpProxy({ port: ctx.redis.port });
     const proxy = ctx.proxy;
-    const h = await startMembers(ctx, { victimEnv: { REDIS_URL: proxy.url, DATA_REDIS_URL: ctx.redis.url }, ...(broken !== undefined && { env: { BROKEN: broken } }) });
+    const h = await startMembers(ctx, {
+      victimEnv: { REDIS_URL: proxy.url, DATA_REDIS_URL: ctx.redis.url },
+      ...(broken !== undefined && { env: { BROKEN: broken } }),
+    });
     const load = new Workload(h, { lanes: 1, batch: 3, gapMs: 40, timeoutMs: 2_000, appendRatio: 0.6 });
     const base = await baseLoad(h, load);
     const s1 = ids('s1-', 4);
@@ -672,13 +715,27 @@ describe('Redis lookup under faults: no duplicate activation (3 member processes
     const stoppedAt = Date.now();
     h.stop(VICTIM);
     await sleep(LEASE_MS + 300);
-    const fresh = await load.send(0, [...s1, ...g2].map((id) => load.readOp(0, id)));
-    expect(fresh.map((r) => r.reply?.member ?? JSON.stringify(r.error)), 'member 0 claimed them').toEqual(fresh.map(() => h.members[0]!.address));
-    await load.send(0, s1.map((id) => load.appendOp(0, id)));
+    const fresh = await load.send(
+      0,
+      [...s1, ...g2].map((id) => load.readOp(0, id)),
+    );
+    expect(
+      fresh.map((r) => r.reply?.member ?? JSON.stringify(r.error)),
+      'member 0 claimed them',
+    ).toEqual(fresh.map(() => h.members[0]!.address));
+    await load.send(
+      0,
+      s1.map((id) => load.appendOp(0, id)),
+    );
     await sleep(Math.max(0, stoppedAt + 2 * LEASE_MS - Date.now()));
     h.cont(VICTIM);
     await sleep(900);
-    probes.push(load.send(0, g2.map((id) => load.readOp(0, id, 700))));
+    probes.push(
+      load.send(
+        0,
+        g2.map((id) => load.readOp(0, id, 700)),
+      ),
+    );
     await sleep(100);
     const victimProbes: Array<Promise<OpResult[]>> = g2.map((id) => load.send(VICTIM, [load.appendOp(VICTIM, id), load.readOp(VICTIM, id, 150)], true));
     const held = (await heldReads).flat();
@@ -692,8 +749,14 @@ describe('Redis lookup under faults: no duplicate activation (3 member processes
     await sleep(200);
     proxy.blackhole();
     await sleep(LEASE_MS + 300);
-    await load.send(0, q.map((id) => load.readOp(0, id)));
-    const holds = load.send(0, q.map((id) => load.readOp(0, id, 700)));
+    await load.send(
+      0,
+      q.map((id) => load.readOp(0, id)),
+    );
+    const holds = load.send(
+      0,
+      q.map((id) => load.readOp(0, id, 700)),
+    );
     await sleep(100);
     victimProbes.push(...q.map((id) => load.send(VICTIM, [load.appendOp(VICTIM, id), load.readOp(VICTIM, id, 150)], true)));
     await Promise.all(victimProbes);
@@ -708,7 +771,9 @@ describe('Redis lookup under faults: no duplicate activation (3 member processes
 
   it('the checker finds nothing in the staged scenario on the correct build', async () => {
     const { result, h, held, victimProbes } = await staged(undefined);
-    console.log(`[redis-faults] staged, correct build: ${describeCheck(result)}; the victim's held reads: ${countBy(held.map((r) => (r.ok ? 'ok' : r.error!.name)))}`);
+    console.log(
+      `[redis-faults] staged, correct build: ${describeCheck(result)}; the victim's held reads: ${countBy(held.map((r) => (r.ok ? 'ok' : r.error!.name)))}`,
+    );
     expectClean(result, 'staged (correct build)');
     // The reads that held their turn across the pause ended after the lease: replies dropped.
     for (const r of held) expect(r.error?.name, `held read ${r.id}: ${JSON.stringify(r.reply ?? r.error)}`).toBe('OutcomeUnknownError');

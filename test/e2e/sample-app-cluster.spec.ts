@@ -119,7 +119,11 @@ describe('sample app: a cluster of three member processes and a client-only memb
     const views = await Promise.all(apis.map((api) => api.members()));
     views.forEach((view, i) => {
       expect(view.clusterName).toBe('bank-e2e');
-      expect(hostingOf(view).map((m) => m.id).sort()).toEqual([...addresses].sort());
+      expect(
+        hostingOf(view)
+          .map((m) => m.id)
+          .sort(),
+      ).toEqual([...addresses].sort());
       if (i < HOSTING) {
         expect(view.memberId).toBe(addresses[i]); // a member's id is its advertised address
         expect([...view.kinds].sort()).toEqual(['account', 'transfer']);
@@ -135,7 +139,9 @@ describe('sample app: a cluster of three member processes and a client-only memb
     const [m1, m2, m3] = apis as [Http, Http, Http];
     const deposits = await Promise.all(ids.map((id, n) => m1.post(`/accounts/${id}/deposit`, { amount: n + 1 })));
     deposits.forEach((res, n) => expect(res, ids[n]).toEqual({ status: 200, body: { id: ids[n], balance: n + 1 } }));
-    await Promise.all(ids.map((id, n) => m1.post(`/accounts/${id}/deposit`, { amount: 0.5 }).then((res) => expect(res.body).toEqual({ id, balance: n + 1.5 }))));
+    await Promise.all(
+      ids.map((id, n) => m1.post(`/accounts/${id}/deposit`, { amount: 0.5 }).then((res) => expect(res.body).toEqual({ id, balance: n + 1.5 }))),
+    );
 
     const hosts = new Set<string>();
     for (const [n, id] of ids.entries()) {
@@ -207,12 +213,24 @@ describe('sample app: invalid configuration', () => {
       [{ REMOTE_PORT: 'abc' }, 'Configuration error: REMOTE_PORT must be a port number from 1 to 65535; got "abc".'],
       [{ REMOTE_PORT: '4001', CLUSTER_PROVIDER: 'consul' }, 'Configuration error: CLUSTER_PROVIDER must be one of: static; got "consul".'],
     ];
-    const bankEnv = ['REMOTE_PORT', 'REMOTE_HOST', 'ADVERTISED_HOST', 'CLUSTER_NAME', 'CLUSTER_PROVIDER', 'STATIC_MEMBERS', 'IDENTITY_LOOKUP', 'CLIENT_ONLY', 'HTTP_PORT'];
+    const bankEnv = [
+      'REMOTE_PORT',
+      'REMOTE_HOST',
+      'ADVERTISED_HOST',
+      'CLUSTER_NAME',
+      'CLUSTER_PROVIDER',
+      'STATIC_MEMBERS',
+      'IDENTITY_LOOKUP',
+      'CLIENT_ONLY',
+      'HTTP_PORT',
+    ];
     const base = Object.fromEntries(Object.entries(process.env).filter(([key]) => !bankEnv.includes(key)));
     for (const [env, message] of cases) {
       const outcome = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
         // NOTE: execFile's timeout kills the child: nothing outlives the test.
-        const child = execFile(process.execPath, [MAIN], { cwd: ROOT, env: { ...base, ...env }, timeout: 15_000 }, (_error, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }));
+        const child = execFile(process.execPath, [MAIN], { cwd: ROOT, env: { ...base, ...env }, timeout: 15_000 }, (_error, stdout, stderr) =>
+          resolve({ code: child.exitCode, stdout, stderr }),
+        );
       });
       expect(outcome.code, JSON.stringify(env)).toBe(1);
       expect(outcome.stderr).toBe(`${message}\n`);

@@ -48,7 +48,11 @@ describe('protocol version negotiation between member processes', () => {
     expect(h.execEvents().filter((e) => e.callId === 'disjoint-1')).toEqual([]);
     const why = await old.waitFor((l) => l.stream === 'stderr' && l.text.includes('Remote: refused member'), 10_000, 'a refusal log line');
     expect(why.text).toContain('no common protocol version: the caller speaks 2..2, this member 1..1');
-    const seen = await stranger.waitFor((l) => l.stream === 'stderr' && l.text.includes(`Remote ${old.address} refused this member`), 10_000, "the caller's log line");
+    const seen = await stranger.waitFor(
+      (l) => l.stream === 'stderr' && l.text.includes(`Remote ${old.address} refused this member`),
+      10_000,
+      "the caller's log line",
+    );
     expect(seen.text).toContain('no common protocol version');
     // the refusing member is fine
     expect((await old.call('counter', 'x', 'exec', ['old-1'])).ok).toBe(true);

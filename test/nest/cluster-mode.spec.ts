@@ -63,9 +63,22 @@ describe('ClusterModule in cluster mode (static members, hash placement, gRPC)',
   it('serves grains from two hosting members to a client-only member, typed by kind name', async () => {
     const ports = [await freePort(), await freePort()];
     const members = ports.map((p) => `127.0.0.1:${p}`);
-    apps.push(await memberApp('nest-cluster', members, ports[0], true), await memberApp('nest-cluster', members, ports[1], true), await memberApp('nest-cluster', members, undefined, false));
+    apps.push(
+      await memberApp('nest-cluster', members, ports[0], true),
+      await memberApp('nest-cluster', members, ports[1], true),
+      await memberApp('nest-cluster', members, undefined, false),
+    );
     const gateway = apps[2]!;
-    expect(await eventually(() => gateway.get(Cluster).members().filter((m) => m.kinds.includes('greeter')).length === 2, 5_000)).toBe(true);
+    expect(
+      await eventually(
+        () =>
+          gateway
+            .get(Cluster)
+            .members()
+            .filter((m) => m.kinds.includes('greeter')).length === 2,
+        5_000,
+      ),
+    ).toBe(true);
     const greeters = gateway.get(Gateway).greeters;
     const results = await Promise.all(Array.from({ length: 40 }, (_, i) => greeters.get(`g${i}`).greet('ada')));
     expect(results[3]!.text).toBe('hello ada from g3');

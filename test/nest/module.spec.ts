@@ -51,7 +51,13 @@ class WalletGrain {
     return (this.balance = next);
   }
   describe() {
-    return { kind: this.ctx.kind, identity: this.ctx.identity, greeting: this.greeting, missing: this.missing ?? null, ledgerIsShared: this.ledger instanceof Ledger };
+    return {
+      kind: this.ctx.kind,
+      identity: this.ctx.identity,
+      greeting: this.greeting,
+      missing: this.missing ?? null,
+      ledgerIsShared: this.ledger instanceof Ledger,
+    };
   }
   @Interleave()
   async peek(): Promise<number> {
@@ -137,7 +143,14 @@ describe('ClusterModule', () => {
     @Module({ providers: [Settings], exports: [Settings] })
     class SettingsModule {}
     app = await createApp(
-      [ClusterModule.forRootAsync({ imports: [SettingsModule], inject: [Settings], useFactory: (s: Settings) => ({ clusterName: s.clusterName, requestTimeout: '2s' }) }), ClusterModule.forFeature([WalletGrain])],
+      [
+        ClusterModule.forRootAsync({
+          imports: [SettingsModule],
+          inject: [Settings],
+          useFactory: (s: Settings) => ({ clusterName: s.clusterName, requestTimeout: '2s' }),
+        }),
+        ClusterModule.forFeature([WalletGrain]),
+      ],
       [Ledger, { provide: GREETING, useValue: 'x' }],
     );
     expect(app.get(Cluster).clusterName).toBe('from-factory');
@@ -199,7 +212,9 @@ describe('ClusterModule startup errors', () => {
     class FirstDup {}
     @Grain({ kind: 'dup' })
     class SecondDup {}
-    await expect(createApp([root(), ClusterModule.forFeature([FirstDup]), ClusterModule.forFeature([SecondDup])])).rejects.toThrow(/"dup" is declared by two classes, "(FirstDup|SecondDup)" and "(SecondDup|FirstDup)"/);
+    await expect(createApp([root(), ClusterModule.forFeature([FirstDup]), ClusterModule.forFeature([SecondDup])])).rejects.toThrow(
+      /"dup" is declared by two classes, "(FirstDup|SecondDup)" and "(SecondDup|FirstDup)"/,
+    );
   });
 
   it('refuses a grain that depends on a REQUEST-scoped provider, naming it', async () => {
@@ -209,7 +224,9 @@ describe('ClusterModule startup errors', () => {
     class NeedsRequestGrain {
       constructor(readonly perRequest: PerRequest) {}
     }
-    await expect(createApp([root(), ClusterModule.forFeature([NeedsRequestGrain])], [PerRequest])).rejects.toThrow(/"NeedsRequestGrain" depends on "PerRequest", which is REQUEST-scoped/);
+    await expect(createApp([root(), ClusterModule.forFeature([NeedsRequestGrain])], [PerRequest])).rejects.toThrow(
+      /"NeedsRequestGrain" depends on "PerRequest", which is REQUEST-scoped/,
+    );
   });
 
   it('refuses a grain that depends on a TRANSIENT provider, naming it', async () => {
@@ -219,7 +236,9 @@ describe('ClusterModule startup errors', () => {
     class NeedsTransientGrain {
       constructor(readonly fresh: Fresh) {}
     }
-    await expect(createApp([root(), ClusterModule.forFeature([NeedsTransientGrain])], [Fresh])).rejects.toThrow(/depends on "Fresh", which is TRANSIENT-scoped/);
+    await expect(createApp([root(), ClusterModule.forFeature([NeedsTransientGrain])], [Fresh])).rejects.toThrow(
+      /depends on "Fresh", which is TRANSIENT-scoped/,
+    );
   });
 
   it('refuses a grain whose dependency has no provider, naming it', async () => {
@@ -228,7 +247,9 @@ describe('ClusterModule startup errors', () => {
     class OrphanGrain {
       constructor(readonly dep: NotProvided) {}
     }
-    await expect(createApp([root(), ClusterModule.forFeature([OrphanGrain])])).rejects.toThrow(/"OrphanGrain" cannot resolve its constructor parameter #0 \("NotProvided"\)/);
+    await expect(createApp([root(), ClusterModule.forFeature([OrphanGrain])])).rejects.toThrow(
+      /"OrphanGrain" cannot resolve its constructor parameter #0 \("NotProvided"\)/,
+    );
   });
 
   it('refuses GrainContext injected into something that is not a grain', async () => {
@@ -245,6 +266,8 @@ describe('ClusterModule startup errors', () => {
   });
 
   it('refuses bad module options at startup', async () => {
-    await expect(createApp([ClusterModule.forRoot({ clusterName: 'ok', idleTimeout: 'forever' as never })])).rejects.toThrow(/idleTimeout: "forever" is not a duration/);
+    await expect(createApp([ClusterModule.forRoot({ clusterName: 'ok', idleTimeout: 'forever' as never })])).rejects.toThrow(
+      /idleTimeout: "forever" is not a duration/,
+    );
   });
 });

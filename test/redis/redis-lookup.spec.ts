@@ -1,5 +1,14 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, type ClusterOptions, ClusterUnavailableError, GrainConfigurationError, type GrainContext, RedisIdentityLookup, type RedisIdentityLookupOptions, StaticProvider } from 'nestjs-grains';
+import {
+  Cluster,
+  type ClusterOptions,
+  ClusterUnavailableError,
+  GrainConfigurationError,
+  type GrainContext,
+  RedisIdentityLookup,
+  type RedisIdentityLookupOptions,
+  StaticProvider,
+} from 'nestjs-grains';
 import { eventually, outcome, RecordingLogger, sleep } from '../support/cluster.js';
 import { freePort } from '../support/free-port.js';
 import { type RedisHandle, startRedis } from '../support/redis-server.js';
@@ -24,13 +33,24 @@ interface Member {
   lookup: RedisIdentityLookup;
 }
 
-async function startMembers(redis: RedisHandle, count: number, extra: { lookup?: RedisIdentityLookupOptions; cluster?: Partial<ClusterOptions> } = {}): Promise<Member[]> {
+async function startMembers(
+  redis: RedisHandle,
+  count: number,
+  extra: { lookup?: RedisIdentityLookupOptions; cluster?: Partial<ClusterOptions> } = {},
+): Promise<Member[]> {
   const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
   const list = ports.map((p) => `127.0.0.1:${p}`);
   const members = ports.map((port) => {
     const logger = new RecordingLogger();
     const lookup = new RedisIdentityLookup({ url: redis.url, ...extra.lookup });
-    const cluster = new Cluster({ clusterName: 'rl', logger, identityLookup: lookup, provider: new StaticProvider({ members: list, probeIntervalMs: 20 }), remote: { host: '127.0.0.1', port }, ...extra.cluster });
+    const cluster = new Cluster({
+      clusterName: 'rl',
+      logger,
+      identityLookup: lookup,
+      provider: new StaticProvider({ members: list, probeIntervalMs: 20 }),
+      remote: { host: '127.0.0.1', port },
+      ...extra.cluster,
+    });
     cluster.registerKind({ name: 'counter', grainClass: CounterGrain, create: (ctx) => new CounterGrain(ctx) });
     return { cluster, logger, lookup };
   });
@@ -59,8 +79,15 @@ describe('RedisIdentityLookup (real redis-server)', () => {
     const [m] = members;
     const result = await m!.cluster.client<CounterGrain>('counter').get('c1').add();
     const entry = await redis.command('HGETALL', '{grains:rl}:ci:counter/c1');
-    const fields = Object.fromEntries((entry as string[]).reduce<string[][]>((acc, v, i) => (i % 2 === 0 ? [...acc, [v]] : (acc[acc.length - 1]!.push(v), acc)), []));
-    expect(fields).toMatchObject({ member: m!.cluster.memberId, incarnation: m!.cluster.incarnation, activation: result.activation, epoch: String(result.epoch) });
+    const fields = Object.fromEntries(
+      (entry as string[]).reduce<string[][]>((acc, v, i) => (i % 2 === 0 ? [...acc, [v]] : (acc[acc.length - 1]!.push(v), acc)), []),
+    );
+    expect(fields).toMatchObject({
+      member: m!.cluster.memberId,
+      incarnation: m!.cluster.incarnation,
+      activation: result.activation,
+      epoch: String(result.epoch),
+    });
     expect(await redis.command('PTTL', '{grains:rl}:ci:counter/c1')).toBe(-1); // never a TTL on a live entry
     expect(Number(await redis.command('PTTL', `{grains:rl}:lease:${m!.cluster.incarnation}`))).toBeGreaterThan(0);
   });
@@ -112,7 +139,14 @@ describe('RedisIdentityLookup (real redis-server)', () => {
     CounterGrain.constructed = 0;
     const identities = Array.from({ length: 20 }, (_, i) => `race-${i}`);
     const results = await Promise.all(
-      identities.flatMap((id) => Array.from({ length: 200 }, (_, i) => members[i % 3]!.cluster.client<CounterGrain>('counter').get(id).add().then((r) => ({ id, ...r })))),
+      identities.flatMap((id) =>
+        Array.from({ length: 200 }, (_, i) =>
+          members[i % 3]!.cluster.client<CounterGrain>('counter')
+            .get(id)
+            .add()
+            .then((r) => ({ id, ...r })),
+        ),
+      ),
     );
     for (const id of identities) {
       const mine = results.filter((r) => r.id === id);
@@ -128,7 +162,20 @@ describe('RedisIdentityLookup (real redis-server)', () => {
     const lapsed = 'lapsed-incarnation';
     await redis.command('SADD', '{grains:rl}:incarnations', lapsed);
     for (let i = 0; i < 250; i++) {
-      await redis.command('HSET', `{grains:rl}:ci:counter/old-${i}`, 'member', 'gone', 'incarnation', lapsed, 'address', '', 'activation', `a${i}`, 'epoch', '3');
+      await redis.command(
+        'HSET',
+        `{grains:rl}:ci:counter/old-${i}`,
+        'member',
+        'gone',
+        'incarnation',
+        lapsed,
+        'address',
+        '',
+        'activation',
+        `a${i}`,
+        'epoch',
+        '3',
+      );
       await redis.command('SADD', `{grains:rl}:acts:${lapsed}`, `counter/old-${i}`);
     }
     const live = await members[0]!.cluster.client<CounterGrain>('counter').get('alive').add();

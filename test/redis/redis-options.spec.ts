@@ -39,7 +39,7 @@ describe('leaseSettings', () => {
 });
 
 describe('commandTimeout', () => {
-  it("is 1 s by default and takes a Duration", () => {
+  it('is 1 s by default and takes a Duration', () => {
     expect(commandTimeoutMs({})).toBe(1_000);
     expect(commandTimeoutMs({ commandTimeout: '500ms' })).toBe(500);
     expect(commandTimeoutMs({ commandTimeout: '2s' })).toBe(2_000);

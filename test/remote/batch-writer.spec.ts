@@ -50,12 +50,25 @@ let lastId = 0;
 function request(method: string, options: { timeoutMs?: number; args?: Uint8Array; identity?: string } = {}): OutboundRequest {
   const timeoutMs = options.timeoutMs ?? TIMEOUT_MS;
   const identity = options.identity ?? 'c1';
-  const call = new Call('counter', identity, `counter/${identity}`, method, [], now() + timeoutMs, timeoutMs, [], () => {}, () => {});
+  const call = new Call(
+    'counter',
+    identity,
+    `counter/${identity}`,
+    method,
+    [],
+    now() + timeoutMs,
+    timeoutMs,
+    [],
+    () => {},
+    () => {},
+  );
   return { id: ++lastId, call, args: options.args ?? new Uint8Array([1, 2, 3]), targetIncarnation: 'inc-1', address: '127.0.0.1:1', written: false };
 }
 
 function response(id: number, result?: Uint8Array): OutboundResponse {
-  return result === undefined ? { id, status: Status.NOT_HERE, error: { name: 'NotHereError', message: 'not here', code: '', origin: '', cycle: [] } } : { id, status: Status.OK, result };
+  return result === undefined
+    ? { id, status: Status.NOT_HERE, error: { name: 'NotHereError', message: 'not here', code: '', origin: '', cycle: [] } }
+    : { id, status: Status.OK, result };
 }
 
 /** Let the event loop turn once: the writer flushes on `setImmediate`, queued before this one. */

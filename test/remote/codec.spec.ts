@@ -129,38 +129,38 @@ describe('MsgpackCodec round trips', () => {
     ['astral characters (surrogate pairs)', ['😀', 'a😀b'.repeat(50)]],
     ['small integers', [0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32]],
     ['negative integers', [-1, -32, -33, -128, -129, -32768, -32769, -(2 ** 31), -(2 ** 31) - 1]],
-    [
-      'large and fractional numbers',
-      [Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER, 2 ** 60, 0.1, -1.5, 1e-300, Number.MAX_VALUE, Number.MIN_VALUE],
-    ],
+    ['large and fractional numbers', [Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER, 2 ** 60, 0.1, -1.5, 1e-300, Number.MAX_VALUE, Number.MIN_VALUE]],
     ['NaN and the infinities', [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]],
     ['booleans and null', [true, false, null]],
     ['undefined as a value', undefined],
     ['undefined in an array', [undefined, 1, undefined]],
     ['an empty array', []],
-    [
-      'arrays of 15, 16 and 70,000 items',
-      [15, 16, 70_000].map((length) => Array.from({ length }, (_, i) => i % 7)),
-    ],
+    ['arrays of 15, 16 and 70,000 items', [15, 16, 70_000].map((length) => Array.from({ length }, (_, i) => i % 7))],
     ['an empty object', {}],
-    ['objects of 15, 16 and 70,000 properties', [
-      Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`k${i}`, i])),
-      Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}`, i])),
-      Object.fromEntries(Array.from({ length: 70_000 }, (_, i) => [`key-${i}`, i])),
-    ]],
-    ['keys that are not identifiers, are numeric, or are long', { 'with space': 1, '0': 2, '': 3, ['k'.repeat(40)]: 4, 'ключ': 5 }],
+    [
+      'objects of 15, 16 and 70,000 properties',
+      [
+        Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`k${i}`, i])),
+        Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}`, i])),
+        Object.fromEntries(Array.from({ length: 70_000 }, (_, i) => [`key-${i}`, i])),
+      ],
+    ],
+    ['keys that are not identifiers, are numeric, or are long', { 'with space': 1, '0': 2, '': 3, ['k'.repeat(40)]: 4, ключ: 5 }],
     ['Dates, including an invalid one', [new Date(0), new Date(-1e12), new Date(8.64e15), new Date(Number.NaN)]],
     ['BigInts of every size', [0n, 1n, -1n, 2n ** 63n - 1n, -(2n ** 63n), 2n ** 63n, -(2n ** 63n) - 1n, 2n ** 1000n, -(3n ** 500n)]],
     [
       'Maps with keys of any type',
-      new Map<unknown, unknown>([[1, 'a'], ['1', 'b'], [{ o: 1 }, [2]], [null, undefined], [Number.NaN, 0]]),
+      new Map<unknown, unknown>([
+        [1, 'a'],
+        ['1', 'b'],
+        [{ o: 1 }, [2]],
+        [null, undefined],
+        [Number.NaN, 0],
+      ]),
     ],
     ['an empty Map and a Map of 20 entries', [new Map(), new Map(Array.from({ length: 20 }, (_, i) => [i, i]))]],
     ['Sets', [new Set(), new Set([1, 'a', { b: 2 }, [3]]), new Set(Array.from({ length: 20 }, (_, i) => i))]],
-    [
-      'Uint8Arrays of every size class',
-      [new Uint8Array(0), new Uint8Array([1, 2, 3]), new Uint8Array(300).fill(7), new Uint8Array(70_000).fill(9)],
-    ],
+    ['Uint8Arrays of every size class', [new Uint8Array(0), new Uint8Array([1, 2, 3]), new Uint8Array(300).fill(7), new Uint8Array(70_000).fill(9)]],
     ['Buffers', [Buffer.alloc(0), Buffer.from('hi'), Buffer.alloc(300, 1), Buffer.alloc(70_000, 2)]],
     ['nested combinations', RICH],
   ])('%s', (_name, value) => {
@@ -182,7 +182,16 @@ describe('MsgpackCodec round trips', () => {
 
   it('keeps property order, and a Map’s and a Set’s order', () => {
     expect(Object.keys(roundTrip({ z: 1, a: 2, m: 3 }) as object)).toEqual(['z', 'a', 'm']);
-    expect([...(roundTrip(new Map([['z', 1], ['a', 2]])) as Map<string, number>).keys()]).toEqual(['z', 'a']);
+    expect([
+      ...(
+        roundTrip(
+          new Map([
+            ['z', 1],
+            ['a', 2],
+          ]),
+        ) as Map<string, number>
+      ).keys(),
+    ]).toEqual(['z', 'a']);
     expect([...(roundTrip(new Set(['z', 'a'])) as Set<string>)]).toEqual(['z', 'a']);
   });
 
@@ -368,9 +377,7 @@ describe('MsgpackCodec refuses what it cannot carry', () => {
 
 describe('MsgpackCodec wire format', () => {
   it('writes standard MessagePack for JSON-like values', () => {
-    expect(hex(codec.encode(['account-123', 100, { note: 'short' }]))).toBe(
-      '93' + 'ab6163636f756e742d313233' + '64' + '81' + 'a46e6f7465' + 'a573686f7274',
-    );
+    expect(hex(codec.encode(['account-123', 100, { note: 'short' }]))).toBe('93' + 'ab6163636f756e742d313233' + '64' + '81' + 'a46e6f7465' + 'a573686f7274');
     expect(hex(codec.encode([null, true, false, -1, -33, 200, 1.5]))).toBe('97c0c3c2ffd0dfccc8cb3ff8000000000000');
     expect(hex(codec.encode(new Uint8Array([1, 2])))).toBe('c4020102');
   });
@@ -511,8 +518,34 @@ describe('MsgpackCodec on hostile input', () => {
 
   it('survives random inputs made of the format’s own headers', () => {
     // Random bytes rarely get past the first header; these do.
-    const pieces = ['91', '92', '93', '81', '82', 'a1', 'a3', 'c0', 'c3', '00', '7f', 'ff', 'd40000', 'd744', 'd742',
-      'c70142', 'c7014e', 'c9', '4d', '53', 'dc', 'de', 'da', 'c4', 'cb', 'a9' + Buffer.from('__proto__').toString('hex')];
+    const pieces = [
+      '91',
+      '92',
+      '93',
+      '81',
+      '82',
+      'a1',
+      'a3',
+      'c0',
+      'c3',
+      '00',
+      '7f',
+      'ff',
+      'd40000',
+      'd744',
+      'd742',
+      'c70142',
+      'c7014e',
+      'c9',
+      '4d',
+      '53',
+      'dc',
+      'de',
+      'da',
+      'c4',
+      'cb',
+      'a9' + Buffer.from('__proto__').toString('hex'),
+    ];
     const next = random(7);
     for (let i = 0; i < 5000; i++) {
       let text = '';

@@ -40,7 +40,18 @@ class RecordingEvents implements EndpointEvents {
 }
 
 function outbound(address: string): OutboundRequest {
-  const call = new Call('counter', 'c1', 'counter/c1', 'exec', [], now() + CALL_TIMEOUT_MS, CALL_TIMEOUT_MS, [], () => {}, () => {});
+  const call = new Call(
+    'counter',
+    'c1',
+    'counter/c1',
+    'exec',
+    [],
+    now() + CALL_TIMEOUT_MS,
+    CALL_TIMEOUT_MS,
+    [],
+    () => {},
+    () => {},
+  );
   return { id: 0, call, args: new Uint8Array([0x90]), targetIncarnation: '', address, written: false };
 }
 
@@ -59,7 +70,10 @@ describe('the handshake between an endpoint and a server', () => {
       sweeper,
       events,
     });
-    cleanup.push(() => created.close(), () => sweeper.stop());
+    cleanup.push(
+      () => created.close(),
+      () => sweeper.stop(),
+    );
     return created;
   }
 
@@ -100,7 +114,9 @@ describe('the handshake between an endpoint and a server', () => {
         stream.on('error', () => {});
       },
     });
-    const port = await new Promise<number>((resolve, reject) => rogue.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
+    const port = await new Promise<number>((resolve, reject) =>
+      rogue.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+    );
     cleanup.push(() => rogue.forceShutdown());
     const events = new RecordingEvents();
     const peer = endpoint(`127.0.0.1:${port}`, { min: 1, max: 2 }, events);

@@ -65,7 +65,11 @@ describe('members over gRPC (in one process, real streams)', () => {
   });
 
   it('places every identity on exactly one member, whichever member calls', async () => {
-    cluster = await startMembers([{ kinds: [{ name: 'echo', grainClass: EchoGrain }] }, { kinds: [{ name: 'echo', grainClass: EchoGrain }] }, { kinds: [{ name: 'echo', grainClass: EchoGrain }] }]);
+    cluster = await startMembers([
+      { kinds: [{ name: 'echo', grainClass: EchoGrain }] },
+      { kinds: [{ name: 'echo', grainClass: EchoGrain }] },
+      { kinds: [{ name: 'echo', grainClass: EchoGrain }] },
+    ]);
     const ids = Array.from({ length: 300 }, (_, i) => `id-${i}`);
     const seen = new Map<string, Set<string>>();
     const hosts = new Set<string>();
@@ -109,9 +113,17 @@ describe('members over gRPC (in one process, real streams)', () => {
   });
 
   it('round-trips arguments and results, and carries typed errors across members', async () => {
-    cluster = await startMembers([{ kinds: [] , clientOnly: true }, { kinds: [{ name: 'echo', grainClass: EchoGrain }] }]);
+    cluster = await startMembers([{ kinds: [], clientOnly: true }, { kinds: [{ name: 'echo', grainClass: EchoGrain }] }]);
     const echoes = cluster.members[0]!.client<EchoGrain>('echo');
-    const value = { n: 1, big: 10n ** 20n, when: new Date(0), tags: new Set(['a']), map: new Map([['k', [1, 2]]]), bytes: new Uint8Array([1, 2, 3]), nothing: null };
+    const value = {
+      n: 1,
+      big: 10n ** 20n,
+      when: new Date(0),
+      tags: new Set(['a']),
+      map: new Map([['k', [1, 2]]]),
+      bytes: new Uint8Array([1, 2, 3]),
+      nothing: null,
+    };
     expect(await echoes.get('e1').echo(value)).toEqual(value);
     const failed = (await outcome(echoes.get('e1').fail())) as { error: GrainInvocationError };
     expect(failed.error).toBeInstanceOf(GrainInvocationError);
@@ -120,13 +132,19 @@ describe('members over gRPC (in one process, real streams)', () => {
     expect(((await outcome(ref['_private']!())) as { error: unknown }).error).toBeInstanceOf(MethodNotCallableError);
     expect(((await outcome(ref['nope']!())) as { error: unknown }).error).toBeInstanceOf(MethodNotCallableError);
     expect(((await outcome(cluster.members[0]!.client<EchoGrain>('nokind').get('x').where())) as { error: unknown }).error).toBeInstanceOf(UnknownKindError);
-    expect(((await outcome(echoes.get('e1').returnsFunction())) as { error: unknown }).error).toMatchObject({ name: 'GrainInvocationError', remoteCode: 'GRAIN_SERIALIZATION' });
+    expect(((await outcome(echoes.get('e1').returnsFunction())) as { error: unknown }).error).toMatchObject({
+      name: 'GrainInvocationError',
+      remoteCode: 'GRAIN_SERIALIZATION',
+    });
     expect(((await outcome(echoes.get('e1').echo(() => 1))) as { error: unknown }).error).toBeInstanceOf(GrainSerializationError);
   });
 
   it('refuses oversized arguments and results with a typed error, and the connection carries on', async () => {
     const options = { remote: { maxMessageSize: 256 * 1024 } };
-    cluster = await startMembers([{ kinds: [], clientOnly: true, options }, { kinds: [{ name: 'echo', grainClass: EchoGrain }], options }]);
+    cluster = await startMembers([
+      { kinds: [], clientOnly: true, options },
+      { kinds: [{ name: 'echo', grainClass: EchoGrain }], options },
+    ]);
     const echoes = cluster.members[0]!.client<EchoGrain>('echo');
     const tooBigArgs = (await outcome(echoes.get('s').echo('y'.repeat(300 * 1024)))) as { error: MessageTooLargeError };
     expect(tooBigArgs.error).toBeInstanceOf(MessageTooLargeError);
@@ -139,8 +157,18 @@ describe('members over gRPC (in one process, real streams)', () => {
 
   it('makes grain-to-grain calls across members and fails an A→B→A cycle across members fast', async () => {
     cluster = await startMembers([
-      { kinds: [{ name: 'relay', grainClass: RelayGrain }, { name: 'echo', grainClass: EchoGrain }] },
-      { kinds: [{ name: 'relay', grainClass: RelayGrain }, { name: 'echo', grainClass: EchoGrain }] },
+      {
+        kinds: [
+          { name: 'relay', grainClass: RelayGrain },
+          { name: 'echo', grainClass: EchoGrain },
+        ],
+      },
+      {
+        kinds: [
+          { name: 'relay', grainClass: RelayGrain },
+          { name: 'echo', grainClass: EchoGrain },
+        ],
+      },
     ]);
     wiring.echoes = cluster.members[0]!.client<EchoGrain>('echo');
     wiring.relays = cluster.members[0]!.client<RelayGrain>('relay');
@@ -178,7 +206,13 @@ describe('startup', () => {
     const ports = [await freePort(), await freePort()];
     const list = ports.map((p) => `127.0.0.1:${p}`);
     const make = (port: number) => {
-      const member = new Cluster({ clusterName: 'boot', provider: new StaticProvider({ members: list, probeInterval: 20 }), identityLookup: new HashIdentityLookup(), remote: { host: '127.0.0.1', port }, logger: { log() {}, warn() {}, error() {} } });
+      const member = new Cluster({
+        clusterName: 'boot',
+        provider: new StaticProvider({ members: list, probeInterval: 20 }),
+        identityLookup: new HashIdentityLookup(),
+        remote: { host: '127.0.0.1', port },
+        logger: { log() {}, warn() {}, error() {} },
+      });
       member.registerKind({ name: 'echo', grainClass: EchoGrain, create: (ctx) => new EchoGrain(ctx) });
       return member;
     };
@@ -212,7 +246,13 @@ describe('strangers', () => {
         ['beta', {}],
         ['alpha', { remote: { protocol: { min: 7, max: 9 } } }],
       ] as const) {
-        const stranger = new Cluster({ clusterName: name, provider: new StaticProvider({ members: [address], probeInterval: 50 }), identityLookup: new HashIdentityLookup(), logger: { log() {}, warn() {}, error() {} }, ...options });
+        const stranger = new Cluster({
+          clusterName: name,
+          provider: new StaticProvider({ members: [address], probeInterval: 50 }),
+          identityLookup: new HashIdentityLookup(),
+          logger: { log() {}, warn() {}, error() {} },
+          ...options,
+        });
         await stranger.start();
         // Refused, it never learns the listed member: nothing can be placed, and the call says so.
         const result = (await outcome(stranger.client<EchoGrain>('echo').get('x').where())) as { error: unknown };

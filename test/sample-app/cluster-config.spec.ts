@@ -32,9 +32,17 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
     });
 
     it('embedded with HTTP_PORT and CLUSTER_NAME; empty variables count as unset', () => {
-      expect(readBankConfig({ HTTP_PORT: '8080', CLUSTER_NAME: 'bank-2.eu_1' })).toEqual({ httpPort: 8080, clusterName: 'bank-2.eu_1', cluster: { mode: 'embedded' } });
+      expect(readBankConfig({ HTTP_PORT: '8080', CLUSTER_NAME: 'bank-2.eu_1' })).toEqual({
+        httpPort: 8080,
+        clusterName: 'bank-2.eu_1',
+        cluster: { mode: 'embedded' },
+      });
       expect(readBankConfig({ HTTP_PORT: '0' }).httpPort).toBe(0);
-      expect(readBankConfig({ HTTP_PORT: '', CLUSTER_NAME: '', REMOTE_PORT: '', CLUSTER_PROVIDER: '', CLIENT_ONLY: '' })).toEqual({ httpPort: 3000, clusterName: 'bank', cluster: { mode: 'embedded' } });
+      expect(readBankConfig({ HTTP_PORT: '', CLUSTER_NAME: '', REMOTE_PORT: '', CLUSTER_PROVIDER: '', CLIENT_ONLY: '' })).toEqual({
+        httpPort: 3000,
+        clusterName: 'bank',
+        cluster: { mode: 'embedded' },
+      });
       expect(readBankConfig({ CLIENT_ONLY: 'false' }).cluster.mode).toBe('embedded');
     });
 
@@ -53,7 +61,11 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
 
     it('REMOTE_HOST is advertised unless ADVERTISED_HOST says otherwise; STATIC_MEMBERS may have spaces and repeats', () => {
       const bound = readBankConfig({ ...MEMBER_ENV, REMOTE_HOST: '10.0.0.5', STATIC_MEMBERS: '10.0.0.5:4001, 10.0.0.6:4001,10.0.0.5:4001' });
-      expect(bound.cluster).toMatchObject({ mode: 'member', remote: { host: '10.0.0.5', port: 4001, advertisedHost: '10.0.0.5' }, provider: { members: ['10.0.0.5:4001', '10.0.0.6:4001'] } });
+      expect(bound.cluster).toMatchObject({
+        mode: 'member',
+        remote: { host: '10.0.0.5', port: 4001, advertisedHost: '10.0.0.5' },
+        provider: { members: ['10.0.0.5:4001', '10.0.0.6:4001'] },
+      });
       const advertised = readBankConfig({ ...MEMBER_ENV, ADVERTISED_HOST: 'bank-1.internal', STATIC_MEMBERS: 'bank-1.internal:4001,bank-2.internal:4001' });
       expect(advertised.cluster).toMatchObject({ remote: { host: '0.0.0.0', port: 4001, advertisedHost: 'bank-1.internal' } });
       const ipv6 = readBankConfig({ ...MEMBER_ENV, REMOTE_HOST: '::' });
@@ -75,44 +87,141 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
       ['HTTP_PORT out of range', { HTTP_PORT: '70000' }, 'HTTP_PORT', /^HTTP_PORT must be a port number from 0 to 65535; got "70000"\.$/],
       ['HTTP_PORT negative', { HTTP_PORT: '-1' }, 'HTTP_PORT', /HTTP_PORT must be a port number/],
       ['HTTP_PORT not an integer', { HTTP_PORT: '3000.5' }, 'HTTP_PORT', /HTTP_PORT must be a port number/],
-      ['CLUSTER_NAME with a space', { CLUSTER_NAME: 'my bank' }, 'CLUSTER_NAME', /^CLUSTER_NAME must be letters, digits, "\.", "_" or "-", starting with a letter or digit; got "my bank"\.$/],
+      [
+        'CLUSTER_NAME with a space',
+        { CLUSTER_NAME: 'my bank' },
+        'CLUSTER_NAME',
+        /^CLUSTER_NAME must be letters, digits, "\.", "_" or "-", starting with a letter or digit; got "my bank"\.$/,
+      ],
       ['REMOTE_PORT not a port', { ...MEMBER_ENV, REMOTE_PORT: 'abc' }, 'REMOTE_PORT', /^REMOTE_PORT must be a port number from 1 to 65535; got "abc"\.$/],
-      ['REMOTE_PORT 0 (a static member needs a known port)', { ...MEMBER_ENV, REMOTE_PORT: '0' }, 'REMOTE_PORT', /REMOTE_PORT must be a port number from 1 to 65535; got "0"/],
+      [
+        'REMOTE_PORT 0 (a static member needs a known port)',
+        { ...MEMBER_ENV, REMOTE_PORT: '0' },
+        'REMOTE_PORT',
+        /REMOTE_PORT must be a port number from 1 to 65535; got "0"/,
+      ],
       ['REMOTE_PORT too large', { ...MEMBER_ENV, REMOTE_PORT: '65536' }, 'REMOTE_PORT', /REMOTE_PORT must be a port number from 1 to 65535/],
-      ['REMOTE_PORT equal to HTTP_PORT', { ...MEMBER_ENV, HTTP_PORT: '4001' }, 'REMOTE_PORT', /^REMOTE_PORT and HTTP_PORT must be different ports; both are 4001\.$/],
-      ['CLUSTER_PROVIDER missing in cluster mode', { ...MEMBER_ENV, CLUSTER_PROVIDER: undefined }, 'CLUSTER_PROVIDER', /^CLUSTER_PROVIDER is required when REMOTE_PORT is set; allowed: static\.$/],
-      ['CLUSTER_PROVIDER unknown', { ...MEMBER_ENV, CLUSTER_PROVIDER: 'consul' }, 'CLUSTER_PROVIDER', /^CLUSTER_PROVIDER must be one of: static; got "consul"\.$/],
-      ['static without STATIC_MEMBERS', { ...MEMBER_ENV, STATIC_MEMBERS: undefined }, 'STATIC_MEMBERS', /^STATIC_MEMBERS is required with CLUSTER_PROVIDER=static: the hosting members' addresses, "host:port,host:port,\.\.\."\.$/],
-      ['STATIC_MEMBERS entry without a port', { ...MEMBER_ENV, STATIC_MEMBERS: '127.0.0.1:4001,127.0.0.1' }, 'STATIC_MEMBERS', /STATIC_MEMBERS must be a comma-separated list of host:port addresses .*; "127\.0\.0\.1" is not one\.$/],
-      ['STATIC_MEMBERS entry with a bad port', { ...MEMBER_ENV, STATIC_MEMBERS: '127.0.0.1:4001,127.0.0.1:99999' }, 'STATIC_MEMBERS', /"127\.0\.0\.1:99999" is not one/],
+      [
+        'REMOTE_PORT equal to HTTP_PORT',
+        { ...MEMBER_ENV, HTTP_PORT: '4001' },
+        'REMOTE_PORT',
+        /^REMOTE_PORT and HTTP_PORT must be different ports; both are 4001\.$/,
+      ],
+      [
+        'CLUSTER_PROVIDER missing in cluster mode',
+        { ...MEMBER_ENV, CLUSTER_PROVIDER: undefined },
+        'CLUSTER_PROVIDER',
+        /^CLUSTER_PROVIDER is required when REMOTE_PORT is set; allowed: static\.$/,
+      ],
+      [
+        'CLUSTER_PROVIDER unknown',
+        { ...MEMBER_ENV, CLUSTER_PROVIDER: 'consul' },
+        'CLUSTER_PROVIDER',
+        /^CLUSTER_PROVIDER must be one of: static; got "consul"\.$/,
+      ],
+      [
+        'static without STATIC_MEMBERS',
+        { ...MEMBER_ENV, STATIC_MEMBERS: undefined },
+        'STATIC_MEMBERS',
+        /^STATIC_MEMBERS is required with CLUSTER_PROVIDER=static: the hosting members' addresses, "host:port,host:port,\.\.\."\.$/,
+      ],
+      [
+        'STATIC_MEMBERS entry without a port',
+        { ...MEMBER_ENV, STATIC_MEMBERS: '127.0.0.1:4001,127.0.0.1' },
+        'STATIC_MEMBERS',
+        /STATIC_MEMBERS must be a comma-separated list of host:port addresses .*; "127\.0\.0\.1" is not one\.$/,
+      ],
+      [
+        'STATIC_MEMBERS entry with a bad port',
+        { ...MEMBER_ENV, STATIC_MEMBERS: '127.0.0.1:4001,127.0.0.1:99999' },
+        'STATIC_MEMBERS',
+        /"127\.0\.0\.1:99999" is not one/,
+      ],
       ['STATIC_MEMBERS with an empty entry', { ...MEMBER_ENV, STATIC_MEMBERS: '127.0.0.1:4001,' }, 'STATIC_MEMBERS', /"" is not one/],
-      ['STATIC_MEMBERS entry on 0.0.0.0 (not reachable)', { ...MEMBER_ENV, STATIC_MEMBERS: '127.0.0.1:4001,0.0.0.0:4002' }, 'STATIC_MEMBERS', /"0\.0\.0\.0:4002" is not one/],
+      [
+        'STATIC_MEMBERS entry on 0.0.0.0 (not reachable)',
+        { ...MEMBER_ENV, STATIC_MEMBERS: '127.0.0.1:4001,0.0.0.0:4002' },
+        'STATIC_MEMBERS',
+        /"0\.0\.0\.0:4002" is not one/,
+      ],
       [
         "STATIC_MEMBERS without this member's advertised address",
         { ...MEMBER_ENV, STATIC_MEMBERS: 'localhost:4001,localhost:4002' },
         'STATIC_MEMBERS',
         /^STATIC_MEMBERS must list this member's own address 127\.0\.0\.1:4001 \(ADVERTISED_HOST:REMOTE_PORT\), the address the other members know it by; got "localhost:4001,localhost:4002"\.$/,
       ],
-      ['IDENTITY_LOOKUP missing in cluster mode', { ...MEMBER_ENV, IDENTITY_LOOKUP: undefined }, 'IDENTITY_LOOKUP', /^IDENTITY_LOOKUP is required when REMOTE_PORT is set; allowed: hash, redis\.$/],
-      ['IDENTITY_LOOKUP unknown', { ...MEMBER_ENV, IDENTITY_LOOKUP: 'consul' }, 'IDENTITY_LOOKUP', /^IDENTITY_LOOKUP must be one of: hash, redis; got "consul"\.$/],
-      ['REMOTE_HOST not a host', { ...MEMBER_ENV, REMOTE_HOST: 'not a host' }, 'REMOTE_HOST', /^REMOTE_HOST must be a host name or an IP address to bind \(such as 0\.0\.0\.0 or 127\.0\.0\.1\); got "not a host"\.$/],
-      ['REMOTE_HOST an IPv6 address, no ADVERTISED_HOST', { ...MEMBER_ENV, REMOTE_HOST: '::1' }, 'REMOTE_HOST', /REMOTE_HOST "::1" cannot be advertised .*set ADVERTISED_HOST/],
-      ['ADVERTISED_HOST 0.0.0.0', { ...MEMBER_ENV, ADVERTISED_HOST: '0.0.0.0', STATIC_MEMBERS: '127.0.0.1:4002' }, 'ADVERTISED_HOST', /^ADVERTISED_HOST must be a host name or an IPv4 address the other members can reach \(not 0\.0\.0\.0\); got "0\.0\.0\.0"\.$/],
-      ['ADVERTISED_HOST with a port', { ...MEMBER_ENV, ADVERTISED_HOST: '127.0.0.1:4001' }, 'ADVERTISED_HOST', /ADVERTISED_HOST must be a host name or an IPv4 address/],
+      [
+        'IDENTITY_LOOKUP missing in cluster mode',
+        { ...MEMBER_ENV, IDENTITY_LOOKUP: undefined },
+        'IDENTITY_LOOKUP',
+        /^IDENTITY_LOOKUP is required when REMOTE_PORT is set; allowed: hash, redis\.$/,
+      ],
+      [
+        'IDENTITY_LOOKUP unknown',
+        { ...MEMBER_ENV, IDENTITY_LOOKUP: 'consul' },
+        'IDENTITY_LOOKUP',
+        /^IDENTITY_LOOKUP must be one of: hash, redis; got "consul"\.$/,
+      ],
+      [
+        'REMOTE_HOST not a host',
+        { ...MEMBER_ENV, REMOTE_HOST: 'not a host' },
+        'REMOTE_HOST',
+        /^REMOTE_HOST must be a host name or an IP address to bind \(such as 0\.0\.0\.0 or 127\.0\.0\.1\); got "not a host"\.$/,
+      ],
+      [
+        'REMOTE_HOST an IPv6 address, no ADVERTISED_HOST',
+        { ...MEMBER_ENV, REMOTE_HOST: '::1' },
+        'REMOTE_HOST',
+        /REMOTE_HOST "::1" cannot be advertised .*set ADVERTISED_HOST/,
+      ],
+      [
+        'ADVERTISED_HOST 0.0.0.0',
+        { ...MEMBER_ENV, ADVERTISED_HOST: '0.0.0.0', STATIC_MEMBERS: '127.0.0.1:4002' },
+        'ADVERTISED_HOST',
+        /^ADVERTISED_HOST must be a host name or an IPv4 address the other members can reach \(not 0\.0\.0\.0\); got "0\.0\.0\.0"\.$/,
+      ],
+      [
+        'ADVERTISED_HOST with a port',
+        { ...MEMBER_ENV, ADVERTISED_HOST: '127.0.0.1:4001' },
+        'ADVERTISED_HOST',
+        /ADVERTISED_HOST must be a host name or an IPv4 address/,
+      ],
       ['CLIENT_ONLY not a boolean', { ...CLIENT_ENV, CLIENT_ONLY: 'yes' }, 'CLIENT_ONLY', /^CLIENT_ONLY must be "true" or "false"; got "yes"\.$/],
-      ['CLIENT_ONLY=true with REMOTE_PORT', { ...CLIENT_ENV, REMOTE_PORT: '4004' }, 'REMOTE_PORT', /^REMOTE_PORT must not be set with CLIENT_ONLY=true: a client-only member hosts no grains and serves no remote\.$/],
+      [
+        'CLIENT_ONLY=true with REMOTE_PORT',
+        { ...CLIENT_ENV, REMOTE_PORT: '4004' },
+        'REMOTE_PORT',
+        /^REMOTE_PORT must not be set with CLIENT_ONLY=true: a client-only member hosts no grains and serves no remote\.$/,
+      ],
       ['CLIENT_ONLY=true with REMOTE_HOST', { ...CLIENT_ENV, REMOTE_HOST: '0.0.0.0' }, 'REMOTE_HOST', /^REMOTE_HOST must not be set with CLIENT_ONLY=true/],
-      ['CLIENT_ONLY=true without CLUSTER_PROVIDER', { ...CLIENT_ENV, CLUSTER_PROVIDER: undefined }, 'CLUSTER_PROVIDER', /^CLUSTER_PROVIDER is required with CLIENT_ONLY=true; allowed: static\.$/],
-      ['CLIENT_ONLY=true without STATIC_MEMBERS', { ...CLIENT_ENV, STATIC_MEMBERS: undefined }, 'STATIC_MEMBERS', /^STATIC_MEMBERS is required with CLUSTER_PROVIDER=static/],
-      ['CLIENT_ONLY=true without IDENTITY_LOOKUP', { ...CLIENT_ENV, IDENTITY_LOOKUP: undefined }, 'IDENTITY_LOOKUP', /^IDENTITY_LOOKUP is required with CLIENT_ONLY=true; allowed: hash, redis\.$/],
-      ...(['CLUSTER_PROVIDER', 'STATIC_MEMBERS', 'IDENTITY_LOOKUP', 'REMOTE_HOST', 'ADVERTISED_HOST', 'REDIS_URL', 'REDIS_KEY_PREFIX', 'REDIS_LEASE'] as const).map(
-        (name): [string, NodeJS.ProcessEnv, string, RegExp] => [
-          `${name} without REMOTE_PORT`,
-          { [name]: STRAY_VALUES[name] ?? '127.0.0.1' },
-          name,
-          new RegExp(`^${name} is set but REMOTE_PORT is not: set REMOTE_PORT to run a cluster member \\(or CLIENT_ONLY=true for a client-only member\\), or unset ${name} for the embedded default\\.$`),
-        ],
-      ),
+      [
+        'CLIENT_ONLY=true without CLUSTER_PROVIDER',
+        { ...CLIENT_ENV, CLUSTER_PROVIDER: undefined },
+        'CLUSTER_PROVIDER',
+        /^CLUSTER_PROVIDER is required with CLIENT_ONLY=true; allowed: static\.$/,
+      ],
+      [
+        'CLIENT_ONLY=true without STATIC_MEMBERS',
+        { ...CLIENT_ENV, STATIC_MEMBERS: undefined },
+        'STATIC_MEMBERS',
+        /^STATIC_MEMBERS is required with CLUSTER_PROVIDER=static/,
+      ],
+      [
+        'CLIENT_ONLY=true without IDENTITY_LOOKUP',
+        { ...CLIENT_ENV, IDENTITY_LOOKUP: undefined },
+        'IDENTITY_LOOKUP',
+        /^IDENTITY_LOOKUP is required with CLIENT_ONLY=true; allowed: hash, redis\.$/,
+      ],
+      ...(
+        ['CLUSTER_PROVIDER', 'STATIC_MEMBERS', 'IDENTITY_LOOKUP', 'REMOTE_HOST', 'ADVERTISED_HOST', 'REDIS_URL', 'REDIS_KEY_PREFIX', 'REDIS_LEASE'] as const
+      ).map((name): [string, NodeJS.ProcessEnv, string, RegExp] => [
+        `${name} without REMOTE_PORT`,
+        { [name]: STRAY_VALUES[name] ?? '127.0.0.1' },
+        name,
+        new RegExp(
+          `^${name} is set but REMOTE_PORT is not: set REMOTE_PORT to run a cluster member \\(or CLIENT_ONLY=true for a client-only member\\), or unset ${name} for the embedded default\\.$`,
+        ),
+      ]),
     ])('%s', (_case, env, variable, message) => {
       const error = configError(env);
       expect(error.variable).toBe(variable);
@@ -171,7 +280,9 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
         identityLookup: 'redis',
         redis: { url, keyPrefix: 'bank-eu_1.v2', lease: 'safe' },
       });
-      expect(readBankConfig({ ...REDIS_ENV, REDIS_URL: 'redis://localhost', REDIS_LEASE: 'fast' }).cluster).toMatchObject({ redis: { url: 'redis://localhost', lease: 'fast' } });
+      expect(readBankConfig({ ...REDIS_ENV, REDIS_URL: 'redis://localhost', REDIS_LEASE: 'fast' }).cluster).toMatchObject({
+        redis: { url: 'redis://localhost', lease: 'fast' },
+      });
       expect(readBankConfig({ ...CLIENT_ENV, IDENTITY_LOOKUP: 'redis', REDIS_URL: 'redis://127.0.0.1:6379/' }).cluster).toEqual({
         mode: 'client',
         provider: { type: 'static', members: ['127.0.0.1:4001', '127.0.0.1:4002', '127.0.0.1:4003'] },
@@ -183,15 +294,40 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
     });
 
     it.each<[string, NodeJS.ProcessEnv, string, RegExp]>([
-      ['REDIS_URL missing', { ...REDIS_ENV, REDIS_URL: undefined }, 'REDIS_URL', /^REDIS_URL is required with IDENTITY_LOOKUP=redis: the Redis server's URL, such as redis:\/\/127\.0\.0\.1:6379\.$/],
-      ['REDIS_URL missing on a client-only member', { ...CLIENT_ENV, IDENTITY_LOOKUP: 'redis' }, 'REDIS_URL', /^REDIS_URL is required with IDENTITY_LOOKUP=redis/],
-      ['REDIS_URL not a URL', { ...REDIS_ENV, REDIS_URL: '127.0.0.1:6379' }, 'REDIS_URL', /^REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL with a host, such as redis:\/\/127\.0\.0\.1:6379 or rediss:\/\/user:password@host:6380\/0; got "127\.0\.0\.1:6379"\.$/],
-      ['REDIS_URL another scheme', { ...REDIS_ENV, REDIS_URL: 'http://127.0.0.1:6379' }, 'REDIS_URL', /REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL.*got "http:\/\/127\.0\.0\.1:6379"\.$/],
+      [
+        'REDIS_URL missing',
+        { ...REDIS_ENV, REDIS_URL: undefined },
+        'REDIS_URL',
+        /^REDIS_URL is required with IDENTITY_LOOKUP=redis: the Redis server's URL, such as redis:\/\/127\.0\.0\.1:6379\.$/,
+      ],
+      [
+        'REDIS_URL missing on a client-only member',
+        { ...CLIENT_ENV, IDENTITY_LOOKUP: 'redis' },
+        'REDIS_URL',
+        /^REDIS_URL is required with IDENTITY_LOOKUP=redis/,
+      ],
+      [
+        'REDIS_URL not a URL',
+        { ...REDIS_ENV, REDIS_URL: '127.0.0.1:6379' },
+        'REDIS_URL',
+        /^REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL with a host, such as redis:\/\/127\.0\.0\.1:6379 or rediss:\/\/user:password@host:6380\/0; got "127\.0\.0\.1:6379"\.$/,
+      ],
+      [
+        'REDIS_URL another scheme',
+        { ...REDIS_ENV, REDIS_URL: 'http://127.0.0.1:6379' },
+        'REDIS_URL',
+        /REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL.*got "http:\/\/127\.0\.0\.1:6379"\.$/,
+      ],
       ['REDIS_URL without a host', { ...REDIS_ENV, REDIS_URL: 'redis://:6379' }, 'REDIS_URL', /REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/],
       ['REDIS_URL with a path that is not a database number', { ...REDIS_ENV, REDIS_URL: 'redis://127.0.0.1:6379/bank' }, 'REDIS_URL', /REDIS_URL must be/],
       ['REDIS_URL with a query', { ...REDIS_ENV, REDIS_URL: 'redis://127.0.0.1:6379?db=1' }, 'REDIS_URL', /REDIS_URL must be/],
       ['REDIS_URL port out of range', { ...REDIS_ENV, REDIS_URL: 'redis://127.0.0.1:70000' }, 'REDIS_URL', /REDIS_URL must be/],
-      ['REDIS_KEY_PREFIX with a brace (it goes inside the hash tag)', { ...REDIS_ENV, REDIS_KEY_PREFIX: 'a{b}' }, 'REDIS_KEY_PREFIX', /^REDIS_KEY_PREFIX must be 1 to 64 letters, digits, "\.", "_" or "-", starting with a letter or digit; got "a\{b\}"\.$/],
+      [
+        'REDIS_KEY_PREFIX with a brace (it goes inside the hash tag)',
+        { ...REDIS_ENV, REDIS_KEY_PREFIX: 'a{b}' },
+        'REDIS_KEY_PREFIX',
+        /^REDIS_KEY_PREFIX must be 1 to 64 letters, digits, "\.", "_" or "-", starting with a letter or digit; got "a\{b\}"\.$/,
+      ],
       ['REDIS_KEY_PREFIX with a colon', { ...REDIS_ENV, REDIS_KEY_PREFIX: 'a:b' }, 'REDIS_KEY_PREFIX', /REDIS_KEY_PREFIX must be/],
       ['REDIS_KEY_PREFIX too long', { ...REDIS_ENV, REDIS_KEY_PREFIX: 'p'.repeat(65) }, 'REDIS_KEY_PREFIX', /REDIS_KEY_PREFIX must be 1 to 64/],
       ['REDIS_LEASE unknown', { ...REDIS_ENV, REDIS_LEASE: 'slow' }, 'REDIS_LEASE', /^REDIS_LEASE must be one of: fast, safe; got "slow"\.$/],

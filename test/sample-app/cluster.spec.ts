@@ -50,7 +50,12 @@ describe('sample app: a cluster member that has not heard from every listed memb
     const view = (await request(app.getHttpServer()).get('/cluster/members').expect(200)).body;
     expect(view.ready).toBe(false);
     expect(view.members).toHaveLength(1);
-    const unavailable = { statusCode: 503, error: 'Service Unavailable', message: 'The resource is not available right now; nothing was changed. Retry later.', code: 'GRAIN_CLUSTER_UNAVAILABLE' };
+    const unavailable = {
+      statusCode: 503,
+      error: 'Service Unavailable',
+      message: 'The resource is not available right now; nothing was changed. Retry later.',
+      code: 'GRAIN_CLUSTER_UNAVAILABLE',
+    };
     for (const req of [
       request(app.getHttpServer()).get('/accounts/alice'),
       request(app.getHttpServer()).post('/accounts/alice/deposit').send({ amount: 1 }),

@@ -43,7 +43,11 @@ describe('sample app: concurrency (turn-based execution + write-through)', () =>
     await http().post('/accounts/ring-a/deposit').send({ amount: 100 }).expect(200);
     await http().post('/accounts/ring-b/deposit').send({ amount: 100 }).expect(200);
     const responses = await Promise.all(
-      Array.from({ length: 60 }, (_, i) => http().post('/transfers').send(i % 2 === 0 ? { from: 'ring-a', to: 'ring-b', amount: 3 } : { from: 'ring-b', to: 'ring-a', amount: 2 })),
+      Array.from({ length: 60 }, (_, i) =>
+        http()
+          .post('/transfers')
+          .send(i % 2 === 0 ? { from: 'ring-a', to: 'ring-b', amount: 3 } : { from: 'ring-b', to: 'ring-a', amount: 2 }),
+      ),
     );
     expect(responses.every((r) => r.status === 200)).toBe(true);
     const a = (await http().get('/accounts/ring-a').expect(200)).body.balance as number;

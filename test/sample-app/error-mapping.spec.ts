@@ -2,7 +2,15 @@ import 'reflect-metadata';
 import { Controller, Get, type INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Cluster, ClusterUnavailableError, type GrainClient, getGrainClientToken, GrainTimeoutError, OutcomeUnknownError, UnknownKindError } from 'nestjs-grains';
+import {
+  Cluster,
+  ClusterUnavailableError,
+  type GrainClient,
+  getGrainClientToken,
+  GrainTimeoutError,
+  OutcomeUnknownError,
+  UnknownKindError,
+} from 'nestjs-grains';
 import type { AccountGrain } from '../../sample-app/accounts/account.grain.js';
 import { MAX_BALANCE } from '../../sample-app/accounts/amount.js';
 import { createTestApp } from './create-test-app.js';
@@ -17,8 +25,18 @@ import { ControllableLedger } from './support/controllable-ledger.js';
 /** The request timeout of the timeout tests: each of them waits about this long. */
 const TIMEOUT_MS = 250;
 
-const TIMEOUT_BODY = { statusCode: 504, error: 'Gateway Timeout', message: 'The operation did not finish in time; it may or may not have been applied.', code: 'GRAIN_TIMEOUT' };
-const OVERLOADED_BODY = { statusCode: 503, error: 'Service Unavailable', message: 'Too many requests are waiting for this resource; nothing was changed. Retry later.', code: 'GRAIN_OVERLOADED' };
+const TIMEOUT_BODY = {
+  statusCode: 504,
+  error: 'Gateway Timeout',
+  message: 'The operation did not finish in time; it may or may not have been applied.',
+  code: 'GRAIN_TIMEOUT',
+};
+const OVERLOADED_BODY = {
+  statusCode: 503,
+  error: 'Service Unavailable',
+  message: 'Too many requests are waiting for this resource; nothing was changed. Retry later.',
+  code: 'GRAIN_OVERLOADED',
+};
 const INTERNAL_ERROR_BODY = { statusCode: 500, error: 'Internal Server Error', message: 'Internal server error' };
 /** Nothing internal (secrets, error names or codes, stack frames) may reach the client. */
 const LEAKS = /hunter2|ECONNREFUSED|TypeError|\bat\s|\.ts:\d|stack/;
@@ -90,9 +108,15 @@ describe(`sample app: timeouts (requestTimeout ${TIMEOUT_MS} ms, writes held at 
     const accounts = app.get<GrainClient<AccountGrain>>(getGrainClientToken('account'));
     await accounts.get('tm-verdict').deposit(10);
     const hold = ledger.hold('tm-verdict');
-    const running = accounts.get('tm-verdict').deposit(1).catch((e: unknown) => e);
+    const running = accounts
+      .get('tm-verdict')
+      .deposit(1)
+      .catch((e: unknown) => e);
     await hold.reached;
-    const queued = await accounts.get('tm-verdict').deposit(2).catch((e: unknown) => e);
+    const queued = await accounts
+      .get('tm-verdict')
+      .deposit(2)
+      .catch((e: unknown) => e);
 
     expect(queued).toBeInstanceOf(GrainTimeoutError);
     expect(queued).toMatchObject({ code: 'GRAIN_TIMEOUT', neverRan: true, timeoutMs: TIMEOUT_MS });
@@ -254,7 +278,11 @@ describe('sample app: business errors and failures of the ledger', () => {
   });
 
   const failures: ReadonlyArray<readonly [name: string, operation: 'load' | 'save', failure: unknown]> = [
-    ['a driver error with secrets and an unmapped code', 'save', Object.assign(new Error('connect ECONNREFUSED db.internal:5432 password=hunter2'), { code: 'ECONNREFUSED' })],
+    [
+      'a driver error with secrets and an unmapped code',
+      'save',
+      Object.assign(new Error('connect ECONNREFUSED db.internal:5432 password=hunter2'), { code: 'ECONNREFUSED' }),
+    ],
     ['a bug (a TypeError, no code)', 'save', new TypeError('hunter2 is undefined')],
     ['a rejection with a string', 'save', 'hunter2'],
     ['a failure while the account activates (GrainActivationError)', 'load', new Error('hunter2 refused')],
@@ -292,7 +320,12 @@ describe('sample app: a member shutting down its cluster', () => {
 
     const stopped = app.get(Cluster).shutdown();
     const refused = await deposit('s-2', 1).expect(503);
-    expect(refused.body).toEqual({ statusCode: 503, error: 'Service Unavailable', message: 'The service is shutting down; nothing was changed. Retry.', code: 'GRAIN_CLUSTER_SHUTTING_DOWN' });
+    expect(refused.body).toEqual({
+      statusCode: 503,
+      error: 'Service Unavailable',
+      message: 'The service is shutting down; nothing was changed. Retry.',
+      code: 'GRAIN_CLUSTER_SHUTTING_DOWN',
+    });
     expect(refused.headers['retry-after']).toBe('1');
     await http().get('/accounts/s-1').expect(503);
 
@@ -378,7 +411,12 @@ describe('sample app: errors thrown outside the grains (test-only routes, the re
 
   it('UnknownKindError (no member hosting the kind known yet) → 503 with Retry-After', async () => {
     const res = await request(app.getHttpServer()).get('/test-only/unknown-kind').expect(503);
-    expect(res.body).toEqual({ statusCode: 503, error: 'Service Unavailable', message: 'The resource is not available right now; nothing was changed. Retry later.', code: 'GRAIN_UNKNOWN_KIND' });
+    expect(res.body).toEqual({
+      statusCode: 503,
+      error: 'Service Unavailable',
+      message: 'The resource is not available right now; nothing was changed. Retry later.',
+      code: 'GRAIN_UNKNOWN_KIND',
+    });
     expect(res.headers['retry-after']).toBe('1');
   });
 

@@ -33,7 +33,10 @@ describe('sample app: grains validate their own arguments', () => {
     ['undefined', undefined],
   ])('deposit and withdraw refuse %s with INVALID_AMOUNT', async (_name, amount) => {
     for (const call of [() => accounts.get('g-a').deposit(amount as number), () => accounts.get('g-a').withdraw(amount as number)]) {
-      const error = await call().then(() => undefined, (e: unknown) => e);
+      const error = await call().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(GrainInvocationError);
       expect(error).toMatchObject({ remoteCode: 'INVALID_AMOUNT', remoteName: 'InvalidAmountError' });
     }
@@ -51,7 +54,9 @@ describe('sample app: grains validate their own arguments', () => {
     ['a negative amount', 'g-a', 'g-b', -1, 'INVALID_AMOUNT'],
     ['a NaN amount', 'g-a', 'g-b', Number.NaN, 'INVALID_AMOUNT'],
   ])('transfer execute refuses %s', async (_name, from, to, amount, code) => {
-    await expect(transfers.get(`g-bad-${String(_name).replace(/\W+/g, '-')}`).execute(from as string, to as string, amount)).rejects.toMatchObject({ remoteCode: code });
+    await expect(transfers.get(`g-bad-${String(_name).replace(/\W+/g, '-')}`).execute(from as string, to as string, amount)).rejects.toMatchObject({
+      remoteCode: code,
+    });
     expect((await accounts.get('g-a').balance()).balance).toBe(100);
   });
 

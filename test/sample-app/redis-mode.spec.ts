@@ -24,15 +24,31 @@ async function clientNames(server: RedisHandle): Promise<string[]> {
   return [...list.matchAll(/\bname=(\S*)/g)].map((m) => m[1]!);
 }
 
-const STORE_UNAVAILABLE_BODY = { statusCode: 503, error: 'Service Unavailable', message: 'The data store is not available right now; nothing was changed. Retry later.', code: 'STORE_UNAVAILABLE' };
-const STORE_OUTCOME_UNKNOWN_BODY = { statusCode: 504, error: 'Gateway Timeout', message: 'The data store did not confirm the operation; it may or may not have been applied.', code: 'STORE_OUTCOME_UNKNOWN' };
+const STORE_UNAVAILABLE_BODY = {
+  statusCode: 503,
+  error: 'Service Unavailable',
+  message: 'The data store is not available right now; nothing was changed. Retry later.',
+  code: 'STORE_UNAVAILABLE',
+};
+const STORE_OUTCOME_UNKNOWN_BODY = {
+  statusCode: 504,
+  error: 'Gateway Timeout',
+  message: 'The data store did not confirm the operation; it may or may not have been applied.',
+  code: 'STORE_OUTCOME_UNKNOWN',
+};
 
 describe('sample app in Redis mode: the ledger and the journal in Redis, placement by RedisIdentityLookup', () => {
   let server: RedisHandle;
   let app: INestApplication | undefined;
   const http = () => request(app!.getHttpServer());
   /** A new member process, as far as the bank can tell: new lookup, new connection. */
-  const start = () => createTestApp({ bank: { cluster: { clusterName: 'rm', identityLookup: new RedisIdentityLookup({ url: server.url, keyPrefix: 'it' }) }, redisStores: { url: server.url, keyPrefix: 'it' } } });
+  const start = () =>
+    createTestApp({
+      bank: {
+        cluster: { clusterName: 'rm', identityLookup: new RedisIdentityLookup({ url: server.url, keyPrefix: 'it' }) },
+        redisStores: { url: server.url, keyPrefix: 'it' },
+      },
+    });
   const entryEpoch = async (name: string) => Number(await server.command('HGET', `{it:rm}:ci:${name}`, 'epoch'));
 
   beforeAll(async () => {
@@ -166,7 +182,7 @@ describe('sample app: store errors in a transfer (the refund rule)', () => {
 
   it('a deposit whose write was certainly not applied: the withdrawal is refunded, 503', async () => {
     await http().post('/accounts/r-from/deposit').send({ amount: 50 }).expect(200);
-    ledger.failNext('save', 'r-to', new StoreUnavailableError('ledger save of account "r-to"', false, 'Stream isn\'t writeable'));
+    ledger.failNext('save', 'r-to', new StoreUnavailableError('ledger save of account "r-to"', false, "Stream isn't writeable"));
     const res = await http().post('/transfers').send({ id: 'r-1', from: 'r-from', to: 'r-to', amount: 20 }).expect(503);
     expect(res.body.code).toBe('STORE_UNAVAILABLE');
     expect((await http().get('/accounts/r-from').expect(200)).body.balance).toBe(50);

@@ -156,13 +156,17 @@ describe('sample app: the Redis stores when Redis fails (fail fast, typed errors
     const port = await freePort();
     const attempt = connect({ url: `redis://127.0.0.1:${port}`, clusterName: 'bank' });
     await expect(attempt).rejects.toBeInstanceOf(RedisConnectError);
-    await expect(attempt).rejects.toThrow(new RegExp(`^The ledger could not connect to Redis at 127\\.0\\.0\\.1:${port}: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}\\.$`));
+    await expect(attempt).rejects.toThrow(
+      new RegExp(`^The ledger could not connect to Redis at 127\\.0\\.0\\.1:${port}: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}\\.$`),
+    );
   });
 
   it('startup: a hung Redis is a RedisConnectError after connectTimeoutMs', async () => {
     await server.pause();
     const started = Date.now();
-    await expect(connect({ url: server.url, clusterName: 'bank', connectTimeoutMs: 300 })).rejects.toThrow(/could not connect to Redis at .*: no answer within 300 ms\.$/);
+    await expect(connect({ url: server.url, clusterName: 'bank', connectTimeoutMs: 300 })).rejects.toThrow(
+      /could not connect to Redis at .*: no answer within 300 ms\.$/,
+    );
     expect(Date.now() - started).toBeLessThan(2_000);
   });
 
@@ -173,7 +177,16 @@ describe('sample app: the Redis stores when Redis fails (fail fast, typed errors
     await server.save(); // a snapshot, so that the restart below finds the balance again
     await server.kill();
     // Once the client has seen the connection go (a read fails), nothing is even sent.
-    await expect.poll(() => ledger.load('d').then(() => 'up', () => 'down'), { timeout: 2_000, interval: 10 }).toBe('down');
+    await expect
+      .poll(
+        () =>
+          ledger.load('d').then(
+            () => 'up',
+            () => 'down',
+          ),
+        { timeout: 2_000, interval: 10 },
+      )
+      .toBe('down');
     const started = Date.now();
     for (const operation of [() => ledger.load('d'), () => ledger.save('d', 6, 1), () => new RedisTransferJournal(redis!).save(result('t-down'), 1)]) {
       const error = await operation().then(
@@ -205,7 +218,9 @@ describe('sample app: the Redis stores when Redis fails (fail fast, typed errors
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(error).toBeInstanceOf(StoreUnavailableError);
     expect(error).toMatchObject({ code: 'STORE_OUTCOME_UNKNOWN', outcomeUnknown: true });
-    expect((error as Error).message).toMatch(/^The ledger save of account "h" was sent to Redis but not confirmed \(Command timed out\); it may or may not have been applied\.$/);
+    expect((error as Error).message).toMatch(
+      /^The ledger save of account "h" was sent to Redis but not confirmed \(Command timed out\); it may or may not have been applied\.$/,
+    );
     // A read that times out changed nothing: STORE_UNAVAILABLE.
     await expect(ledger.load('h')).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
     await server.resume();

@@ -60,7 +60,14 @@ describe('sample app: transfers (grain-to-grain)', () => {
   });
 
   it('a transfer already in the journal is not applied again when its grain activates (state is loaded)', async () => {
-    const recorded: TransferResult = { id: 'tr-recorded', from: 't-rec-a', to: 't-rec-b', amount: 5, status: 'completed', completedAt: '2020-01-01T00:00:00.000Z' };
+    const recorded: TransferResult = {
+      id: 'tr-recorded',
+      from: 't-rec-a',
+      to: 't-rec-b',
+      amount: 5,
+      status: 'completed',
+      completedAt: '2020-01-01T00:00:00.000Z',
+    };
     await app.get(TransferJournalService).save(recorded, 0);
     await fund('t-rec-a', 10);
     await transfer({ id: 'tr-recorded', from: 't-rec-a', to: 't-rec-b', amount: 5 }).expect(200, recorded);
@@ -81,7 +88,12 @@ describe('sample app: transfers (grain-to-grain)', () => {
     await fund('t-poor', 20);
     await fund('t-rich', 500);
     const res = await transfer({ id: 'tr-overdraft', from: 't-poor', to: 't-rich', amount: 20.5 }).expect(409);
-    expect(res.body).toEqual({ statusCode: 409, error: 'Conflict', message: 'Account "t-poor" has insufficient funds: balance 20, requested 20.5.', code: 'INSUFFICIENT_FUNDS' });
+    expect(res.body).toEqual({
+      statusCode: 409,
+      error: 'Conflict',
+      message: 'Account "t-poor" has insufficient funds: balance 20, requested 20.5.',
+      code: 'INSUFFICIENT_FUNDS',
+    });
     expect(await balanceOf('t-poor')).toBe(20);
     expect(await balanceOf('t-rich')).toBe(500);
     // Nothing was recorded: the id is free to succeed once the funds are there.

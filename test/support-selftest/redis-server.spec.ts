@@ -196,7 +196,12 @@ describe('startRedis', () => {
     const r = await redis();
     const conn = await r.connect();
     try {
-      const replies = await Promise.all([conn.call('SET', 'a', '1'), conn.call('INCR', 'a'), conn.call('MGET', 'a', 'missing'), conn.call('HGET', 'a', 'f').catch((e: unknown) => e)]);
+      const replies = await Promise.all([
+        conn.call('SET', 'a', '1'),
+        conn.call('INCR', 'a'),
+        conn.call('MGET', 'a', 'missing'),
+        conn.call('HGET', 'a', 'f').catch((e: unknown) => e),
+      ]);
       expect(replies.slice(0, 3)).toEqual(['OK', 2, ['2', null]]);
       expect(replies[3]).toBeInstanceOf(ReplyError);
       expect((replies[3] as Error).message).toMatch(/^WRONGTYPE/);

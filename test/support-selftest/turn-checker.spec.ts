@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { checkListAppend, findActivationOverlaps, type ListViolation, parseJsonLines, parseTurnLog, type TurnRecord, turnRecordsFrom } from '../support/turn-checker.js';
+import {
+  checkListAppend,
+  findActivationOverlaps,
+  type ListViolation,
+  parseJsonLines,
+  parseTurnLog,
+  type TurnRecord,
+  turnRecordsFrom,
+} from '../support/turn-checker.js';
 
 function turn(identity: string, activationId: string, start: number, end: number, member = 'm1'): TurnRecord {
   return { identity, activationId, start: BigInt(start), end: BigInt(end), member };
@@ -113,7 +121,13 @@ describe('checkListAppend', () => {
   });
 
   it('without an explicit final read, uses the longest read (and says so)', () => {
-    const report = checkListAppend({ reads: [{ identity: 'l', value: ['a'] }, { identity: 'l', value: ['a', 'b'] }], appends: appends('l', 'a', 'b', 'z') });
+    const report = checkListAppend({
+      reads: [
+        { identity: 'l', value: ['a'] },
+        { identity: 'l', value: ['a', 'b'] },
+      ],
+      appends: appends('l', 'a', 'b', 'z'),
+    });
     expect(report.identities[0]).toMatchObject({ finalSource: 'longest-read', finalLength: 2 });
     expect(report.violations.map((v) => v.message)).toEqual(['l: acknowledged append "z" is missing from the longest read (2 elements)']);
     // Acknowledged appends but no read at all: every one is lost.

@@ -16,6 +16,8 @@ export default function setup(): void {
   } catch (error) {
     const e = error as { stdout?: Buffer; stderr?: Buffer; message: string };
     const output = `${e.stdout?.toString() ?? ''}${e.stderr?.toString() ?? ''}`.trim();
-    throw new Error(`test/support/global-setup.ts: the build (tsc -p tsconfig.build.json) failed, so the multi-process tests cannot run the built members.\n${output || e.message}`);
+    throw new Error(
+      `test/support/global-setup.ts: the build (tsc -p tsconfig.build.json) failed, so the multi-process tests cannot run the built members.\n${output || e.message}`,
+    );
   }
 }

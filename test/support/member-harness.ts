@@ -286,8 +286,17 @@ export class MemberProcess {
   }
 
   /** Call a grain from this member. `timeoutMs` is the call's deadline; `waitMs` how long the harness waits for the answer. */
-  async call<T = unknown>(kind: string, identity: string, method: string, args: unknown[] = [], options: { timeoutMs?: number; waitMs?: number } = {}): Promise<CallOutcome<T>> {
-    const result = await this.request({ cmd: 'call', kind, identity, method, args, ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }) }, options.waitMs);
+  async call<T = unknown>(
+    kind: string,
+    identity: string,
+    method: string,
+    args: unknown[] = [],
+    options: { timeoutMs?: number; waitMs?: number } = {},
+  ): Promise<CallOutcome<T>> {
+    const result = await this.request(
+      { cmd: 'call', kind, identity, method, args, ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }) },
+      options.waitMs,
+    );
     return toOutcome<T>(result);
   }
 
@@ -298,7 +307,13 @@ export class MemberProcess {
     return (result['value'] as Array<Record<string, unknown>>).map((r) => toOutcome<T>(r));
   }
 
-  async stats(): Promise<{ memberId: string; incarnation: string; address: string; members: Array<{ id: string; incarnation: string; address: string; kinds: string[] }>; stats: { activations: number; activated: number } }> {
+  async stats(): Promise<{
+    memberId: string;
+    incarnation: string;
+    address: string;
+    members: Array<{ id: string; incarnation: string; address: string; kinds: string[] }>;
+    stats: { activations: number; activated: number };
+  }> {
     const result = await this.request({ cmd: 'stats' });
     return result['value'] as never;
   }
@@ -345,7 +360,9 @@ export class MemberProcess {
   /** The last lines of output (stderr, and stdout other than exec events), for error messages. */
   tail(lines = 40): string {
     const last = this.lines.filter((l) => l.stream === 'stderr' || l.json?.['event'] !== 'exec').slice(-lines);
-    return last.length === 0 ? ' (no output)' : `\n--- ${this.label} output (last ${last.length} lines) ---\n${last.map((l) => `${l.stream}: ${l.text.slice(0, 2_000)}`).join('\n')}`;
+    return last.length === 0
+      ? ' (no output)'
+      : `\n--- ${this.label} output (last ${last.length} lines) ---\n${last.map((l) => `${l.stream}: ${l.text.slice(0, 2_000)}`).join('\n')}`;
   }
 
   private onLine(stream: 'stdout' | 'stderr', text: string): void {
@@ -420,7 +437,11 @@ export class MemberHarness {
     const harness = new MemberHarness(list, ports, extraPorts, common);
     try {
       for (let i = 0; i < list.length; i++) harness.members.push(harness.spawn(i));
-      await Promise.all(harness.members.map((m) => (m.spec.wait === false ? undefined : m.whenReady(m.spec.readyTimeoutMs ?? common.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS))));
+      await Promise.all(
+        harness.members.map((m) =>
+          m.spec.wait === false ? undefined : m.whenReady(m.spec.readyTimeoutMs ?? common.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS),
+        ),
+      );
     } catch (error) {
       await harness.shutdown(0);
       throw error;

@@ -3,7 +3,16 @@ import { type ClientDuplexStream, credentials, makeGenericClientConstructor, typ
 import { defaultCodec } from '../../lib/remote/codec/default-codec.js';
 import { PROTOCOL_MAX, PROTOCOL_MIN } from '../../lib/remote/protocol.js';
 import { remotingService } from '../../lib/remote/service-definition.js';
-import { type Batch, decodeFrame, encodeFrame, type Frame, type Handshake, type HandshakeAck, type WireRequest, type WireResponse } from '../../lib/remote/wire.js';
+import {
+  type Batch,
+  decodeFrame,
+  encodeFrame,
+  type Frame,
+  type Handshake,
+  type HandshakeAck,
+  type WireRequest,
+  type WireResponse,
+} from '../../lib/remote/wire.js';
 
 /** The codec members use by default (to encode arguments and decode results by hand). */
 export const codec = defaultCodec(4 * 1024 * 1024);

@@ -204,8 +204,7 @@ export function checkListAppend(input: ListAppendInput): ListAppendReport {
     const appends = appendsOf.get(identity) ?? [];
     const explicitFinal = finalFor(input.final, identity);
     const longest = reads.reduce<ListRead | undefined>((best, r) => (best === undefined || r.value.length > best.value.length ? r : best), undefined);
-    const finalRead: ListRead | undefined =
-      explicitFinal !== undefined ? { identity, value: explicitFinal, label: 'final' } : longest;
+    const finalRead: ListRead | undefined = explicitFinal !== undefined ? { identity, value: explicitFinal, label: 'final' } : longest;
     const all = explicitFinal !== undefined && finalRead !== undefined ? [...reads, finalRead] : reads;
 
     // Forks: a trie of every read; a node with two children is where histories branch.
@@ -248,14 +247,28 @@ export function checkListAppend(input: ListAppendInput): ListAppendReport {
         });
         for (const [element, indexes] of positions) {
           if (indexes.length > 1) {
-            violations.push({ kind: 'duplicate-element', identity, element, read, indexes, message: `${identity}: ${JSON.stringify(element)} appears ${indexes.length} times in ${describeRead(read)}, at ${indexes.join(', ')}` });
+            violations.push({
+              kind: 'duplicate-element',
+              identity,
+              element,
+              read,
+              indexes,
+              message: `${identity}: ${JSON.stringify(element)} appears ${indexes.length} times in ${describeRead(read)}, at ${indexes.join(', ')}`,
+            });
           }
         }
       }
       if (input.attempted !== undefined) {
         read.value.forEach((element, index) => {
           if (known === undefined || !known.has(element)) {
-            violations.push({ kind: 'phantom-element', identity, element, read, index, message: `${identity}: ${describeRead(read)} holds ${JSON.stringify(element)} at ${index}, which no append attempted` });
+            violations.push({
+              kind: 'phantom-element',
+              identity,
+              element,
+              read,
+              index,
+              message: `${identity}: ${describeRead(read)} holds ${JSON.stringify(element)} at ${index}, which no append attempted`,
+            });
           }
         });
       }
@@ -342,7 +355,8 @@ function toBigInt(value: unknown, field: string, where: string): bigint {
   if (typeof value === 'bigint') return value;
   if (typeof value === 'string' && /^-?\d+$/.test(value)) return BigInt(value);
   if (typeof value === 'number' && Number.isInteger(value)) {
-    if (!Number.isSafeInteger(value)) throw new Error(`turn-checker: ${field} ${value} of ${where} is beyond 2^53 and was rounded by JSON.parse; log hrtime values as strings`);
+    if (!Number.isSafeInteger(value))
+      throw new Error(`turn-checker: ${field} ${value} of ${where} is beyond 2^53 and was rounded by JSON.parse; log hrtime values as strings`);
     return BigInt(value);
   }
   throw new Error(`turn-checker: ${field} of ${where} is not an integer (bigint, decimal string or safe integer): ${JSON.stringify(value)}`);
@@ -364,7 +378,14 @@ export function turnRecordsFrom(values: Iterable<unknown>, filter: (value: Recor
   for (const value of values) {
     if (!isTurnLike(value) || !filter(value)) continue;
     const where = `turn of ${String(value.identity)} (${String(value.activationId)})`;
-    records.push({ ...value, identity: value.identity as string, activationId: value.activationId as string, member: value.member as string, start: toBigInt(value.start, 'start', where), end: toBigInt(value.end, 'end', where) });
+    records.push({
+      ...value,
+      identity: value.identity as string,
+      activationId: value.activationId as string,
+      member: value.member as string,
+      start: toBigInt(value.start, 'start', where),
+      end: toBigInt(value.end, 'end', where),
+    });
   }
   return records;
 }

@@ -93,7 +93,11 @@ export class Activation implements MailboxHandler, TimerOwner {
 
   /** Queue the activation turn (constructor + `onGrainActivate`) ahead of every call. */
   start(): void {
-    const activate = this.taskCall('onGrainActivate', () => this.construct(), (ok, value) => this.onActivated(ok, value));
+    const activate = this.taskCall(
+      'onGrainActivate',
+      () => this.construct(),
+      (ok, value) => this.onActivated(ok, value),
+    );
     this.mailbox.post(activate);
     this.mailbox.resume();
   }
@@ -149,7 +153,8 @@ export class Activation implements MailboxHandler, TimerOwner {
         () => this.runDeactivateHook(reason),
         (ok, value) => {
           // NOTE: not logged when forceStop() already ended the activation and failed the hook's turn.
-          if (!ok && this.state === State.Deactivating) this.host.logger.error(`Grain ${this.label}: onGrainDeactivate('${reason}') threw: ${describe(value)}`, stackOf(value));
+          if (!ok && this.state === State.Deactivating)
+            this.host.logger.error(`Grain ${this.label}: onGrainDeactivate('${reason}') threw: ${describe(value)}`, stackOf(value));
           this.stop(State.Stopped);
           resolve();
         },
@@ -320,7 +325,12 @@ export class Activation implements MailboxHandler, TimerOwner {
   }
 
   startTimer(callback: () => unknown, options: GrainTimerOptions): GrainTimer {
-    const timer = new ActivationTimer(this, callback, toMs(options.due, 'startTimer due'), options.period === undefined ? undefined : toMs(options.period, 'startTimer period'));
+    const timer = new ActivationTimer(
+      this,
+      callback,
+      toMs(options.due, 'startTimer due'),
+      options.period === undefined ? undefined : toMs(options.period, 'startTimer period'),
+    );
     if (this.state === State.Activating || this.state === State.Active) (this.timers ??= new Set()).add(timer);
     else timer.stop();
     return timer;

@@ -43,7 +43,6 @@ export interface GetHint {
   readonly deadline?: number;
 }
 
-
 /**
  * Where each grain lives. The lookup is the single authority on placement: it finds the
  * activation of an identity, or places one (claiming the identity first) and returns its Pid.

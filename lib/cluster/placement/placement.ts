@@ -18,5 +18,7 @@ export function placementStrategy(option: Placement | PlacementStrategy, optionN
     case 'rendezvous':
       return new RendezvousPlacement();
   }
-  throw new GrainConfigurationError(`${optionName}: "${String(option)}" is not a placement; use 'prefer-local', 'random', 'rendezvous' or an object implementing PlacementStrategy.`);
+  throw new GrainConfigurationError(
+    `${optionName}: "${String(option)}" is not a placement; use 'prefer-local', 'random', 'rendezvous' or an object implementing PlacementStrategy.`,
+  );
 }

@@ -33,7 +33,8 @@ export interface ClusterRemotingDeps {
 /** Where a member with `options` serves, or undefined for a client-only member. Throws on a bad port. */
 export function serverAddressOf(options: RemoteOptions | undefined): ServerAddress | undefined {
   if (options?.port === undefined) return undefined;
-  if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65_535) throw new GrainConfigurationError(`remote.port ${String(options.port)} is not a port number.`);
+  if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65_535)
+    throw new GrainConfigurationError(`remote.port ${String(options.port)} is not a port number.`);
   const host = options.host ?? '0.0.0.0';
   return { host, port: options.port, advertisedHost: options.advertisedHost ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host) };
 }
@@ -61,7 +62,14 @@ export class ClusterRemoting {
     this.maxQueuedPerPeer = options?.maxQueuedPerPeer ?? DEFAULT_MAX_QUEUED_PER_PEER;
     const codec = options?.codec ?? defaultCodec(this.maxMessageSize);
     const peerSeen = (info: MemberInfo) => deps.peerSeen({ id: info.memberId, incarnation: info.incarnation, address: info.address, kinds: info.kinds });
-    this.caller = new RemoteCaller({ codec, maxMessageSize: this.maxMessageSize, maxQueuedPerPeer: this.maxQueuedPerPeer, routing: deps.routing, logger: deps.logger, peerSeen });
+    this.caller = new RemoteCaller({
+      codec,
+      maxMessageSize: this.maxMessageSize,
+      maxQueuedPerPeer: this.maxQueuedPerPeer,
+      routing: deps.routing,
+      logger: deps.logger,
+      peerSeen,
+    });
     this.callee = new RemoteCallee({
       member: deps.member,
       codec,
@@ -84,7 +92,13 @@ export class ClusterRemoting {
       maxMessageSize: this.maxMessageSize,
       maxQueuedPerPeer: this.maxQueuedPerPeer,
       sweeper,
-      handshake: () => ({ clusterName: member.clusterName, member: callee.self(), minProtocol: callee.protocol.min, maxProtocol: callee.protocol.max, codec: callee.codecName }),
+      handshake: () => ({
+        clusterName: member.clusterName,
+        member: callee.self(),
+        minProtocol: callee.protocol.min,
+        maxProtocol: callee.protocol.max,
+        codec: callee.codecName,
+      }),
       events: this.caller,
       inbound: callee,
     });
@@ -93,7 +107,9 @@ export class ClusterRemoting {
     try {
       port = await remote.start();
     } catch (error) {
-      throw new GrainConfigurationError(`The remote could not listen on ${server!.host}:${server!.port}: ${(error as Error).message}. Pick a free port (remote.port).`);
+      throw new GrainConfigurationError(
+        `The remote could not listen on ${server!.host}:${server!.port}: ${(error as Error).message}. Pick a free port (remote.port).`,
+      );
     }
     if (port !== undefined) member.address = `${server!.advertisedHost}:${port}`;
   }

@@ -7,6 +7,7 @@ export const ENVELOPE_ALLOWANCE = 64 * 1024;
 
 /** The typed error for a codec failure on `call`'s arguments or result. */
 export function codecFailure(call: Call, error: unknown, neverRan: boolean): GrainError {
-  if (error instanceof CodecError && error.code === 'CODEC_TOO_LARGE') return new MessageTooLargeError(call.kind, call.identity, call.method, neverRan, error.message);
+  if (error instanceof CodecError && error.code === 'CODEC_TOO_LARGE')
+    return new MessageTooLargeError(call.kind, call.identity, call.method, neverRan, error.message);
   return new GrainSerializationError(call.kind, call.identity, call.method, neverRan, error instanceof Error ? error.message : String(error));
 }

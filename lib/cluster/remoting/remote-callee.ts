@@ -106,11 +106,20 @@ export class RemoteCallee implements InboundHandler {
       return {
         id: request.id,
         status: Status.INVOCATION_FAILED,
-        error: toErrorInfo({ name: 'GrainSerializationError', message: `the result cannot be sent between members: ${(error as Error).message}`, code: 'GRAIN_SERIALIZATION', origin: `${request.kind}/${request.identity}.${request.method}` }),
+        error: toErrorInfo({
+          name: 'GrainSerializationError',
+          message: `the result cannot be sent between members: ${(error as Error).message}`,
+          code: 'GRAIN_SERIALIZATION',
+          origin: `${request.kind}/${request.identity}.${request.method}`,
+        }),
       };
     }
     if (result.byteLength > limit) {
-      return { id: request.id, status: Status.TOO_LARGE, error: toErrorInfo({ name: 'MessageTooLargeError', message: `${result.byteLength} bytes of result; the limit is ${limit}` }) };
+      return {
+        id: request.id,
+        status: Status.TOO_LARGE,
+        error: toErrorInfo({ name: 'MessageTooLargeError', message: `${result.byteLength} bytes of result; the limit is ${limit}` }),
+      };
     }
     return { id: request.id, status: Status.OK, result };
   }

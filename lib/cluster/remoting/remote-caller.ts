@@ -5,7 +5,14 @@ import type { EndpointEvents, FailureReason } from '../../remote/endpoint.js';
 import type { OutboundRequest } from '../../remote/envelopes.js';
 import type { Remote } from '../../remote/remote.js';
 import { type MemberInfo, Status, type WireResponse } from '../../remote/wire.js';
-import { ClusterShuttingDownError, ClusterUnavailableError, GrainOverloadedError, GrainTimeoutError, MessageTooLargeError, OutcomeUnknownError } from '../errors.js';
+import {
+  ClusterShuttingDownError,
+  ClusterUnavailableError,
+  GrainOverloadedError,
+  GrainTimeoutError,
+  MessageTooLargeError,
+  OutcomeUnknownError,
+} from '../errors.js';
 import type { ClusterLogger } from '../logger.js';
 import type { CallSender } from '../request-router.js';
 import { codecFailure, ENVELOPE_ALLOWANCE } from './codec-failure.js';
@@ -52,7 +59,15 @@ export class RemoteCaller implements CallSender, EndpointEvents {
       return;
     }
     if (args.byteLength > maxMessageSize - ENVELOPE_ALLOWANCE) {
-      call.reject(new MessageTooLargeError(call.kind, call.identity, call.method, true, `${args.byteLength} bytes of arguments; the limit is ${maxMessageSize - ENVELOPE_ALLOWANCE}`));
+      call.reject(
+        new MessageTooLargeError(
+          call.kind,
+          call.identity,
+          call.method,
+          true,
+          `${args.byteLength} bytes of arguments; the limit is ${maxMessageSize - ENVELOPE_ALLOWANCE}`,
+        ),
+      );
       return;
     }
     this.remote!.send(pid.address!, { id: 0, call, args, targetIncarnation: pid.incarnation ?? '', address: pid.address!, written: false });
@@ -91,7 +106,9 @@ export class RemoteCaller implements CallSender, EndpointEvents {
     }
     if (reason === 'refused') {
       // NOTE: a refusal (another cluster, no common protocol, another codec) lasts: fail now.
-      call.reject(new ClusterUnavailableError(`Call ${call.kind}/${call.identity}.${call.method}() never ran: the member hosting it refused this member (${detail}).`));
+      call.reject(
+        new ClusterUnavailableError(`Call ${call.kind}/${call.identity}.${call.method}() never ran: the member hosting it refused this member (${detail}).`),
+      );
       return;
     }
     // NOTE: every grain cached at that member is in doubt now, not only this call's: the

@@ -48,7 +48,11 @@ export function outcomeOfStatus(status: Status, error: RemoteErrorInfo, call: Ca
     case Status.TIMEOUT:
       return fail(new GrainTimeoutError(kind, identity, method, call.timeoutMs, false));
     case Status.INVOCATION_FAILED:
-      return fail(new GrainInvocationError(kind, identity, method, error.name, error.message, error.code === '' ? undefined : error.code, { origin: error.origin || undefined }));
+      return fail(
+        new GrainInvocationError(kind, identity, method, error.name, error.message, error.code === '' ? undefined : error.code, {
+          origin: error.origin || undefined,
+        }),
+      );
     case Status.OVERLOADED:
       return fail(new GrainOverloadedError(kind, identity, Number(error.code) || 0));
     case Status.CALL_CYCLE:
@@ -79,7 +83,11 @@ export function outcomeOfStatus(status: Status, error: RemoteErrorInfo, call: Ca
 /** Callee side: what a local outcome (an error a call was rejected with) becomes on the wire. */
 export function responseForError(id: number, error: unknown): OutboundResponse {
   if (error instanceof GrainInvocationError) {
-    return { id, status: Status.INVOCATION_FAILED, error: { name: error.remoteName, message: error.remoteMessage, code: error.remoteCode ?? '', origin: error.origin, cycle: [] } };
+    return {
+      id,
+      status: Status.INVOCATION_FAILED,
+      error: { name: error.remoteName, message: error.remoteMessage, code: error.remoteCode ?? '', origin: error.origin, cycle: [] },
+    };
   }
   if (error instanceof NotHereError) return { id, status: Status.NOT_HERE, error: toErrorInfo(error) };
   if (error instanceof GrainTimeoutError) return { id, status: error.neverRan ? Status.EXPIRED : Status.TIMEOUT, error: toErrorInfo(error) };
@@ -104,6 +112,7 @@ export function refusal(id: number, status: Status, error: GrainError | Partial<
 
 /** The wire form of an error. */
 export function toErrorInfo(error: GrainError | Partial<RemoteErrorInfo>): RemoteErrorInfo {
-  if (error instanceof GrainError) return { name: error.name, message: error.message, code: error.code, origin: '', cycle: error instanceof CallCycleError ? [...error.cycle] : [] };
+  if (error instanceof GrainError)
+    return { name: error.name, message: error.message, code: error.code, origin: '', cycle: error instanceof CallCycleError ? [...error.cycle] : [] };
   return { name: error.name ?? 'Error', message: error.message ?? '', code: error.code ?? '', origin: error.origin ?? '', cycle: error.cycle ?? [] };
 }

@@ -15,14 +15,7 @@
  * (no 64-bit int formats, no other extension types, no trailing bytes).
  */
 import { Buffer } from 'node:buffer';
-import {
-  type Codec,
-  CodecError,
-  type CodecErrorCode,
-  type CodecLimits,
-  DEFAULT_MAX_BYTES,
-  DEFAULT_MAX_DEPTH,
-} from './codec.js';
+import { type Codec, CodecError, type CodecErrorCode, type CodecLimits, DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH } from './codec.js';
 
 /** Encodings are written one after another into a slab this size; a full slab is left to the GC. */
 const SLAB_BYTES = 64 * 1024;
@@ -700,10 +693,7 @@ class Decoder {
       throw new CodecError('CODEC_MALFORMED', `Cannot decode a ${typeof bytes}: expected a Uint8Array`);
     }
     if (bytes.byteLength > this.maxBytes) {
-      throw new CodecError(
-        'CODEC_TOO_LARGE',
-        `Cannot decode ${bytes.byteLength} bytes: the limit is ${this.maxBytes} (maxBytes)`,
-      );
+      throw new CodecError('CODEC_TOO_LARGE', `Cannot decode ${bytes.byteLength} bytes: the limit is ${this.maxBytes} (maxBytes)`);
     }
     this.busy = true;
     this.src = bytes;

@@ -29,7 +29,10 @@ export function intEnv(name: string): number | undefined {
 
 /** STATIC_MEMBERS as a list. */
 export function staticMembersEnv(): string[] {
-  return (env('STATIC_MEMBERS') ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  return (env('STATIC_MEMBERS') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 }
 
 /** Runtime logs go to stderr; stdout carries JSON only. */
@@ -85,7 +88,13 @@ export async function serveMember(options: ControlOptions): Promise<void> {
   async function runCall(spec: CallSpec): Promise<Record<string, unknown>> {
     const started = performance.now();
     try {
-      const value = await cluster.request(spec.kind, spec.identity, spec.method, spec.args ?? [], spec.timeoutMs === undefined ? undefined : { timeout: spec.timeoutMs });
+      const value = await cluster.request(
+        spec.kind,
+        spec.identity,
+        spec.method,
+        spec.args ?? [],
+        spec.timeoutMs === undefined ? undefined : { timeout: spec.timeoutMs },
+      );
       return { ok: true, value: value ?? null, elapsedMs: Math.round(performance.now() - started) };
     } catch (error) {
       return { ok: false, error: describeError(error), elapsedMs: Math.round(performance.now() - started) };
@@ -137,7 +146,14 @@ export async function serveMember(options: ControlOptions): Promise<void> {
           event: 'result',
           id,
           ok: true,
-          value: { memberId: cluster.memberId, incarnation: cluster.incarnation, address: cluster.remoteAddress, members: cluster.members(), stats: cluster.stats(), ...extra() },
+          value: {
+            memberId: cluster.memberId,
+            incarnation: cluster.incarnation,
+            address: cluster.remoteAddress,
+            members: cluster.members(),
+            stats: cluster.stats(),
+            ...extra(),
+          },
         });
         return;
       case 'shutdown':
@@ -164,5 +180,13 @@ export async function serveMember(options: ControlOptions): Promise<void> {
   markStarted();
   const hosting = () => cluster.members().filter((m) => m.address !== '').length;
   while (hosting() < options.expectMembers) await new Promise((resolve) => setTimeout(resolve, 20));
-  emit({ event: 'ready', memberId: cluster.memberId, incarnation: cluster.incarnation, address: cluster.remoteAddress, kinds: cluster.kindNames, members: cluster.members(), ...extra() });
+  emit({
+    event: 'ready',
+    memberId: cluster.memberId,
+    incarnation: cluster.incarnation,
+    address: cluster.remoteAddress,
+    kinds: cluster.kindNames,
+    members: cluster.members(),
+    ...extra(),
+  });
 }

@@ -45,12 +45,29 @@ abstract class RecordingGrain {
   protected _record(callId: string, method: string): Reply {
     const h = theHost();
     this.count++;
-    h.emit({ event: 'exec', callId, kind: this.ctx.kind, identity: this.ctx.identity, method, member: this.ctx.memberId, incarnation: h.incarnation, activation: this.ctx.activationId, count: this.count });
+    h.emit({
+      event: 'exec',
+      callId,
+      kind: this.ctx.kind,
+      identity: this.ctx.identity,
+      method,
+      member: this.ctx.memberId,
+      incarnation: h.incarnation,
+      activation: this.ctx.activationId,
+      count: this.count,
+    });
     return this._reply();
   }
 
   protected _reply(): Reply {
-    return { kind: this.ctx.kind, identity: this.ctx.identity, member: this.ctx.memberId, incarnation: theHost().incarnation, activation: this.ctx.activationId, count: this.count };
+    return {
+      kind: this.ctx.kind,
+      identity: this.ctx.identity,
+      member: this.ctx.memberId,
+      incarnation: theHost().incarnation,
+      activation: this.ctx.activationId,
+      count: this.count,
+    };
   }
 }
 

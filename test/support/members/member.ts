@@ -39,7 +39,6 @@ import { Cluster, type GrainClass, type GrainContext, HashIdentityLookup, type R
 import { emit, env, intEnv, serveMember, staticMembersEnv, stderrLogger as logger } from './control.js';
 import { CounterGrain, RelayGrain, setGrainHost, SlowGrain } from './grains.js';
 
-
 const clientOnly = env('CLIENT_ONLY') === '1';
 const host = env('HOST') ?? '127.0.0.1';
 const port = intEnv('PORT');
@@ -61,7 +60,11 @@ const remote: RemoteOptions = {
 const cluster = new Cluster({
   clusterName: env('CLUSTER_NAME') ?? 'e2e',
   logger,
-  provider: new StaticProvider({ members: staticMembers, probeInterval: intEnv('PROBE_INTERVAL_MS') ?? 100, ...(startupGraceMs !== undefined && { startupGrace: startupGraceMs }) }),
+  provider: new StaticProvider({
+    members: staticMembers,
+    probeInterval: intEnv('PROBE_INTERVAL_MS') ?? 100,
+    ...(startupGraceMs !== undefined && { startupGrace: startupGraceMs }),
+  }),
   identityLookup: new HashIdentityLookup(),
   remote,
   ...(requestTimeout !== undefined && { requestTimeout }),
@@ -81,7 +84,14 @@ const available: Record<string, { grainClass: GrainCtor; idempotentMethods?: str
   relay: { grainClass: RelayGrain },
 };
 const kindsEnv = process.env['KINDS'];
-const kinds = clientOnly ? [] : kindsEnv === undefined ? Object.keys(available) : kindsEnv.split(',').map((s) => s.trim()).filter((s) => s !== '');
+const kinds = clientOnly
+  ? []
+  : kindsEnv === undefined
+    ? Object.keys(available)
+    : kindsEnv
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '');
 for (const name of kinds) {
   const spec = available[name];
   if (spec === undefined) throw new Error(`KINDS: unknown kind "${name}"; known: ${Object.keys(available).join(', ')}`);

@@ -61,7 +61,6 @@ import { type Command, describeError, emit, env, intEnv, serveMember, staticMemb
 
 const hrtime = () => process.hrtime.bigint().toString();
 
-
 const clusterName = env('CLUSTER_NAME') ?? 'e2e';
 const host = env('HOST') ?? '127.0.0.1';
 const port = intEnv('PORT');
@@ -75,7 +74,8 @@ if (lease !== 'fast' && lease !== 'safe') throw new Error(`LEASE must be fast or
 const commandTimeoutMs = intEnv('COMMAND_TIMEOUT_MS');
 const requestTimeout = intEnv('REQUEST_TIMEOUT_MS');
 const broken = env('BROKEN');
-if (broken !== undefined && broken !== 'no-fencing' && broken !== 'unconditional-renewal') throw new Error(`BROKEN must be no-fencing or unconditional-renewal, got "${broken}"`);
+if (broken !== undefined && broken !== 'no-fencing' && broken !== 'unconditional-renewal')
+  throw new Error(`BROKEN must be no-fencing or unconditional-renewal, got "${broken}"`);
 
 // Broken builds ------------------------------------------------------------------------------
 
@@ -170,7 +170,16 @@ class ListGrain {
   async onGrainActivate(): Promise<void> {
     const [list, epoch] = await data.hmget(dataKey(this.ctx.identity), 'list', 'epoch');
     this.list = list === null ? [] : (JSON.parse(list) as string[]);
-    emit({ event: 'activate', identity: this.ctx.identity, activationId: this.ctx.activationId, epoch: this.ctx.epoch, generation: this.generation, member: this.ctx.memberId, loaded: this.list.length, storedEpoch: epoch === null ? null : Number(epoch) });
+    emit({
+      event: 'activate',
+      identity: this.ctx.identity,
+      activationId: this.ctx.activationId,
+      epoch: this.ctx.epoch,
+      generation: this.generation,
+      member: this.ctx.memberId,
+      loaded: this.list.length,
+      storedEpoch: epoch === null ? null : Number(epoch),
+    });
   }
 
   async append(element: string): Promise<ListReply> {
@@ -191,7 +200,14 @@ class ListGrain {
   }
 
   private reply(withList: boolean): ListReply {
-    return { member: this.ctx.memberId, activation: this.ctx.activationId, epoch: this.ctx.epoch, generation: this.generation, length: this.list.length, ...(withList && { list: [...this.list] }) };
+    return {
+      member: this.ctx.memberId,
+      activation: this.ctx.activationId,
+      epoch: this.ctx.epoch,
+      generation: this.generation,
+      length: this.list.length,
+      ...(withList && { list: [...this.list] }),
+    };
   }
 
   private async turn(op: string, method: string, body: () => Promise<ListReply>): Promise<ListReply> {
@@ -202,7 +218,19 @@ class ListGrain {
       ok = true;
       return reply;
     } finally {
-      emit({ event: 'turn', identity: this.ctx.identity, activationId: this.ctx.activationId, start, end: hrtime(), member: this.ctx.memberId, op, method, ok, epoch: this.ctx.epoch, generation: this.generation });
+      emit({
+        event: 'turn',
+        identity: this.ctx.identity,
+        activationId: this.ctx.activationId,
+        start,
+        end: hrtime(),
+        member: this.ctx.memberId,
+        op,
+        method,
+        ok,
+        epoch: this.ctx.epoch,
+        generation: this.generation,
+      });
     }
   }
 }
@@ -219,7 +247,8 @@ cluster.registerKind({ name: 'list', grainClass: ListGrain, create: (ctx) => new
 
 // Control channel (test/support/members/control.ts) plus `ops` ------------------------------
 
-type OpSpec = { op: 'append'; identity: string; element: string; timeoutMs?: number } | { op: 'read'; identity: string; opId: string; holdMs?: number; timeoutMs?: number };
+type OpSpec =
+  { op: 'append'; identity: string; element: string; timeoutMs?: number } | { op: 'read'; identity: string; opId: string; holdMs?: number; timeoutMs?: number };
 
 async function runOp(op: OpSpec): Promise<Record<string, unknown>> {
   const options = op.timeoutMs === undefined ? undefined : { timeout: op.timeoutMs };

@@ -28,7 +28,14 @@ export class LeaseKeeper {
    * Start the renewer thread, which joins (creates the lease) once it is connected and then
    * renews it. Resolves to the join script's reply ('OK', 'GEN', 'TAKEN', or 'ERROR …').
    */
-  start(options: { redis: RedisOptions; join: RedisScript; renew: RedisScript; keys: string[]; args: Array<string | number>; onEnd: (why: LeaseEnd) => void }): Promise<string> {
+  start(options: {
+    redis: RedisOptions;
+    join: RedisScript;
+    renew: RedisScript;
+    keys: string[];
+    args: Array<string | number>;
+    onEnd: (why: LeaseEnd) => void;
+  }): Promise<string> {
     this.stop();
     const { leaseMs, marginMs, renewIntervalMs, stallToleranceMs } = this.settings;
     this.view[0] = hrtimeMs();

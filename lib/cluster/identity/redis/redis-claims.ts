@@ -62,7 +62,9 @@ export class RedisClaims {
     if (hint?.inbound === true && member.hostsKind(kind)) return this.claim(kind, identity, name, hint.deadline);
     const target = this.placementOf(kind).place(kind, identity, membersHosting(member.members(), kind), member.self());
     if (target !== undefined && target.id === member.memberId) return this.claim(kind, identity, name, hint?.deadline);
-    const resolved = await run(() => scripts.resolve.run(this.redis, [this.keys.generation, this.keys.entry(name)], [this.lease.generation, this.keys.leasePrefix]));
+    const resolved = await run(() =>
+      scripts.resolve.run(this.redis, [this.keys.generation, this.keys.entry(name)], [this.lease.generation, this.keys.leasePrefix]),
+    );
     if (resolved[0] === 'OWNED') return this.ownedPid(kind, identity, resolved);
     if (resolved[0] === 'GEN') throw this.generationChanged();
     if (target === undefined) throw new UnknownKindError(kind);
@@ -75,7 +77,11 @@ export class RedisClaims {
     if (this.lease.stopped || pid.incarnation === undefined) return;
     const name = `${kind}/${identity}`;
     try {
-      await scripts.release.run(this.redis, [keys.generation, keys.entry(name), keys.activations(pid.incarnation)], [this.lease.generation, pid.incarnation, epoch, name]);
+      await scripts.release.run(
+        this.redis,
+        [keys.generation, keys.entry(name), keys.activations(pid.incarnation)],
+        [this.lease.generation, pid.incarnation, epoch, name],
+      );
     } catch {
       // NOTE: a release that fails leaves the entry to lapse with this incarnation's lease;
       // until then calls for the grain find it owned by an incarnation of this member.
@@ -90,16 +96,11 @@ export class RedisClaims {
     const incarnation = member.incarnation;
     const activationId = member.newActivationId();
     const reply = await run(() =>
-      scripts.claim.run(this.redis, [keys.generation, keys.entry(name), keys.lease(incarnation), keys.activations(incarnation)], [
-        this.lease.generation,
-        incarnation,
-        member.memberId,
-        member.self().address,
-        activationId,
-        keys.leasePrefix,
-        name,
-        epochFloor(this.lease.generation),
-      ]),
+      scripts.claim.run(
+        this.redis,
+        [keys.generation, keys.entry(name), keys.lease(incarnation), keys.activations(incarnation)],
+        [this.lease.generation, incarnation, member.memberId, member.self().address, activationId, keys.leasePrefix, name, epochFloor(this.lease.generation)],
+      ),
     );
     switch (reply[0]) {
       case 'CLAIMED':
@@ -117,7 +118,8 @@ export class RedisClaims {
   private ownedPid(kind: string, identity: string, reply: Reply): Pid {
     const member = this.member;
     const [, memberId, incarnation, address, activation, epoch] = reply;
-    if (memberId == null || incarnation == null || activation == null || epoch == null) throw new ClusterUnavailableError(`Redis returned an incomplete entry for ${kind}/${identity}.`);
+    if (memberId == null || incarnation == null || activation == null || epoch == null)
+      throw new ClusterUnavailableError(`Redis returned an incomplete entry for ${kind}/${identity}.`);
     if (incarnation === member.incarnation) {
       // Ours: the activation exists here, or is being re-created for the same claim.
       return member.activateLocal(kind, identity, Number(epoch), activation);

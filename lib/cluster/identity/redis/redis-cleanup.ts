@@ -59,8 +59,12 @@ export class RedisCleanup {
 
   private async cleanup(incarnation: string): Promise<void> {
     const { redis, keys, lease } = this.context;
-    for (let left = 1; left > 0; ) {
-      const reply = await scripts.cleanup.run(redis, [keys.generation, keys.activations(incarnation), keys.lease(incarnation), keys.incarnations], [lease.generation, keys.entryPrefix, CLEANUP_BATCH, incarnation]);
+    for (let left = 1; left > 0;) {
+      const reply = await scripts.cleanup.run(
+        redis,
+        [keys.generation, keys.activations(incarnation), keys.lease(incarnation), keys.incarnations],
+        [lease.generation, keys.entryPrefix, CLEANUP_BATCH, incarnation],
+      );
       if (typeof reply !== 'number') return;
       left = reply;
     }

@@ -44,11 +44,16 @@ export async function checkEvictionPolicy(redis: Redis, member: Pick<LookupMembe
   try {
     reply = await redis.config('GET', 'maxmemory-policy');
   } catch {
-    member.log('warn', 'RedisIdentityLookup could not read maxmemory-policy (CONFIG is disabled?). It must be "noeviction": an evicted entry would allow a second activation.');
+    member.log(
+      'warn',
+      'RedisIdentityLookup could not read maxmemory-policy (CONFIG is disabled?). It must be "noeviction": an evicted entry would allow a second activation.',
+    );
     return;
   }
   const policy = Array.isArray(reply) ? reply[1] : undefined;
   if (policy !== REQUIRED_EVICTION_POLICY) {
-    throw new GrainConfigurationError(`Redis maxmemory-policy is "${String(policy)}"; RedisIdentityLookup requires "noeviction" (an evicted entry would allow a second activation). Set it with CONFIG SET maxmemory-policy noeviction or in redis.conf.`);
+    throw new GrainConfigurationError(
+      `Redis maxmemory-policy is "${String(policy)}"; RedisIdentityLookup requires "noeviction" (an evicted entry would allow a second activation). Set it with CONFIG SET maxmemory-policy noeviction or in redis.conf.`,
+    );
   }
 }

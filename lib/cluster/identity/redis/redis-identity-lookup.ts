@@ -56,7 +56,9 @@ export class RedisIdentityLookup implements IdentityLookup {
     this.redisOptions = { ...(options.url === undefined ? {} : parseRedisUrl(options.url)), ...options.redis };
     this.keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
     this.placement = placementStrategy(options.placement ?? DEFAULT_PLACEMENT, 'RedisIdentityLookup placement');
-    this.placementByKind = new Map(Object.entries(options.placementByKind ?? {}).map(([kind, p]) => [kind, placementStrategy(p, `RedisIdentityLookup placementByKind.${kind}`)]));
+    this.placementByKind = new Map(
+      Object.entries(options.placementByKind ?? {}).map(([kind, p]) => [kind, placementStrategy(p, `RedisIdentityLookup placementByKind.${kind}`)]),
+    );
     this.commandTimeoutMs = commandTimeoutMs(options);
     this.lease = new RedisLease(this.settings, this.redisOptions, this.commandTimeoutMs);
     this.turnGuard = this.lease.turnGuard;

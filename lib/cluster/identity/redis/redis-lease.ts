@@ -93,7 +93,10 @@ export class RedisLease implements LeaseState {
       await Promise.race([
         this.ready,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new ClusterUnavailableError('This member holds no lease yet (joining, or waiting out a Redis generation change). Retry.')), waitMs);
+          timer = setTimeout(
+            () => reject(new ClusterUnavailableError('This member holds no lease yet (joining, or waiting out a Redis generation change). Retry.')),
+            waitMs,
+          );
         }),
       ]);
     } finally {
@@ -186,7 +189,10 @@ export class RedisLease implements LeaseState {
   private onLeaseEnd(why: LeaseEnd, incarnation: string): void {
     const member = this.context!.member;
     if (this.isStopped || member.incarnation !== incarnation) return;
-    member.log('warn', `RedisIdentityLookup: ${why === 'generation' ? 'Redis lost data (generation changed)' : 'the lease lapsed'}; dropping this member's activations and rejoining as a new incarnation.`);
+    member.log(
+      'warn',
+      `RedisIdentityLookup: ${why === 'generation' ? 'Redis lost data (generation changed)' : 'the lease lapsed'}; dropping this member's activations and rejoining as a new incarnation.`,
+    );
     this.rejoin();
   }
 

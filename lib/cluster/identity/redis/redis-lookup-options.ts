@@ -66,7 +66,9 @@ export function leaseSettings(option: RedisIdentityLookupOptions['lease']): Leas
   const lease = option === undefined || option === 'fast' ? FAST_LEASE : option === 'safe' ? SAFE_LEASE : option;
   const { leaseMs, renewIntervalMs, marginMs, stallToleranceMs } = lease;
   if (!(renewIntervalMs > 0 && marginMs >= 0 && leaseMs > renewIntervalMs + marginMs && stallToleranceMs > 0 && stallToleranceMs < leaseMs)) {
-    throw new GrainConfigurationError(`RedisIdentityLookup lease: need 0 < renewIntervalMs, renewIntervalMs + marginMs < leaseMs and 0 < stallToleranceMs < leaseMs; got ${JSON.stringify(lease)}.`);
+    throw new GrainConfigurationError(
+      `RedisIdentityLookup lease: need 0 < renewIntervalMs, renewIntervalMs + marginMs < leaseMs and 0 < stallToleranceMs < leaseMs; got ${JSON.stringify(lease)}.`,
+    );
   }
   return lease;
 }

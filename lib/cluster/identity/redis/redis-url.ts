@@ -11,7 +11,8 @@ const DEFAULT_PORT = 6379;
  */
 export function parseRedisUrl(url: string): RedisOptions {
   const parsed = new URL(url);
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new GrainConfigurationError(`RedisIdentityLookup url "${url}" must start with redis:// or rediss://.`);
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:')
+    throw new GrainConfigurationError(`RedisIdentityLookup url "${url}" must start with redis:// or rediss://.`);
   const db = parsed.pathname.length > 1 ? Number(parsed.pathname.slice(1)) : undefined;
   return {
     host: parsed.hostname,
