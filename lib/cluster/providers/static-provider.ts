@@ -46,8 +46,17 @@ export class StaticProvider implements ClusterProvider {
       if (!ADDRESS.test(address)) throw new GrainConfigurationError(`StaticProvider: "${address}" is not a host:port address.`);
     }
     this.addresses = [...new Set(options.members)];
-    this.probeIntervalMs = toMs(options.probeInterval ?? options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL, 'StaticProvider probeInterval');
-    this.startupGraceMs = toMs(options.startupGrace ?? options.startupGraceMs ?? DEFAULT_STARTUP_GRACE, 'StaticProvider startupGrace', { allowZero: true });
+    this.probeIntervalMs = toMs(
+      options.probeInterval ?? options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL,
+      `StaticProvider ${options.probeInterval === undefined && options.probeIntervalMs !== undefined ? 'probeIntervalMs' : 'probeInterval'}`,
+    );
+    this.startupGraceMs = toMs(
+      options.startupGrace ?? options.startupGraceMs ?? DEFAULT_STARTUP_GRACE,
+      `StaticProvider ${options.startupGrace === undefined && options.startupGraceMs !== undefined ? 'startupGraceMs' : 'startupGrace'}`,
+      {
+        allowZero: true,
+      },
+    );
   }
 
   async start(member: ProviderMember): Promise<void> {
