@@ -91,7 +91,11 @@ export class Mailbox {
     if (!this.draining) this.drain();
   }
 
-  /** Stop for good: no further turns, and sweeps stop watching (a hung turn is abandoned). */
+  /**
+   * Stop for good: no further turns, and no hang detection (a hung turn is abandoned). The
+   * callers of turns still running keep their deadlines: sweeps go on until each has its
+   * answer or its timeout.
+   */
   close(): void {
     this.suspended = true;
     this.closed = true;
@@ -110,7 +114,8 @@ export class Mailbox {
    * has nothing left to watch.
    */
   sweep(at: number): boolean {
-    if (this.closed || this.isIdle) {
+    if (this.closed) return this.sweepClosed(at);
+    if (this.isIdle) {
       this.watched = false;
       return false;
     }
@@ -128,6 +133,39 @@ export class Mailbox {
     }
     this.nextCheck = next;
     return true;
+  }
+
+  /**
+   * A closed mailbox runs nothing more, but a turn may still be running (a fenced, poisoned or
+   * force-stopped activation): its caller still times out at its deadline. Each running call
+   * is reported once its deadline passed, then no longer watched.
+   */
+  private sweepClosed(at: number): boolean {
+    const running = this.unsettledRunning();
+    if (running.length === 0) {
+      this.watched = false;
+      return false;
+    }
+    if (at < this.nextCheck) return true;
+    let next = Infinity;
+    for (const call of running) {
+      if (call.deadline <= at) this.handler.onExpired(call, true);
+      else if (call.deadline < next) next = call.deadline;
+    }
+    this.nextCheck = next;
+    if (next === Infinity) {
+      this.watched = false;
+      return false;
+    }
+    return true;
+  }
+
+  /** The running calls whose callers have no answer yet. */
+  private unsettledRunning(): Call[] {
+    const calls: Call[] = [];
+    if (this.exclusive !== undefined && !this.exclusive.settled) calls.push(this.exclusive);
+    if (this.interleavedRunning !== undefined) for (const call of this.interleavedRunning) if (!call.settled) calls.push(call);
+    return calls;
   }
 
   private checkRunning(call: Call | undefined, at: number): number {

@@ -21,6 +21,12 @@ export interface ClusterOptions {
   /** Calls that may wait per activation before new ones are refused with `GrainOverloadedError`. @default 10000 */
   maxQueueLength?: number;
   /**
+   * The longest grain identity, in UTF-8 bytes. Longer identities (and ones that are not
+   * well-formed strings) are refused with `InvalidGrainCallError` before anything is sent or
+   * stored; a member refuses them from peers too. @default 1024
+   */
+  maxIdentityBytes?: number;
+  /**
    * How long a turn may keep running after its caller's deadline before its activation is
    * poisoned (takes no more turns, dropped without hooks). @default '10s'
    */

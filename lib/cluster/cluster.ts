@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DeadlineSweeper } from '../actor/deadline-sweeper.js';
+import { WaitingCalls } from '../actor/waiting-calls.js';
 import { ActivationRegistry } from './activation/activation-registry.js';
 import { IdleCollector } from './activation/idle-collector.js';
 import {
@@ -11,8 +12,9 @@ import {
   DEFAULT_REQUEST_TIMEOUT,
 } from './cluster-options.js';
 import { toMs } from './duration.js';
-import { ClusterShuttingDownError, GrainConfigurationError, GrainError, InvalidGrainCallError } from './errors.js';
+import { ClusterShuttingDownError, GrainConfigurationError, GrainError, GrainTimeoutError, InvalidGrainCallError } from './errors.js';
 import { Fencing } from './fencing.js';
+import { DEFAULT_MAX_IDENTITY_BYTES } from './identity-rule.js';
 import type { GrainCallOptions, GrainClient } from './grain-client.interface.js';
 import { KindClient } from './kind-client.js';
 import type { IdentityLookup } from './identity/identity-lookup.js';
@@ -101,10 +103,17 @@ export class Cluster {
     if (!Number.isInteger(this.#maxQueueLength) || this.#maxQueueLength < 1) {
       throw new GrainConfigurationError('maxQueueLength must be a positive integer.');
     }
+    const maxIdentityBytes = options.maxIdentityBytes ?? DEFAULT_MAX_IDENTITY_BYTES;
+    if (!Number.isInteger(maxIdentityBytes) || maxIdentityBytes < 1) {
+      throw new GrainConfigurationError('maxIdentityBytes must be a positive integer.');
+    }
 
     const member = (this.#member = new LocalMember(this.clusterName, this.memberId, this.#kinds));
     const fencing = new Fencing(this.identityLookup.turnGuard);
     const logger = this.#logger;
+    // NOTE: calls waiting outside a mailbox (for a lookup, a release, a deactivation) are
+    // swept like queued ones: they time out at their deadline too, never having run.
+    const waiting = new WaitingCalls(this.#sweeper, (call) => call.reject(new GrainTimeoutError(call.kind, call.identity, call.method, call.timeoutMs, true)));
     // NOTE: the parts refer to each other through late-bound arrows: the registry sends calls
     // on through the router, the router delivers to the registry's activations.
     let router!: RequestRouter;
@@ -114,6 +123,7 @@ export class Cluster {
       sweeper: this.#sweeper,
       logger,
       fencing,
+      waiting,
       hangTimeoutMs,
       requestTimeoutMs,
       redirect: (call) => router.redirect(call),
@@ -125,6 +135,7 @@ export class Cluster {
         fencing,
         sweeper: this.#sweeper,
         logger,
+        maxIdentityBytes,
         routing: {
           get running() {
             return router.running;
@@ -140,6 +151,9 @@ export class Cluster {
         },
       });
     }
+    // NOTE: callers must learn a new incarnation at once (a client-only member has no other way
+    // to hear of it): calls for the old one are answered "not here" for good.
+    member.onNewIncarnation = () => this.#remoting?.announce();
     router = this.#router = new RequestRouter({
       kinds: this.#kinds,
       activations: this.#activations,
@@ -147,6 +161,8 @@ export class Cluster {
       fencing,
       requestTimeoutMs,
       sender: this.#remoting?.caller,
+      waiting,
+      maxIdentityBytes,
     });
     this.#idleCollector = new IdleCollector(
       () => this.#activations.values(),
@@ -264,7 +280,9 @@ export class Cluster {
       await this.provider.shutdown();
       await this.#remoting?.shutdown();
     }
-    this.#sweeper.stop();
+    // NOTE: the sweeper is not stopped: a turn dropped past the drain timeout may still be
+    // running, and its caller still times out at its deadline. It stops by itself once
+    // nothing is left to watch, and never keeps the process alive.
     this.#state = State.Stopped;
   }
 

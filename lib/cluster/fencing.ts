@@ -38,8 +38,8 @@ type MutableLink = { -readonly [K in keyof ChainLink]: ChainLink[K] };
  *
  * - a turn starts only while the lease holds (`canStartTurn`);
  * - a grain-method turn that settles outside the lease drops its reply (`replyAfterLapse`);
- * - a fenced activation's turns make no outgoing calls (`fence` marks its links, and
- *   `refuseOutgoing` checks the caller's chain);
+ * - an ended activation's turns make no outgoing calls (`fence` marks its links, and
+ *   `refuseOutgoing` checks the caller's chain), nor does any turn once the lease lapsed;
  * - a member whose lease is not valid serves no inbound call (`leaseValid`).
  *
  * Without a leased lookup (`guard` undefined: in-memory, hash) only the last two apply, to
@@ -77,12 +77,23 @@ export class Fencing {
   }
 
   /**
-   * The error for a call made from a turn of a fenced activation (`chain` is what
-   * `outgoingChain()` returned), or undefined when the call may go.
+   * The error for a call made from a turn (`chain` is what `outgoingChain()` returned) that may
+   * not go: the turn's activation was ended (fenced, poisoned, stopped), or the member's lease
+   * lapsed quietly while the turn ran. Undefined when the call may go; calls made from outside
+   * any turn always may.
    */
   refuseOutgoing(chain: readonly ChainLink[], kind: string, identity: string, method: string): ClusterUnavailableError | undefined {
-    if (chain !== FENCED_CHAIN) return undefined;
-    return new ClusterUnavailableError(`A fenced activation (its member's lease ended) cannot call ${kind}/${identity}.${method}(); the call never ran.`);
+    if (chain === FENCED_CHAIN) {
+      return new ClusterUnavailableError(
+        `A fenced activation (it ended, or its member's lease ended) cannot call ${kind}/${identity}.${method}(); the call never ran.`,
+      );
+    }
+    if (chain.length > 0 && this.guard !== undefined && !this.guard.canSettle(now())) {
+      // NOTE: the lease may have lapsed without any fence yet (a stall): another activation of
+      // the calling grain may exist by now, so this one must not act as the grain.
+      return new ClusterUnavailableError(`A grain whose member's lease has lapsed cannot call ${kind}/${identity}.${method}(); the call never ran.`);
+    }
+    return undefined;
   }
 
   /** What the caller of a grain-method turn that settled outside the lease gets instead of its reply. */

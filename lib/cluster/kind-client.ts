@@ -1,6 +1,7 @@
 import { RESERVED_NAMES } from './callable-methods.js';
 import { toMs } from './duration.js';
 import { InvalidGrainCallError } from './errors.js';
+import { identityProblem } from './identity-rule.js';
 import type { GrainCallOptions, GrainClient, GrainRef } from './grain-client.interface.js';
 import type { MethodRoute } from './kind.js';
 
@@ -12,6 +13,8 @@ export interface GrainInvoker {
   routesOf(kind: string): ReadonlyMap<string, MethodRoute> | undefined;
   /** A route for `method` of a kind hosted only by other members (the callee checks it), or undefined when there are none. */
   remoteRouteOf(kind: string, method: string): MethodRoute | undefined;
+  /** The longest identity, in UTF-8 bytes (identity-rule.ts). */
+  readonly maxIdentityBytes: number;
   /** The fast path: a method already known to be callable, and the grain's precomputed key. */
   invokeRoute(
     route: MethodRoute,
@@ -65,11 +68,8 @@ export class KindClient<T> implements GrainClient<T> {
   }
 
   get(identity: string, options?: GrainCallOptions): GrainRef<T> {
-    if (typeof identity !== 'string' || identity.length === 0) {
-      throw new InvalidGrainCallError(
-        `${this.kind}: a grain identity must be a non-empty string, got ${typeof identity === 'string' ? 'an empty string' : typeof identity}.`,
-      );
-    }
+    const problem = identityProblem(identity, this.invoker.maxIdentityBytes);
+    if (problem !== undefined) throw new InvalidGrainCallError(`${this.kind}: ${problem}.`);
     const ref = Object.create(this.prototype()) as RefState;
     ref[IDENTITY] = identity;
     ref[KEY] = `${this.kind}/${identity}`;

@@ -22,9 +22,13 @@ export class LocalMember {
     return this.current;
   }
 
+  /** Told of every new incarnation (the remote announces it to the members calling this one). */
+  onNewIncarnation: (() => void) | undefined;
+
   /** Take a new incarnation (after being fenced); returns it. */
   renewIncarnation(): string {
     this.current = randomUUID();
+    this.onNewIncarnation?.();
     return this.current;
   }
 

@@ -2,6 +2,7 @@ import { Call, CallPhase } from '../actor/call.js';
 import { now } from '../actor/clock.js';
 import type { Pid } from '../actor/pid.js';
 import { outgoingChain } from '../actor/turn.js';
+import type { WaitingCalls } from '../actor/waiting-calls.js';
 import { Activation, type StopKind } from './activation/activation.js';
 import type { ActivationRegistry } from './activation/activation-registry.js';
 import {
@@ -11,6 +12,7 @@ import {
   GrainError,
   GrainIdentityRefusedError,
   GrainTimeoutError,
+  InvalidGrainCallError,
   MethodNotCallableError,
   NotHereError,
   UnknownKindError,
@@ -18,6 +20,7 @@ import {
 import type { Fencing } from './fencing.js';
 import type { GrainInvoker } from './kind-client.js';
 import type { IdentityLookup } from './identity/identity-lookup.js';
+import { identityProblem } from './identity-rule.js';
 import type { ClusterKind, MethodRoute } from './kind.js';
 import type { Member } from './providers/cluster-provider.js';
 import { PidCache } from './pid-cache.js';
@@ -50,6 +53,10 @@ export interface RequestRouterDeps {
   readonly requestTimeoutMs: number;
   /** The caller side of the remote; undefined for the embedded member (no remote). */
   readonly sender: CallSender | undefined;
+  /** Where calls waiting outside a mailbox keep their deadlines. */
+  readonly waiting: WaitingCalls;
+  /** The longest identity, in UTF-8 bytes (identity-rule.ts). */
+  readonly maxIdentityBytes: number;
 }
 
 const State = { Created: 0, Running: 1, Stopping: 2 } as const;
@@ -78,8 +85,12 @@ export class RequestRouter implements GrainInvoker {
   private readonly fencing: Fencing;
   private readonly requestTimeoutMs: number;
   private readonly sender: CallSender | undefined;
+  private readonly waiting: WaitingCalls;
+  readonly maxIdentityBytes: number;
 
   constructor(deps: RequestRouterDeps) {
+    this.waiting = deps.waiting;
+    this.maxIdentityBytes = deps.maxIdentityBytes;
     this.kinds = deps.kinds;
     this.activations = deps.activations;
     this.identityLookup = deps.identityLookup;
@@ -107,6 +118,8 @@ export class RequestRouter implements GrainInvoker {
 
   invoke(kind: string, identity: string, method: string, args: unknown[], timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<unknown> {
     if (this.state !== State.Running) return this.notRunning();
+    const problem = identityProblem(identity, this.maxIdentityBytes);
+    if (problem !== undefined) return Promise.reject(new InvalidGrainCallError(`${kind}: ${problem}.`));
     const clusterKind = this.kinds.get(kind);
     let route: MethodRoute | undefined;
     if (clusterKind !== undefined) {
@@ -198,6 +211,7 @@ export class RequestRouter implements GrainInvoker {
       const waiting = this.lookups.get(key) ?? this.held.get(key);
       if (waiting !== undefined) {
         waiting.push(call);
+        this.waiting.add(call);
         return;
       }
     }
@@ -228,14 +242,23 @@ export class RequestRouter implements GrainInvoker {
     }
     const waiting = [call];
     this.lookups.set(key, waiting);
+    // NOTE: a lookup may take longer than the call may wait (Redis slow or paused): the call
+    // keeps its deadline meanwhile, and the lookup's answer finds it settled.
+    this.waiting.add(call);
     this.identityLookup.get(call.kind, call.identity, { inbound: call.inbound, deadline: call.deadline }).then(
       (pid) => {
         this.lookups.delete(key);
-        for (const c of waiting) this.deliver(c, pid);
+        for (const c of waiting) {
+          this.waiting.delete(c);
+          this.deliver(c, pid);
+        }
       },
       (error: unknown) => {
         this.lookups.delete(key);
-        for (const c of waiting) c.reject(error);
+        for (const c of waiting) {
+          this.waiting.delete(c);
+          c.reject(error);
+        }
       },
     );
   }
@@ -292,9 +315,15 @@ export class RequestRouter implements GrainInvoker {
       });
       return;
     }
-    setTimeout(() => {
-      if (!call.settled) this.dispatch(call, now());
-    }, delay).unref();
+    // NOTE: never sleep past the deadline: a call whose deadline comes first times out then.
+    setTimeout(
+      () => {
+        if (call.settled) return;
+        if (now() >= call.deadline) call.reject(new GrainTimeoutError(call.kind, call.identity, call.method, call.timeoutMs, true));
+        else this.dispatch(call, now());
+      },
+      Math.min(delay, Math.max(0, call.deadline - now())),
+    ).unref();
   }
 
   /**
@@ -316,7 +345,10 @@ export class RequestRouter implements GrainInvoker {
       this.held.set(key, held);
       void released.finally(() => {
         this.held.delete(key);
-        for (const call of held) if (!call.settled) this.dispatch(call, now());
+        for (const call of held) {
+          this.waiting.delete(call);
+          if (!call.settled) this.dispatch(call, now());
+        }
       });
     }
   }

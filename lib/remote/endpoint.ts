@@ -202,6 +202,17 @@ export class Endpoint implements Sweepable {
         this.onReady(stream, ack.member, ack.protocol);
         return;
       }
+      if ('handshakeAck' in frame) {
+        // NOTE: the peer announces a change of its own (a new incarnation, after it was fenced
+        // and rejoined) on the open stream, so calls stop targeting the old one. It may not
+        // change who it is: an announcement under another member id is ignored.
+        const ack = frame.handshakeAck;
+        if (ack.accepted && this.peer !== undefined && ack.member.memberId === this.peer.memberId && this.protocol !== undefined) {
+          this.peer = ack.member;
+          this.settings.events.peer(ack.member, this.protocol);
+        }
+        return;
+      }
       if ('batch' in frame) {
         for (const response of frame.batch.responses) {
           const request = this.inFlight.get(response.id);

@@ -47,6 +47,8 @@ export interface RemoteServerSettings {
 export class RemoteServer {
   private readonly server: Server;
   private readonly streams = new Set<ServerDuplexStream<Buffer, Buffer>>();
+  /** The accepted callers of open streams. */
+  private readonly callers = new Map<ServerDuplexStream<Buffer, Buffer>, Caller>();
 
   constructor(
     private readonly settings: RemoteServerSettings,
@@ -67,6 +69,17 @@ export class RemoteServer {
         error ? reject(error) : resolve(port),
       );
     });
+  }
+
+  /**
+   * Tell every accepted caller what this member is now (a new incarnation): another accepted
+   * HandshakeAck on each open stream. Callers that predate it ignore the frame.
+   */
+  announce(): void {
+    const self = this.handler.self();
+    for (const [stream, caller] of this.callers) {
+      stream.write(encodeFrame({ handshakeAck: { accepted: true, protocol: caller.protocol, member: self, reason: '' } }));
+    }
   }
 
   async shutdown(): Promise<void> {
@@ -98,6 +111,7 @@ export class RemoteServer {
       clearTimeout(timer);
       writer.close();
       this.streams.delete(stream);
+      this.callers.delete(stream);
     };
     stream.on('error', close);
     stream.on('close', close);
@@ -135,6 +149,7 @@ export class RemoteServer {
           return;
         }
         caller = { member: frame.handshake.member, protocol: ack.protocol };
+        if (open) this.callers.set(stream, caller);
         clearTimeout(timer);
         this.handler.peer(caller.member, caller.protocol);
         return;

@@ -41,6 +41,11 @@ export class Remote {
     this.endpoint(address).send(request);
   }
 
+  /** Tell the members calling this one what it is now (after its incarnation changed). */
+  announce(): void {
+    this.server?.announce();
+  }
+
   /** Connect and handshake with `address` now (to learn who is there). */
   probe(address: string): void {
     this.endpoint(address).probe();

@@ -287,11 +287,27 @@ describe('Mailbox', () => {
     box.close();
     expect(box.takePending()).toEqual([waiting]);
     expect(box.takePending()).toEqual([]);
-    // closed: nothing left to watch, even with a turn still running
-    expect(box.sweep(now())).toBe(false);
     running.end('running');
     await settle();
     expect(handler.log).toEqual(['start running', 'end running']);
     expect(waiting.settled).toBe(false);
+    // closed, and no turn left running: nothing left to watch
+    expect(box.sweep(now())).toBe(false);
+  });
+
+  it('after close still times out the caller of a turn that keeps running, once, then stops watching', async () => {
+    const { box, handler } = mailbox({ hangAfterMs: 1 });
+    const running = new OpenTurn();
+    const stuck = call('stuck', () => running.promise, { timeoutMs: 30 });
+    box.post(stuck);
+    box.close();
+    expect(box.sweep(now())).toBe(true); // its caller's deadline is still ahead
+    await sleep(40);
+    expect(box.sweep(now())).toBe(false);
+    expect(handler.log).toEqual(['start stuck', 'expired stuck (running)']); // no hang report once closed
+    expect(stuck.settled).toBe(true);
+    expect(box.sweep(now())).toBe(false);
+    running.end('late');
+    await settle();
   });
 });

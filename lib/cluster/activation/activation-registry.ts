@@ -1,6 +1,7 @@
 import type { Call } from '../../actor/call.js';
 import type { DeadlineSweeper } from '../../actor/deadline-sweeper.js';
 import type { Pid } from '../../actor/pid.js';
+import type { WaitingCalls } from '../../actor/waiting-calls.js';
 import { UnknownKindError } from '../errors.js';
 import type { Fencing } from '../fencing.js';
 import type { ClusterKind } from '../kind.js';
@@ -15,6 +16,7 @@ export interface ActivationRegistryDeps {
   readonly sweeper: DeadlineSweeper;
   readonly logger: ClusterLogger;
   readonly fencing: Fencing;
+  readonly waiting: WaitingCalls;
   readonly hangTimeoutMs: number;
   readonly requestTimeoutMs: number;
   /** Send a call that never ran on to wherever its grain is now (the request router). */
@@ -43,6 +45,7 @@ export class ActivationRegistry implements ActivationHost {
   readonly sweeper: DeadlineSweeper;
   readonly logger: ClusterLogger;
   readonly fencing: Fencing;
+  readonly waiting: WaitingCalls;
   readonly hangTimeoutMs: number;
   readonly requestTimeoutMs: number;
 
@@ -51,6 +54,7 @@ export class ActivationRegistry implements ActivationHost {
     this.sweeper = deps.sweeper;
     this.logger = deps.logger;
     this.fencing = deps.fencing;
+    this.waiting = deps.waiting;
     this.hangTimeoutMs = deps.hangTimeoutMs;
     this.requestTimeoutMs = deps.requestTimeoutMs;
   }

@@ -4,6 +4,7 @@ import type { DeadlineSweeper } from '../../actor/deadline-sweeper.js';
 import { Mailbox, type MailboxHandler } from '../../actor/mailbox.js';
 import type { ChainLink } from '../../actor/turn.js';
 import { turnStorage } from '../../actor/turn.js';
+import type { WaitingCalls } from '../../actor/waiting-calls.js';
 import { toMs } from '../duration.js';
 import { CallCycleError, GrainActivationError, GrainOverloadedError, GrainTimeoutError, toInvocationError } from '../errors.js';
 import type { Fencing } from '../fencing.js';
@@ -25,6 +26,8 @@ export interface ActivationHost {
   redirect(call: Call): void;
   /** Every fencing check (fencing.ts). */
   readonly fencing: Fencing;
+  /** Where calls parked outside the mailbox keep their deadlines. */
+  readonly waiting: WaitingCalls;
   /** A new activation id, unique in the cluster. */
   newActivationId(): string;
   /** The activation is gone: forget it (and release its claim unless it was fenced). */
@@ -107,6 +110,7 @@ export class Activation implements MailboxHandler, TimerOwner {
     switch (this.state) {
       case State.Deactivating:
         (this.parked ??= []).push(call);
+        this.host.waiting.add(call);
         return;
       case State.Stopped:
         // NOTE: callers that reach an activation which failed to start share its failure;
@@ -176,7 +180,6 @@ export class Activation implements MailboxHandler, TimerOwner {
    */
   fence(reason: string, log = true): void {
     if (this.isGone) return;
-    this.host.fencing.fence([this.exclusiveLink, this.interleavedLink]);
     if (log) this.host.logger.warn(`Grain ${this.label} (activation ${this.id}) is fenced: ${reason}. It runs no more turns; calls go to a fresh activation.`);
     this.end(State.Fenced, this.sendOnOrFail('activation fenced'));
   }
@@ -266,6 +269,9 @@ export class Activation implements MailboxHandler, TimerOwner {
    */
   private end(state: EndState, settlePending: (call: Call) => void): void {
     if (this.isGone) return;
+    // NOTE: a turn may still be running (hung, or cut off by the fence); its claim is released
+    // or no longer this member's, so it must not act as the grain any more: no outgoing calls.
+    this.host.fencing.fence([this.exclusiveLink, this.interleavedLink]);
     this.mailbox.close();
     const pending = this.mailbox.takePending();
     this.stop(state);
@@ -288,7 +294,12 @@ export class Activation implements MailboxHandler, TimerOwner {
     this.host.onStopped(this, state === State.Poisoned ? 'poisoned' : state === State.Fenced ? 'fenced' : 'stopped');
     const parked = this.parked;
     this.parked = undefined;
-    if (parked !== undefined) for (const call of parked) this.host.redirect(call);
+    if (parked !== undefined) {
+      for (const call of parked) {
+        this.host.waiting.delete(call);
+        this.host.redirect(call);
+      }
+    }
   }
 
   private stopTimers(): void {

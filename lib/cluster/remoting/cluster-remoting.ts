@@ -26,6 +26,8 @@ export interface ClusterRemotingDeps {
   readonly sweeper: DeadlineSweeper;
   readonly logger: ClusterLogger;
   readonly routing: CallerRouting & CalleeRouting;
+  /** The longest identity a peer may send, in UTF-8 bytes. */
+  readonly maxIdentityBytes: number;
   /** A handshake (on a connection either side dialled) showed who a peer is now. */
   peerSeen(member: Member): void;
 }
@@ -75,6 +77,7 @@ export class ClusterRemoting {
       codec,
       protocol: options?.protocol ?? { min: PROTOCOL_MIN, max: PROTOCOL_MAX },
       maxMessageSize: this.maxMessageSize,
+      maxIdentityBytes: deps.maxIdentityBytes,
       fencing: deps.fencing,
       routing: deps.routing,
       logger: deps.logger,
@@ -112,6 +115,11 @@ export class ClusterRemoting {
       );
     }
     if (port !== undefined) member.address = `${server!.advertisedHost}:${port}`;
+  }
+
+  /** Tell the members calling this one what it is now: its incarnation changed. */
+  announce(): void {
+    this.remote?.announce();
   }
 
   /** Connect to `address` and handshake now (to learn who is there). */

@@ -6,6 +6,7 @@ import type { InboundHandler } from '../../remote/remote-server.js';
 import { type MemberInfo, Status } from '../../remote/wire.js';
 import { ClusterShuttingDownError, type GrainError, NotHereError } from '../errors.js';
 import type { Fencing } from '../fencing.js';
+import { identityProblem } from '../identity-rule.js';
 import type { LocalMember } from '../local-member.js';
 import type { ClusterLogger } from '../logger.js';
 import { ENVELOPE_ALLOWANCE } from './codec-failure.js';
@@ -27,6 +28,8 @@ export interface RemoteCalleeDeps {
   readonly codec: Codec;
   readonly protocol: ProtocolRange;
   readonly maxMessageSize: number;
+  /** The longest identity a peer may send, in UTF-8 bytes (identity-rule.ts). */
+  readonly maxIdentityBytes: number;
   readonly fencing: Fencing;
   readonly routing: CalleeRouting;
   readonly logger: ClusterLogger;
@@ -68,7 +71,8 @@ export class RemoteCallee implements InboundHandler {
     }
     if (request.timeoutMs <= 0) return respond(refusal(request.id, Status.EXPIRED, { name: 'GrainTimeoutError', message: 'expired before dispatch' }));
     // NOTE: what a local caller cannot send (client.get('') throws) a peer cannot either.
-    if (request.identity === '') return respond(refusal(request.id, Status.BAD_REQUEST, { name: 'InvalidGrainCallError', message: 'an empty grain identity' }));
+    const problem = identityProblem(request.identity, this.deps.maxIdentityBytes);
+    if (problem !== undefined) return respond(refusal(request.id, Status.BAD_REQUEST, { name: 'InvalidGrainCallError', message: problem }));
     let args: unknown;
     try {
       args = codec.decode(request.args);
