@@ -24,7 +24,10 @@ export interface AccountView extends AccountBalance {
  * the ledger between reading the balance and changing it.
  *
  * State is loaded from the ledger when the account activates and written through on every
- * change, before memory changes: a failed write leaves the account as it was.
+ * change, before memory changes: a failed write leaves the account as it was. Both carry
+ * `ctx.epoch`: loading raises the ledger's epoch to this activation's, so that an older
+ * activation still running somewhere can no longer write, and a write is refused once a newer
+ * activation has loaded.
  */
 @Grain({ kind: 'account' })
 export class AccountGrain implements OnGrainActivate {
@@ -36,8 +39,11 @@ export class AccountGrain implements OnGrainActivate {
   ) {}
 
   async onGrainActivate(): Promise<void> {
-    const entry = await this.ledger.load(this.ctx.identity);
-    this.current = entry?.balance ?? 0;
+    // Load and fence in one step. Fencing only at the first write would leave a window: a stale
+    // activation's write landing after this load, but before this activation's first write,
+    // would be accepted, then silently overwritten by this activation's write.
+    // StaleEpochError: this activation is already older than one that loaded; it is not kept.
+    this.current = await this.ledger.loadAndFence(this.ctx.identity, this.ctx.epoch);
   }
 
   /**

@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { GrainActivationError, GrainError, GrainInvocationError } from 'nestjs-grains';
+import { StaleEpochError } from '../common/stale-epoch.error.js';
 import { StoreUnavailableError } from '../common/store-unavailable.error.js';
 
 /** How one error code is answered over HTTP. */
@@ -110,9 +111,11 @@ export class GrainExceptionFilter implements ExceptionFilter {
 /** The code an error is answered by (see `CODE_MAPPINGS`), if it has one. */
 function errorCode(exception: unknown): string | undefined {
   if (exception instanceof GrainInvocationError) return exception.remoteCode;
-  // An account that could not load its balance (Redis unavailable) never ran the call.
+  // An account that could not load its balance (Redis unavailable, or a newer activation has
+  // loaded it: STALE_EPOCH) never ran the call.
   // NOTE: only on the member that hosts it: across members the cause does not travel.
-  if (exception instanceof GrainActivationError && exception.cause instanceof StoreUnavailableError) return exception.cause.code;
+  if (exception instanceof GrainActivationError && (exception.cause instanceof StoreUnavailableError || exception.cause instanceof StaleEpochError))
+    return exception.cause.code;
   if (exception instanceof GrainError) return exception.code;
   return undefined;
 }

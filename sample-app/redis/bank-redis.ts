@@ -37,11 +37,15 @@ export interface FencedWriteResult {
   readonly storedEpoch: number;
 }
 
+/** A fenced load: the values of the fields asked for (null when absent), or refused as stale. */
+export type FencedLoadResult =
+  { readonly stale: false; readonly values: ReadonlyArray<string | null> } | { readonly stale: true; readonly storedEpoch: number };
+
 /**
  * Fenced write, atomic in Redis: set one field of an entry (a hash) together with the epoch of
  * the activation writing it, unless the entry already holds a higher epoch (a newer activation
- * of the same grain has written since; the writer is stale). An equal epoch is the same
- * activation writing again. Nothing is read and written in separate commands (no WATCH).
+ * of the same grain has loaded or written since; the writer is stale). An equal epoch is the
+ * same activation writing again. Nothing is read and written in separate commands (no WATCH).
  * KEYS[1] the entry; ARGV[1] the writer's epoch, ARGV[2] the field, ARGV[3] its value.
  * Returns {'OK'} or {'STALE', stored epoch}.
  */
@@ -49,7 +53,28 @@ const FENCED_WRITE = `local stored = redis.call('HGET', KEYS[1], 'epoch')
 if stored and tonumber(stored) > tonumber(ARGV[1]) then return {'STALE', stored} end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3], 'epoch', ARGV[1])
 return {'OK'}`;
-const FENCED_WRITE_SHA = createHash('sha1').update(FENCED_WRITE).digest('hex');
+
+/**
+ * Fenced load, atomic in Redis: raise the epoch of an entry (a hash) to the epoch of the
+ * activation loading it, and read fields, unless the entry already holds a higher epoch (a newer
+ * activation has loaded or written since; the loader is stale). From then on `FENCED_WRITE`
+ * refuses every writer older than the loader, even before the loader's first write. An entry
+ * never written is created with the epoch alone.
+ * KEYS[1] the entry; ARGV[1] the loader's epoch, ARGV[2...] the fields to read.
+ * Returns {'OK', {values}} (nil for a field absent) or {'STALE', stored epoch}.
+ */
+const FENCED_LOAD = `local stored = redis.call('HGET', KEYS[1], 'epoch')
+if stored and tonumber(stored) > tonumber(ARGV[1]) then return {'STALE', stored} end
+redis.call('HSET', KEYS[1], 'epoch', ARGV[1])
+return {'OK', redis.call('HMGET', KEYS[1], unpack(ARGV, 2))}`;
+
+/** A Lua script run by its SHA1 (EVALSHA), sent whole (EVAL) only when Redis does not have it yet. */
+interface Script {
+  readonly source: string;
+  readonly sha: string;
+}
+const script = (source: string): Script => ({ source, sha: createHash('sha1').update(source).digest('hex') });
+const SCRIPTS = { fencedWrite: script(FENCED_WRITE), fencedLoad: script(FENCED_LOAD) };
 
 /**
  * The one Redis connection of the ledger and the transfer journal (`RedisLedgerService`,
@@ -160,19 +185,35 @@ export class BankRedis implements OnModuleInit, OnApplicationShutdown {
    * @throws StoreUnavailableError (`STORE_UNAVAILABLE`: not applied, or `STORE_OUTCOME_UNKNOWN`).
    */
   async fencedWrite(operation: string, key: string, epoch: number, field: string, value: string): Promise<FencedWriteResult> {
-    const reply = await this.run(operation, true, async () => {
-      const args = [key, epoch, field, value];
-      try {
-        return await this.client.evalsha(FENCED_WRITE_SHA, 1, ...args);
-      } catch (error) {
-        // Not loaded yet (or Redis restarted): NOSCRIPT did nothing, so EVAL is safe.
-        if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-        return this.client.eval(FENCED_WRITE, 1, ...args);
-      }
-    });
+    const reply = await this.run(operation, true, () => this.eval(SCRIPTS.fencedWrite, key, epoch, field, value));
     if (Array.isArray(reply) && reply[0] === 'OK') return { stale: false, storedEpoch: epoch };
     if (Array.isArray(reply) && reply[0] === 'STALE') return { stale: true, storedEpoch: Number(reply[1]) };
     throw new Error(`Redis answered the ${operation} with ${JSON.stringify(reply)}.`);
+  }
+
+  /**
+   * Raise the epoch of `key` to `epoch` and read `fields`, unless the key holds a higher epoch
+   * (see `FENCED_LOAD`): what an activation loads with, so that older activations can no
+   * longer write.
+   * @throws StoreUnavailableError (`STORE_UNAVAILABLE`, also when sent and not confirmed: raising
+   * the fence changes no data, and a later activation raises it again).
+   */
+  async fencedLoad(operation: string, key: string, epoch: number, fields: readonly string[]): Promise<FencedLoadResult> {
+    const reply = await this.run(operation, false, () => this.eval(SCRIPTS.fencedLoad, key, epoch, ...fields));
+    if (Array.isArray(reply) && reply[0] === 'OK' && Array.isArray(reply[1])) return { stale: false, values: reply[1] as Array<string | null> };
+    if (Array.isArray(reply) && reply[0] === 'STALE') return { stale: true, storedEpoch: Number(reply[1]) };
+    throw new Error(`Redis answered the ${operation} with ${JSON.stringify(reply)}.`);
+  }
+
+  /** Run `script` on one key (KEYS[1]) with `args`. */
+  private async eval(script: Script, key: string, ...args: Array<string | number>): Promise<unknown> {
+    try {
+      return await this.client.evalsha(script.sha, 1, key, ...args);
+    } catch (error) {
+      // Not loaded yet (or Redis restarted): NOSCRIPT did nothing, so EVAL is safe.
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return this.client.eval(script.source, 1, key, ...args);
+    }
   }
 
   private async run<T>(operation: string, write: boolean, command: () => Promise<T>): Promise<T> {

@@ -84,20 +84,45 @@ describe('sample app: accounts', () => {
     await deposit('acc-seeded', 1).expect(200, { id: 'acc-seeded', balance: 501 });
   });
 
+  it('an activation raises the ledger’s epoch to its own before its first write', async () => {
+    expect(await balanceOf('acc-read')).toBe(0);
+    const fenced = await app.get(LedgerService).load('acc-read');
+    expect(fenced).toEqual({ balance: 0, epoch: expect.any(Number) });
+    expect(fenced!.epoch).toBeGreaterThan(0); // the activation's epoch: an older activation can no longer write
+    await deposit('acc-read', 3).expect(200);
+    expect(await app.get(LedgerService).load('acc-read')).toEqual({ balance: 3, epoch: fenced!.epoch });
+  });
+
   it('a fenced-out activation changes nothing, answers 503 STALE_EPOCH and is replaced', async () => {
-    // A newer activation (epoch 99, say on another member) wrote last.
-    await app.get(LedgerService).save('acc-fenced', 500, 99);
     const before = (await http().get('/accounts/acc-fenced').expect(200)).body;
-    expect(before.balance).toBe(500);
+    const { epoch } = (await app.get(LedgerService).load('acc-fenced'))!;
+    // Since then a newer activation (say on another member) loaded the account and wrote.
+    await app.get(LedgerService).save('acc-fenced', 500, epoch + 1);
 
     const res = await deposit('acc-fenced', 1).expect(503);
     expect(res.body).toMatchObject({ statusCode: 503, error: 'Service Unavailable', code: 'STALE_EPOCH' });
     expect(res.headers['retry-after']).toBe('1');
-    expect(await app.get(LedgerService).load('acc-fenced')).toEqual({ balance: 500, epoch: 99 });
+    expect(await app.get(LedgerService).load('acc-fenced')).toEqual({ balance: 500, epoch: epoch + 1 });
 
-    // The zombie deactivated itself: the next call gets a fresh activation, reloaded from the ledger.
+    // The zombie deactivated itself: the next call gets a fresh activation (a higher epoch on
+    // this member: one counter for every activation), reloaded from the ledger.
     const after = (await http().get('/accounts/acc-fenced').expect(200)).body;
     expect(after.activation).not.toBe(before.activation);
     expect(after.balance).toBe(500);
+  });
+
+  it('an activation older than the ledger’s epoch is not kept: 503 STALE_EPOCH, nothing changed', async () => {
+    // A newer activation (epoch far ahead, say on another member) has loaded the account.
+    await app.get(LedgerService).save('acc-ahead', 500, 1_000_000);
+    for (const res of [await deposit('acc-ahead', 1).expect(503), await http().get('/accounts/acc-ahead').expect(503)]) {
+      expect(res.body).toEqual({
+        statusCode: 503,
+        error: 'Service Unavailable',
+        message: 'The account moved while the request ran; nothing was changed. Retry.',
+        code: 'STALE_EPOCH',
+      });
+      expect(res.headers['retry-after']).toBe('1');
+    }
+    expect(await app.get(LedgerService).load('acc-ahead')).toEqual({ balance: 500, epoch: 1_000_000 });
   });
 });

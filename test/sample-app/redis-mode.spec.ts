@@ -75,6 +75,13 @@ describe('sample app in Redis mode: the ledger and the journal in Redis, placeme
     expect(journal.epoch).toBe(String(await entryEpoch('transfer/rt-1')));
   });
 
+  it('an activation raises the ledger’s epoch to its own before its first write (an account only read is fenced too)', async () => {
+    expect((await http().get('/accounts/dave').expect(200)).body).toMatchObject({ id: 'dave', balance: 0 });
+    expect(hash(await server.command('HGETALL', '{it:rm}:ledger:dave'))).toEqual({ epoch: String(await entryEpoch('account/dave')) });
+    await http().post('/accounts/dave/deposit').send({ amount: 2 }).expect(200, { id: 'dave', balance: 2 });
+    expect(hash(await server.command('HGETALL', '{it:rm}:ledger:dave'))).toEqual({ balance: '2', epoch: String(await entryEpoch('account/dave')) });
+  });
+
   it('a member started afresh finds the balances and the recorded transfers in Redis, under a new activation and epoch', async () => {
     const before = (await http().get('/accounts/alice').expect(200)).body;
     const epochBefore = await entryEpoch('account/alice');

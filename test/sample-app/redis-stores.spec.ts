@@ -97,16 +97,61 @@ describe('sample app: RedisLedgerService and RedisTransferJournal (real redis-se
     expect(await ledger.load('numeric')).toEqual({ balance: 2, epoch: 10 });
   });
 
+  it('loadAndFence: one atomic script raises the stored epoch to the loader’s and reads the balance, or refuses an older loader', async () => {
+    expect(await ledger.loadAndFence('lf', 4)).toBe(0); // never written: balance 0, and fenced
+    expect(hash(await server.command('HGETALL', '{unit:bank}:ledger:lf'))).toEqual({ epoch: '4' });
+    expect(await ledger.load('lf')).toEqual({ balance: 0, epoch: 4 });
+    await expect(ledger.save('lf', 9, 3)).rejects.toMatchObject({ code: 'STALE_EPOCH', epoch: 3, storedEpoch: 4 });
+    await ledger.save('lf', 12.5, 4);
+    expect(await ledger.loadAndFence('lf', 4)).toBe(12.5); // the same activation again
+    expect(await ledger.loadAndFence('lf', 10)).toBe(12.5); // "10" < "4" as strings; a number here
+    expect(hash(await server.command('HGETALL', '{unit:bank}:ledger:lf'))).toEqual({ balance: '12.5', epoch: '10' });
+    const refused = ledger.loadAndFence('lf', 9);
+    await expect(refused).rejects.toBeInstanceOf(StaleEpochError);
+    await expect(refused).rejects.toMatchObject({ code: 'STALE_EPOCH', epoch: 9, storedEpoch: 10, operation: 'load', target: 'account "lf"' });
+    await expect(ledger.save('lf', 1, 9)).rejects.toMatchObject({ code: 'STALE_EPOCH', storedEpoch: 10 });
+    expect(hash(await server.command('HGETALL', '{unit:bank}:ledger:lf'))).toEqual({ balance: '12.5', epoch: '10' });
+  });
+
+  it('loadAndFence is atomic: of stale writes racing it from another connection, none lands after it', async () => {
+    // The stale activation's member has its own connection; its writes are applied in order.
+    const elsewhere = await connect({ url: server.url, keyPrefix: 'unit', clusterName: 'bank' });
+    try {
+      await ledger.save('lf-race', 1, 1);
+      const stale = new RedisLedgerService(elsewhere);
+      const writes = Array.from({ length: 30 }, (_, i) => stale.save('lf-race', 100 + i, 1));
+      const balance = await ledger.loadAndFence('lf-race', 2);
+      const outcomes = await Promise.allSettled(writes);
+      // The writes before the load are what it read; every one after it was refused.
+      const accepted = outcomes.filter((outcome) => outcome.status === 'fulfilled').length;
+      expect(outcomes.slice(accepted).every((outcome) => outcome.status === 'rejected' && outcome.reason instanceof StaleEpochError)).toBe(true);
+      expect(balance).toBe(accepted === 0 ? 1 : 100 + accepted - 1);
+      expect(await ledger.load('lf-race')).toEqual({ balance, epoch: 2 });
+    } finally {
+      await elsewhere.onApplicationShutdown();
+    }
+  });
+
+  it('loadAndFence works after Redis lost its scripts (NOSCRIPT: sent again whole)', async () => {
+    await server.command('SCRIPT', 'FLUSH');
+    expect(await ledger.loadAndFence('lf-noscript', 1)).toBe(0);
+    await server.command('SCRIPT', 'FLUSH');
+    await ledger.save('lf-noscript', 2, 1);
+    expect(await ledger.load('lf-noscript')).toEqual({ balance: 2, epoch: 1 });
+  });
+
   it('refuses a balance or epoch that is not a number it can store, before writing', async () => {
     await expect(ledger.save('bad', Number.NaN, 1)).rejects.toBeInstanceOf(RangeError);
     await expect(ledger.save('bad', 1, 1.5)).rejects.toBeInstanceOf(RangeError);
     await expect(ledger.save('bad', 1, -1)).rejects.toBeInstanceOf(RangeError);
+    await expect(ledger.loadAndFence('bad', 1.5)).rejects.toBeInstanceOf(RangeError);
     expect(await server.command('EXISTS', '{unit:bank}:ledger:bad')).toBe(0);
   });
 
   it('a malformed entry is an error, not a balance of NaN', async () => {
     await server.command('HSET', '{unit:bank}:ledger:broken', 'balance', 'lots', 'epoch', '1');
     await expect(ledger.load('broken')).rejects.toThrow(/Ledger entry \{unit:bank\}:ledger:broken is malformed/);
+    await expect(ledger.loadAndFence('broken', 2)).rejects.toThrow(/Ledger entry \{unit:bank\}:ledger:broken is malformed/);
   });
 
   it('the journal: one hash per transfer, {prefix:cluster}:journal:<id> = { result (JSON), epoch }, fenced the same way', async () => {

@@ -26,14 +26,17 @@ export class ControllableLedger extends LedgerService {
     for (const hold of [...this.holds.values()]) hold.release();
   }
 
-  /** The next `load` or `save` of `accountId` rejects with `error` (and changes nothing). */
+  /**
+   * The next activation load (`loadAndFence`) or `save` of `accountId` rejects with `error`
+   * (and changes nothing).
+   */
   failNext(operation: 'load' | 'save', accountId: string, error: unknown): void {
     this.failures.set(`${operation}:${accountId}`, error);
   }
 
-  override async load(accountId: string) {
+  override async loadAndFence(accountId: string, epoch: number): Promise<number> {
     this.#failIfAsked('load', accountId);
-    return super.load(accountId);
+    return super.loadAndFence(accountId, epoch);
   }
 
   override async save(accountId: string, balance: number, epoch: number): Promise<void> {
