@@ -1,17 +1,20 @@
 -- Claim: find the live activation of one identity, or claim the identity for this member.
 -- An entry may be replaced only when its incarnation's lease has lapsed or it was released.
 -- The epoch field survives release and grows with every claim: the fencing token.
+-- NOTE: a claim's epoch is max(stored epoch, the generation's start) + 1, so an epoch is never
+-- issued twice: an entry that survived into a later generation (a restart that kept the data,
+-- a promoted replica that lacks the newest claims) may hold an epoch below what was issued
+-- since; the generation's start (ms, by Redis' clock) is above every epoch issued before it
+-- as long as an identity was claimed less than once per millisecond on average.
 -- KEYS[1] generation key, KEYS[2] the identity's entry (hash), KEYS[3] this incarnation's
 --   lease key, KEYS[4] this incarnation's set of entries
 -- ARGV[1] generation, ARGV[2] this incarnation, ARGV[3] member id, ARGV[4] address,
 --   ARGV[5] activation id, ARGV[6] lease key prefix (lease key = prefix .. incarnation),
---   ARGV[7] entry name (kind/identity, for the member set), ARGV[8] the generation's epoch
---   floor (ms since 1970 when the generation began): an identity with no epoch yet starts
---   there, so epochs keep growing across a Redis data loss
+--   ARGV[7] entry name (kind/identity, for the member set)
 -- Returns: {'GEN'} | {'NOLEASE'} |
 --   {'OWNED', member, incarnation, address, activation, epoch} (live, maybe this member's) |
 --   {'CLAIMED', epoch}
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'GEN'} end
+if not generation_current(KEYS[1], ARGV[1]) then return {'GEN'} end
 local owner = redis.call('HGET', KEYS[2], 'incarnation')
 if owner then
   if owner == ARGV[2] or redis.call('EXISTS', ARGV[6] .. owner) == 1 then
@@ -20,7 +23,10 @@ if owner then
   end
 end
 if redis.call('GET', KEYS[3]) ~= ARGV[2] then return {'NOLEASE'} end
-redis.call('HSETNX', KEYS[2], 'epoch', ARGV[8])
+local floor = generation_start(ARGV[1])
+if tonumber(floor) > tonumber(redis.call('HGET', KEYS[2], 'epoch') or '0') then
+  redis.call('HSET', KEYS[2], 'epoch', floor)
+end
 local epoch = redis.call('HINCRBY', KEYS[2], 'epoch', 1)
 redis.call('HSET', KEYS[2], 'member', ARGV[3], 'incarnation', ARGV[2], 'address', ARGV[4], 'activation', ARGV[5])
 redis.call('SADD', KEYS[4], ARGV[7])

@@ -5,7 +5,7 @@
 -- ARGV[1] generation, ARGV[2] entry key prefix (entry key = prefix .. name), ARGV[3] batch,
 --   ARGV[4] the lapsed incarnation
 -- Returns: entries left in the set | -1 the lease is alive (nothing done) | 'GEN'
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'GEN' end
+if not generation_current(KEYS[1], ARGV[1]) then return 'GEN' end
 if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
 local names = redis.call('SPOP', KEYS[2], tonumber(ARGV[3]))
 for _, name in ipairs(names) do

@@ -1,11 +1,12 @@
 /**
  * The generation (lib/cluster/identity/redis/redis-generation.ts) against a real
- * redis-server: created when missing, kept while the same Redis process answers, replaced
- * when another one wrote it, and agreed on by members that replace it at once.
+ * redis-server: created when missing (begun at the server's TIME), kept while the same Redis
+ * process answers, replaced when another one wrote it, and agreed on by members that replace
+ * it at once.
  */
 import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { epochFloor, parseRunId, readGeneration } from '../../lib/cluster/identity/redis/redis-generation.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { generationStart, readGeneration } from '../../lib/cluster/identity/redis/redis-generation.js';
 import { type RedisHandle, startRedis } from '../support/redis-server.js';
 
 const KEY = '{grains:gen-test}:gen';
@@ -33,8 +34,9 @@ describe('readGeneration (real redis-server)', () => {
 
   it('creates a generation when there is none: random id, start time, run_id', async () => {
     const before = Date.now();
-    const { generation, changed } = await readGeneration(await client(), KEY, NONE);
+    const { generation, changed, ageMs } = await readGeneration(await client(), KEY, NONE);
     expect(changed).toBe(false); // this member held none
+    expect(ageMs).toBe(0); // it began now, by the server's clock
     const [id, startedAt, runId] = generation.split(':');
     expect(id).toMatch(/^[0-9a-f]{16}$/);
     expect(Number(startedAt)).toBeGreaterThanOrEqual(before);
@@ -42,11 +44,24 @@ describe('readGeneration (real redis-server)', () => {
     expect(await redis.command('GET', KEY)).toBe(generation);
   });
 
+  it('takes the start of a new generation from the Redis server clock (TIME), not the member clock', async () => {
+    const c = await client();
+    vi.useFakeTimers({ toFake: ['Date'], now: new Date('2001-01-01T00:00:00Z') }); // a member whose clock is far off
+    let generation: string;
+    try {
+      ({ generation } = await readGeneration(c, KEY, NONE));
+    } finally {
+      vi.useRealTimers();
+    }
+    const [seconds] = (await redis.command('TIME')) as string[];
+    expect(Math.abs(Number(generation.split(':')[1]) - Number(seconds) * 1_000)).toBeLessThan(5_000);
+  });
+
   it('keeps the generation while the same Redis process answers, and says when it is not the one held', async () => {
     const c = await client();
     const { generation } = await readGeneration(c, KEY, NONE);
-    expect(await readGeneration(c, KEY, { generation })).toEqual({ generation, changed: false });
-    expect(await readGeneration(c, KEY, { generation: 'an-older-one' })).toEqual({ generation, changed: true });
+    expect(await readGeneration(c, KEY, { generation })).toMatchObject({ generation, changed: false });
+    expect(await readGeneration(c, KEY, { generation: 'an-older-one' })).toMatchObject({ generation, changed: true });
   });
 
   it('replaces a generation another Redis process wrote (failover), once', async () => {
@@ -67,18 +82,11 @@ describe('readGeneration (real redis-server)', () => {
   });
 });
 
-describe('epochFloor', () => {
+describe('generationStart', () => {
   it('is the time the generation began, or 0 when it cannot be read', () => {
-    expect(epochFloor('abcd:1700000000000:ef01')).toBe(1_700_000_000_000);
-    expect(epochFloor('')).toBe(0);
-    expect(epochFloor('abcd:soon:ef01')).toBe(0);
-    expect(epochFloor('abcd:-5:ef01')).toBe(0);
-  });
-});
-
-describe('parseRunId', () => {
-  it('finds run_id in INFO server, and throws without one', () => {
-    expect(parseRunId('# Server\r\nredis_version:7.2.4\r\nrun_id:9f86d081884c7d65\r\ntcp_port:6379\r\n')).toBe('9f86d081884c7d65');
-    expect(() => parseRunId('# Server\r\nredis_version:7.2.4\r\n')).toThrow(/run_id/);
+    expect(generationStart('abcd:1700000000000:ef01')).toBe(1_700_000_000_000);
+    expect(generationStart('')).toBe(0);
+    expect(generationStart('abcd:soon:ef01')).toBe(0);
+    expect(generationStart('abcd:-5:ef01')).toBe(0);
   });
 });

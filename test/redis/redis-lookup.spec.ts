@@ -3,6 +3,7 @@ import {
   Cluster,
   type ClusterOptions,
   ClusterUnavailableError,
+  FAST_LEASE,
   GrainConfigurationError,
   type GrainContext,
   RedisIdentityLookup,
@@ -13,14 +14,19 @@ import { eventually, outcome, RecordingLogger, sleep } from '../support/cluster.
 import { freePort } from '../support/free-port.js';
 import { type RedisHandle, startRedis } from '../support/redis-server.js';
 
+/** The generation key of the tests' cluster. */
+const GENERATION_KEY = '{grains:rl}:gen';
+
 class CounterGrain {
   static constructed = 0;
   private n = 0;
+  /** When this activation was constructed (ms since 1970: the host's clock, which Redis' TIME also reads). */
+  private readonly born = Date.now();
   constructor(readonly ctx: GrainContext) {
     CounterGrain.constructed++;
   }
-  add(): { n: number; epoch: number; activation: string; member: string } {
-    return { n: ++this.n, epoch: this.ctx.epoch, activation: this.ctx.activationId, member: this.ctx.memberId };
+  add(): { n: number; epoch: number; activation: string; member: string; born: number } {
+    return { n: ++this.n, epoch: this.ctx.epoch, activation: this.ctx.activationId, member: this.ctx.memberId, born: this.born };
   }
   leave(): void {
     this.ctx.deactivate();
@@ -57,6 +63,29 @@ async function startMembers(
   await Promise.all(members.map((m) => m.cluster.start()));
   await eventually(() => members.every((m) => m.cluster.members().length === count), 5_000);
   return members;
+}
+
+/** When the generation now in Redis began (ms since 1970), read from the key. */
+async function generationStart(redis: RedisHandle): Promise<number> {
+  return Number(String(await redis.command('GET', GENERATION_KEY)).split(':')[1]);
+}
+
+/** Call until the call succeeds or `withinMs` passed (then its last error is thrown). */
+async function eventuallyOk<T>(call: () => Promise<T>, withinMs: number): Promise<T> {
+  const until = Date.now() + withinMs;
+  for (;;) {
+    try {
+      return await call();
+    } catch (error) {
+      if (Date.now() > until) throw error;
+      await sleep(100);
+    }
+  }
+}
+
+/** Redis' count of connected clients (the connection that asks included). */
+async function connectedClients(redis: RedisHandle): Promise<number> {
+  return Number((await redis.info('clients'))['connected_clients']);
 }
 
 describe('RedisIdentityLookup (real redis-server)', () => {
@@ -245,5 +274,81 @@ describe('RedisIdentityLookup (real redis-server)', () => {
     expect(after.epoch).toBeGreaterThan(before.epoch); // the fencing token keeps growing across the data loss
     expect(members[0]!.logger.messages('warn').join('\n')).toMatch(/generation/);
     await sleep(10);
+  });
+  it('waits a lease, timed by Redis, before claiming in a generation it did not see begin', async () => {
+    const [holder] = await startMembers(redis, 1);
+    members = [holder!];
+    await holder!.cluster.client<CounterGrain>('counter').get('x').add();
+    // Redis loses its data; the holder's lease still looks valid to it until its next renewal.
+    await redis.flushAll();
+    // A member starts right then: its FIRST join is into the generation that begins now.
+    const [newcomer] = await startMembers(redis, 1);
+    members.push(newcomer!);
+    const served = await newcomer!.cluster.client<CounterGrain>('counter').get('x', { timeout: 8_000 }).add();
+    expect(served.member).toBe(newcomer!.cluster.memberId);
+    // Its activation was created no sooner than the generation's start plus a lease, by Redis' clock.
+    expect(served.born - (await generationStart(redis))).toBeGreaterThanOrEqual(FAST_LEASE.leaseMs);
+  });
+
+  it('rejoins by itself after a release fails, and claims again', async () => {
+    members = await startMembers(redis, 1, { lookup: { commandTimeout: 300 } });
+    const m = members[0]!;
+    const counters = m.cluster.client<CounterGrain>('counter');
+    const first = await counters.get('r').add();
+    const incarnation = m.cluster.incarnation;
+    await redis.pause();
+    try {
+      await counters.get('r').leave(); // served here, within the lease; its release then times out
+      expect(await eventually(() => m.cluster.incarnation !== incarnation, 2_000), 'the failed release fenced the member').toBe(true);
+    } finally {
+      await redis.resume();
+    }
+    const fresh = await eventuallyOk(() => counters.get('fresh', { timeout: 1_000 }).add(), 6_000);
+    expect(fresh.n).toBe(1);
+    const back = await eventuallyOk(() => counters.get('r', { timeout: 1_000 }).add(), 6_000);
+    expect(back.activation).not.toBe(first.activation);
+    expect(back.epoch).toBeGreaterThan(first.epoch);
+  });
+
+  it('never re-issues an epoch: a claim takes the larger of the stored epoch and the generation start, plus one', async () => {
+    members = await startMembers(redis, 1);
+    const counters = members[0]!.cluster.client<CounterGrain>('counter');
+    await counters.get('warm').add();
+    // An entry whose epoch is below the generation's floor (an old primary may have issued 6 already).
+    await redis.command('HSET', '{grains:rl}:ci:counter/e5', 'epoch', '5');
+    const claimed = await counters.get('e5').add();
+    expect(claimed.epoch).toBe((await generationStart(redis)) + 1);
+  });
+
+  it('gives an entry that survived into a new generation (restart with data) an epoch above that generation start', async () => {
+    members = await startMembers(redis, 1);
+    const counters = members[0]!.cluster.client<CounterGrain>('counter');
+    const before = await counters.get('kept').add();
+    const oldStart = await generationStart(redis);
+    await sleep(50); // the new generation starts at a later millisecond
+    await redis.restart({ keepData: true }); // keys survive, the run_id is new: another generation
+    expect(await eventually(() => members[0]!.cluster.stats().fenced === 1, 3_000), 'the member dropped what it held').toBe(true);
+    const after = await eventuallyOk(() => counters.get('kept', { timeout: 2_000 }).add(), 10_000);
+    const newStart = await generationStart(redis);
+    expect(newStart).toBeGreaterThan(oldStart);
+    expect(after.activation).not.toBe(before.activation);
+    expect(after.epoch).toBeGreaterThan(newStart);
+  });
+
+  it('closes its Redis connection when it refuses to start over the eviction policy', async () => {
+    await redis.configSet('maxmemory-policy', 'allkeys-lru');
+    try {
+      const before = await connectedClients(redis);
+      const cluster = new Cluster({ clusterName: 'rl', identityLookup: new RedisIdentityLookup({ url: redis.url }), logger: new RecordingLogger() });
+      await expect(cluster.start()).rejects.toThrow(GrainConfigurationError);
+      let after = await connectedClients(redis);
+      for (let i = 0; i < 20 && after > before; i++) {
+        await sleep(50);
+        after = await connectedClients(redis);
+      }
+      expect(after, 'connections left open by the refused start').toBe(before);
+    } finally {
+      await redis.configSet('maxmemory-policy', 'noeviction');
+    }
   });
 });

@@ -6,6 +6,9 @@ import type { RedisScript } from './redis-scripts.js';
 
 const hrtimeMs = () => Number(process.hrtime.bigint()) / 1e6;
 
+/** What `start` resolves to when `stop` came before the join answered. */
+const JOIN_STOPPED = 'STOPPED';
+
 /** Why a lease ended. */
 export type LeaseEnd = 'lost' | 'generation';
 
@@ -21,12 +24,17 @@ export class LeaseKeeper {
   private readonly offset = hrtimeMs() - now();
   private worker: Worker | undefined;
   private ticker: NodeJS.Timeout | undefined;
+  /** Settles the pending `start`, while its join has not answered. */
+  private settleJoin: ((reply: string) => void) | undefined;
 
   constructor(private readonly settings: LeaseSettings) {}
 
   /**
    * Start the renewer thread, which joins (creates the lease) once it is connected and then
-   * renews it. Resolves to the join script's reply ('OK', 'GEN', 'TAKEN', or 'ERROR …').
+   * renews it. Resolves to the join script's reply ('OK', 'GEN', 'TAKEN', 'EARLY:<ms>'), or
+   * 'ERROR …' when the thread failed or exited first, or JOIN_STOPPED when `stop` came first:
+   * it always settles. After the join, `onEnd` tells when the lease ended ('lost' also when
+   * the thread died).
    */
   start(options: {
     redis: RedisOptions;
@@ -60,14 +68,31 @@ export class LeaseKeeper {
     worker.unref();
     this.worker = worker;
     return new Promise<string>((resolve) => {
+      let renewing = false;
+      const settle = (reply: string) => {
+        if (this.settleJoin === settle) this.settleJoin = undefined;
+        resolve(reply);
+      };
+      this.settleJoin = settle;
       worker.on('message', (message: { type: LeaseEnd | 'joined'; reply?: string }) => {
-        if (message.type === 'joined') resolve(message.reply ?? '');
-        else options.onEnd(message.type);
+        if (message.type === 'joined') {
+          renewing = message.reply === 'OK';
+          settle(message.reply ?? '');
+        } else if (this.worker === worker) {
+          options.onEnd(message.type);
+        }
       });
-      worker.on('error', (error) => {
-        resolve(`ERROR ${error.message}`);
-        options.onEnd('lost');
-      });
+      // NOTE: a thread that fails or exits must never leave its join waiting (the join would
+      // never return, and the member never claim again), nor a lease it renewed unnoticed.
+      const died = (why: string) => {
+        settle(`ERROR ${why}`); // nothing, once the join answered
+        if (renewing && this.worker === worker) {
+          this.stop();
+          options.onEnd('lost');
+        }
+      };
+      worker.on('error', (error) => died(error.message));
+      worker.on('exit', (code) => died(`the lease worker exited (code ${code})`));
     });
   }
 
@@ -76,6 +101,7 @@ export class LeaseKeeper {
     return this.view[2] === 0 && at + this.offset + aheadMs < this.view[1]!;
   }
 
+  /** Stop renewing: the lease is no longer valid here; a pending `start` settles with JOIN_STOPPED. */
   stop(): void {
     clearInterval(this.ticker);
     this.ticker = undefined;
@@ -86,5 +112,6 @@ export class LeaseKeeper {
       worker.postMessage('stop');
       void worker.terminate();
     }
+    this.settleJoin?.(JOIN_STOPPED);
   }
 }

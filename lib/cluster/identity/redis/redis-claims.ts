@@ -9,7 +9,6 @@ import type { Pid } from '../../../actor/pid.js';
 import { ClusterUnavailableError, UnknownKindError } from '../../errors.js';
 import { membersHosting, type PlacementStrategy } from '../../placement/placement-strategy.js';
 import type { GetHint, LookupMember } from '../identity-lookup.js';
-import { epochFloor } from './redis-generation.js';
 import type { RedisKeys } from './redis-keys.js';
 import type { LeaseState } from './redis-lease.js';
 import { scripts } from './redis-scripts.js';
@@ -21,8 +20,10 @@ type Reply = Array<string | null>;
 export interface ClaimLease extends LeaseState {
   /** Wait (until the call's deadline) for this member to hold a lease. */
   whenReady(deadline: number | undefined): Promise<void>;
-  /** A script answered GEN: rejoin. */
-  generationChanged(): void;
+  /** A script run under `generation` answered GEN: rejoin (unless the member moved on since). */
+  generationChanged(generation: string): void;
+  /** What `incarnation` holds cannot be trusted any more: rejoin as a new incarnation (unless it moved on since). */
+  lost(reason: string, incarnation: string): void;
 }
 
 /** What claims work with. */
@@ -62,11 +63,10 @@ export class RedisClaims {
     if (hint?.inbound === true && member.hostsKind(kind)) return this.claim(kind, identity, name, hint.deadline);
     const target = this.placementOf(kind).place(kind, identity, membersHosting(member.members(), kind), member.self());
     if (target !== undefined && target.id === member.memberId) return this.claim(kind, identity, name, hint?.deadline);
-    const resolved = await run(() =>
-      scripts.resolve.run(this.redis, [this.keys.generation, this.keys.entry(name)], [this.lease.generation, this.keys.leasePrefix]),
-    );
+    const generation = this.lease.generation;
+    const resolved = await run(() => scripts.resolve.run(this.redis, [this.keys.generation, this.keys.entry(name)], [generation, this.keys.leasePrefix]));
     if (resolved[0] === 'OWNED') return this.ownedPid(kind, identity, resolved);
-    if (resolved[0] === 'GEN') throw this.generationChanged();
+    if (resolved[0] === 'GEN') throw this.generationChanged(generation);
     if (target === undefined) throw new UnknownKindError(kind);
     return { memberId: target.id, incarnation: target.incarnation, address: target.address, id: '' };
   }
@@ -83,9 +83,10 @@ export class RedisClaims {
         [this.lease.generation, pid.incarnation, epoch, name],
       );
     } catch {
-      // NOTE: a release that fails leaves the entry to lapse with this incarnation's lease;
-      // until then calls for the grain find it owned by an incarnation of this member.
-      if (pid.incarnation === this.member.incarnation) this.member.fenceAll(`releasing ${name} failed, so its entry cannot be trusted`);
+      // NOTE: a release that fails may or may not have run, so the entry cannot be trusted:
+      // the member drops everything and rejoins as a new incarnation. The old incarnation's
+      // lease is no longer renewed, so the entry is claimable once it lapses.
+      this.lease.lost(`releasing ${name} failed, so its entry cannot be trusted`, pid.incarnation);
     }
   }
 
@@ -94,12 +95,13 @@ export class RedisClaims {
     const member = this.member;
     const keys = this.keys;
     const incarnation = member.incarnation;
+    const generation = this.lease.generation;
     const activationId = member.newActivationId();
     const reply = await run(() =>
       scripts.claim.run(
         this.redis,
         [keys.generation, keys.entry(name), keys.lease(incarnation), keys.activations(incarnation)],
-        [this.lease.generation, incarnation, member.memberId, member.self().address, activationId, keys.leasePrefix, name, epochFloor(this.lease.generation)],
+        [generation, incarnation, member.memberId, member.self().address, activationId, keys.leasePrefix, name],
       ),
     );
     switch (reply[0]) {
@@ -109,8 +111,11 @@ export class RedisClaims {
       case 'OWNED':
         return this.ownedPid(kind, identity, reply);
       case 'GEN':
-        throw this.generationChanged();
+        throw this.generationChanged(generation);
       default:
+        // NOTE: Redis holds no lease for this incarnation although the member joined: it lapsed
+        // there (the renewer would notice at its next renewal) or was removed. Rejoin now.
+        this.lease.lost(`Redis holds no lease for incarnation ${incarnation} (${String(reply[0])})`, incarnation);
         throw new ClusterUnavailableError(`This member's lease is gone (${String(reply[0])}); it is rejoining. Retry.`);
     }
   }
@@ -131,8 +136,8 @@ export class RedisClaims {
     return this.placementByKind.get(kind) ?? this.placement;
   }
 
-  private generationChanged(): ClusterUnavailableError {
-    this.lease.generationChanged();
+  private generationChanged(generation: string): ClusterUnavailableError {
+    this.lease.generationChanged(generation);
     return new ClusterUnavailableError('Redis lost data (its generation changed); this member is rejoining and claims nothing for a lease period. Retry.');
   }
 }

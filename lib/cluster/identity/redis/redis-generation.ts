@@ -1,7 +1,7 @@
 /**
  * The generation: which life of the Redis data this member's claims belong to. Reading it
- * (and starting a new one when Redis lost data or is another process), and where the epochs
- * of a generation start.
+ * (a new one starts when Redis lost its data or is another process), and how long ago it
+ * began by the Redis server's clock: nothing is claimed in it until it is a lease old.
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -16,39 +16,29 @@ export interface GenerationRead {
   readonly generation: string;
   /** It is not the one this member held (never true before the member held one). */
   readonly changed: boolean;
+  /** How long ago it began, by the Redis server's clock (TIME), in ms. */
+  readonly ageMs: number;
 }
 
 /**
- * Read (or create) the generation; a change means Redis lost data.
+ * Read (or start) the generation; a change means Redis lost data or is another process.
  * `held.generation` is the one this member holds ('' before its first join), read once the
- * Redis replies are in.
+ * Redis reply is in.
  */
 export async function readGeneration(redis: Redis, key: string, held: { readonly generation: string }): Promise<GenerationRead> {
-  const runId = parseRunId(String(await redis.info('server')));
-  const current = await redis.get(key);
-  if (current !== null && current.endsWith(`:${runId}`)) return { generation: current, changed: current !== held.generation && held.generation !== '' };
-  // Missing (data lost) or written by another Redis process (failover): a new generation.
-  // NOTE: the generation records when it began (ms since 1970): its epochs start there.
-  const fresh = `${randomBytes(GENERATION_ID_BYTES).toString('hex')}:${Date.now()}:${runId}`;
-  const swapped = await scripts.swapGeneration.run(redis, [key], [current ?? '', fresh]);
-  const generation = String(swapped);
-  return { generation, changed: held.generation !== '' };
+  const reply = await scripts.swapGeneration.run(redis, [key], [randomBytes(GENERATION_ID_BYTES).toString('hex')]);
+  if (!Array.isArray(reply) || reply.length !== 2) throw new Error(`swap-generation answered ${JSON.stringify(reply)}`);
+  const generation = String(reply[0]);
+  const serverNow = Number(reply[1]);
+  return { generation, changed: held.generation !== '' && generation !== held.generation, ageMs: serverNow - generationStart(generation) };
 }
 
 /**
- * Where a generation's epochs start: the time it began. Epochs of a lost generation stay
- * below it as long as an identity was activated less than once per millisecond on average
- * while that generation lasted, so `ctx.epoch` keeps growing across a Redis data loss.
+ * When a generation began: ms since 1970 by the clock of the Redis server that started it
+ * (its TIME), or 0 when the generation does not say. Its epochs start there (claim.lua).
  */
-export function epochFloor(generation: string): number {
+export function generationStart(generation: string): number {
   const parts = generation.split(':');
-  const floor = parts.length >= 3 ? Number(parts[parts.length - 2]) : 0;
-  return Number.isSafeInteger(floor) && floor > 0 ? floor : 0;
-}
-
-/** The `run_id` in an `INFO server` reply: which Redis process answers. */
-export function parseRunId(info: string): string {
-  const match = /run_id:([0-9a-f]+)/.exec(info);
-  if (match === null) throw new Error('INFO server has no run_id');
-  return match[1]!;
+  const start = parts.length >= 3 ? Number(parts[parts.length - 2]) : 0;
+  return Number.isSafeInteger(start) && start > 0 ? start : 0;
 }

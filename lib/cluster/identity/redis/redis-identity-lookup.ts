@@ -23,7 +23,7 @@ const DEFAULT_PLACEMENT: Placement = 'prefer-local';
 
 /**
  * The identity lookup backed by Redis: the store is the single source of truth for where each
- * grain lives, and promises no duplicate activation on a single Redis primary.
+ * grain lives. What it guarantees, and under which conditions: docs/redis-lookup.md.
  *
  * - Claim first: one script writes {member, incarnation, activation, epoch} before the grain
  *   is constructed; only the claim holder constructs it. The epoch grows with every claim and
@@ -34,8 +34,8 @@ const DEFAULT_PLACEMENT: Placement = 'prefer-local';
  *   lapsed or it was released.
  * - Fencing at turn boundaries (`turnGuard`): a turn starts only inside the lease, and a turn
  *   that settles after it drops its reply.
- * - A generation key detects Redis losing data; members then drop everything and nobody
- *   claims until a lease period has passed.
+ * - A generation key detects Redis losing data (or being another Redis process); members
+ *   then drop everything, and nobody claims until the generation is a lease old by Redis' clock.
  */
 export class RedisIdentityLookup implements IdentityLookup {
   readonly name = 'redis';
@@ -83,9 +83,15 @@ export class RedisIdentityLookup implements IdentityLookup {
     this.claims = new RedisClaims({ redis, keys, member, lease: this.lease, placement: this.placement, placementByKind: this.placementByKind });
     this.cleanup = new RedisCleanup({ redis, keys, member, lease: this.lease });
     await connect(redis);
-    await checkEvictionPolicy(redis, member);
+    try {
+      await checkEvictionPolicy(redis, member);
+    } catch (error) {
+      // NOTE: the member does not start, so nothing would close this connection later.
+      redis.disconnect();
+      throw error;
+    }
     redis.on('ready', () => void this.lease.onReconnect());
-    await this.lease.join(false);
+    await this.lease.join();
     this.cleanup.start(this.settings.leaseMs);
   }
 

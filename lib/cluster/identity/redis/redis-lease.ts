@@ -1,8 +1,9 @@
 /**
- * This member's lease in Redis: joining under the current generation, rejoining as a new
- * incarnation when the lease or the generation is lost, waiting for it before claiming,
- * fencing turns by it (`turnGuard`), and leaving. The renewals themselves run on the
- * LeaseKeeper's worker thread (lease-keeper.ts, lease-worker.js).
+ * This member's lease in Redis: joining under the current generation (once it is a lease old,
+ * by the Redis server's clock), rejoining as a new incarnation whenever what the member holds
+ * can no longer be trusted (the lease or the generation is lost, a release failed), waiting
+ * for it before claiming, fencing turns by it (`turnGuard`), and leaving. The renewals
+ * themselves run on the LeaseKeeper's worker thread (lease-keeper.ts, lease-worker.js).
  */
 import type { Redis, RedisOptions } from 'ioredis';
 import { now } from '../../../actor/clock.js';
@@ -17,6 +18,10 @@ import { scripts } from './redis-scripts.js';
 
 /** Longest pause between two attempts to join (it is otherwise two renewal intervals). */
 const MAX_JOIN_RETRY_MS = 1_000;
+/** How join.lua answers while the generation is younger than a lease: `EARLY:<ms left>`. */
+const EARLY = 'EARLY:';
+/** Why a member drops everything when its generation changed. */
+const GENERATION_CHANGED = 'Redis lost data (generation changed)';
 
 /** What the other parts of the lookup read of the lease; only the lease changes it. */
 export interface LeaseState {
@@ -39,6 +44,11 @@ export interface LeaseContext {
 /**
  * The lease of this member's current incarnation. Created with the lookup (its `turnGuard`
  * is needed before setup), bound to the connection at setup (`attach`), then joined.
+ *
+ * One join runs at a time. Whatever ends the lease (`rejoin`: lost, generation changed, a
+ * release failed, Redis holds no lease for it) stops it counting as valid at once, has the
+ * member drop what it held, and makes the join start over, also when one is under way, so
+ * the member always comes back by itself.
  */
 export class RedisLease implements LeaseState {
   /** Fencing at turn boundaries (fencing.ts): a turn starts only with MIN_TURN_MS left on the lease. */
@@ -48,7 +58,13 @@ export class RedisLease implements LeaseState {
   private heldGeneration = '';
   /** Resolves when this member holds a lease and may claim; replaced while (re)joining. */
   private ready: Promise<void> = new Promise(() => {});
+  /** Resolves `ready`; set from the start of a join until it holds a lease. */
+  private resolveReady: (() => void) | undefined;
   private joining = false;
+  /** The lease was ended while a join was under way: that join starts over. */
+  private startOver = false;
+  /** Why the member must drop what it holds before it joins again (see rejoin). */
+  private pendingFence: string | undefined;
   /** Holds a lease now (the fast path of whenReady). */
   private isJoined = false;
   private isStopped = false;
@@ -105,51 +121,28 @@ export class RedisLease implements LeaseState {
   }
 
   /**
-   * Take a lease for the member's current incarnation, under the current generation; retries
-   * until it holds one or the lookup stops. `afterLoss`: the previous lease was lost, so what
-   * the member held is fenced first.
+   * Take a lease for the member's current incarnation, under the current generation, once
+   * that generation is a lease old by the Redis server's clock; retries until it holds one or
+   * the lookup stops. Returns at once when a join is under way already.
    */
-  async join(afterLoss: boolean): Promise<void> {
+  async join(): Promise<void> {
     if (this.joining || this.isStopped) return;
     this.joining = true;
     this.isJoined = false;
-    let release!: () => void;
-    this.ready = new Promise<void>((resolve) => (release = resolve));
+    if (this.resolveReady === undefined) this.ready = new Promise<void>((resolve) => (this.resolveReady = resolve));
     try {
-      for (;;) {
-        const { redis, keys, member } = this.context!;
+      while (!this.isStopped) {
+        this.startOver = false;
         try {
-          const { generation, changed } = await readGeneration(redis, keys.generation, this);
-          if (changed || afterLoss) {
-            // NOTE: whatever this member held belongs to a lease (or generation) that is gone.
-            member.fenceAll(changed ? 'Redis lost data (generation changed)' : 'the lease was lost');
+          if (await this.joinOnce()) {
+            this.isJoined = true;
+            this.resolveReady?.();
+            this.resolveReady = undefined;
+            return;
           }
-          if (changed) {
-            this.heldGeneration = generation;
-            // Nobody claims until a full lease period has passed: members of the old
-            // generation must have noticed and stopped first.
-            await sleep(this.settings.leaseMs);
-          }
-          this.heldGeneration = generation;
-          const incarnation = member.incarnation;
-          // NOTE: the scripts are looked up at each join, not kept: the e2e member's
-          // BROKEN=unconditional-renewal swaps `scripts.renew` before the lookup starts.
-          const joined = await this.keeper.start({
-            redis: this.redisOptions,
-            join: scripts.join,
-            renew: scripts.renew,
-            keys: [keys.generation, keys.lease(incarnation), keys.incarnations],
-            args: [generation, incarnation, this.settings.leaseMs],
-            onEnd: (why) => this.onLeaseEnd(why, incarnation),
-          });
-          if (joined === 'GEN') continue;
-          if (joined !== 'OK') throw new Error(`join answered ${joined}`);
-          this.isJoined = true;
-          release();
-          return;
         } catch (error) {
           if (this.isStopped) return;
-          member.log('warn', `RedisIdentityLookup: joining failed (${(error as Error).message}); retrying.`);
+          this.context!.member.log('warn', `RedisIdentityLookup: joining failed (${(error as Error).message}); retrying.`);
           await sleep(Math.min(this.settings.renewIntervalMs * 2, MAX_JOIN_RETRY_MS));
         }
       }
@@ -158,17 +151,39 @@ export class RedisLease implements LeaseState {
     }
   }
 
-  /** A script answered GEN: the generation changed under this member, so rejoin (unless joining already). */
-  generationChanged(): void {
-    if (!this.joining) this.rejoin();
+  /**
+   * A script run under `generation` answered GEN: the generation changed under this member, so
+   * rejoin — unless a join is under way (it reads the generation itself), or the member has
+   * moved on to another generation since the script was sent.
+   */
+  generationChanged(generation: string): void {
+    if (!this.joining && !this.isStopped && generation === this.heldGeneration) this.rejoin(GENERATION_CHANGED);
+  }
+
+  /**
+   * What incarnation `incarnation` holds can no longer be trusted (a release failed, or Redis
+   * holds no lease for it): drop everything and rejoin as a new incarnation. Nothing when the
+   * member has moved on to another incarnation since.
+   */
+  lost(reason: string, incarnation: string): void {
+    const member = this.context?.member;
+    if (this.isStopped || member === undefined || member.incarnation !== incarnation) return;
+    member.log('warn', `RedisIdentityLookup: ${reason}; dropping this member's activations and rejoining as a new incarnation.`);
+    // NOTE: fenced at once, not once Redis answers again: calls held for the failed release must
+    // not find the untrusted entry still owned by this incarnation.
+    member.fenceAll(reason);
+    this.rejoin();
   }
 
   /** The connection came back: Redis may have lost data meanwhile, so read the generation again. */
   async onReconnect(): Promise<void> {
     if (this.isStopped || this.joining || this.heldGeneration === '') return;
+    const held = this.heldGeneration;
     try {
-      const { changed } = await readGeneration(this.context!.redis, this.context!.keys.generation, this);
-      if (changed) this.rejoin();
+      const { generation } = await readGeneration(this.context!.redis, this.context!.keys.generation, this);
+      // NOTE: a join may have started, or even finished under this very generation, while the
+      // read was in flight: then it has read the generation itself.
+      if (generation !== held) this.generationChanged(held);
     } catch {
       // The next reconnect tries again; scripts answer GEN meanwhile if it changed.
     }
@@ -186,21 +201,71 @@ export class RedisLease implements LeaseState {
     }
   }
 
+  /** One attempt to join; true when the member holds a lease, false to start over. */
+  private async joinOnce(): Promise<boolean> {
+    const { redis, keys, member } = this.context!;
+    const { generation, ageMs } = await readGeneration(redis, keys.generation, this);
+    if (this.startOver) return false;
+    if (this.pendingFence !== undefined) {
+      member.fenceAll(this.pendingFence);
+      this.pendingFence = undefined;
+    }
+    this.heldGeneration = generation;
+    // NOTE: nothing is claimed until the generation is a lease old by Redis' clock, also on a
+    // member's first join: a generation begins after Redis lost the one before, and every lease
+    // of that one ends within a lease of its last renewal (join.lua refuses earlier joins too).
+    const waitMs = this.settings.leaseMs - ageMs;
+    if (waitMs > 0) await sleep(waitMs);
+    if (this.startOver || this.isStopped) return false;
+    const incarnation = member.incarnation;
+    // NOTE: the scripts are looked up at each join, not kept: the e2e member's
+    // BROKEN=unconditional-renewal swaps `scripts.renew` before the lookup starts.
+    const joined = await this.keeper.start({
+      redis: this.redisOptions,
+      join: scripts.join,
+      renew: scripts.renew,
+      keys: [keys.generation, keys.lease(incarnation), keys.incarnations],
+      args: [generation, incarnation, this.settings.leaseMs],
+      onEnd: (why) => this.onLeaseEnd(why, incarnation),
+    });
+    if (joined.startsWith(EARLY)) {
+      await sleep(Number(joined.slice(EARLY.length)));
+      return false;
+    }
+    // NOTE: a lease ended while this join ran (see rejoin) belongs to an incarnation that is fenced.
+    if (this.startOver || this.isStopped || member.incarnation !== incarnation) {
+      if (joined === 'OK') this.keeper.stop();
+      return false;
+    }
+    if (joined === 'GEN') return false;
+    if (joined !== 'OK') throw new Error(`join answered ${joined}`);
+    return true;
+  }
+
   private onLeaseEnd(why: LeaseEnd, incarnation: string): void {
     const member = this.context!.member;
     if (this.isStopped || member.incarnation !== incarnation) return;
     member.log(
       'warn',
-      `RedisIdentityLookup: ${why === 'generation' ? 'Redis lost data (generation changed)' : 'the lease lapsed'}; dropping this member's activations and rejoining as a new incarnation.`,
+      `RedisIdentityLookup: ${why === 'generation' ? GENERATION_CHANGED : 'the lease lapsed'}; dropping this member's activations and rejoining as a new incarnation.`,
     );
-    this.rejoin();
+    this.rejoin(why === 'generation' ? GENERATION_CHANGED : 'the lease was lost');
   }
 
-  /** Stop renewing what is lost and join again (fencing this member's activations first). */
-  private rejoin(): void {
+  /**
+   * Stop renewing what is lost and join again, as a new incarnation: the member drops what it
+   * held (fenceAll, for `reason`) once the join has read the generation. A join under way starts
+   * over: it may be joining the incarnation that is to be fenced.
+   *
+   * NOTE: until then no turn starts (the keeper no longer counts the lease valid) and peers are
+   * answered "not here"; the incarnation changes only once Redis answers again, as it always did.
+   */
+  private rejoin(reason?: string): void {
     this.keeper.stop();
     this.isJoined = false;
-    void this.join(true);
+    if (reason !== undefined) this.pendingFence = reason;
+    this.startOver = true;
+    void this.join();
   }
 }
 

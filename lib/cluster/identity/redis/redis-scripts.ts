@@ -14,7 +14,7 @@ function findLuaDir(): string {
   throw new Error('nestjs-grains: lua/claim.lua not found next to the package');
 }
 
-/** One Lua script: run by SHA, loaded on the first NOSCRIPT. */
+/** One Lua script: run by SHA, sent whole on the first NOSCRIPT. */
 export class RedisScript {
   readonly sha: string;
 
@@ -35,17 +35,24 @@ export class RedisScript {
   }
 }
 
+/** The prelude (lua/current-generation.lua) of every script that reads the generation. */
+const PRELUDE = 'current-generation';
+
 const dir = findLuaDir();
-const load = (name: string) => new RedisScript(name, readFileSync(join(dir, `${name}.lua`), 'utf8'));
+const read = (name: string) => readFileSync(join(dir, `${name}.lua`), 'utf8');
+const prelude = read(PRELUDE);
+const load = (name: string) => new RedisScript(name, read(name));
+// NOTE: one prelude, so every script decides "is this generation current here?" the same way.
+const loadWithPrelude = (name: string) => new RedisScript(name, `${prelude}\n${read(name)}`);
 
 /** The lookup's atomic steps (lua/*.lua). */
 export const scripts = {
-  join: load('join'),
-  renew: load('renew'),
-  claim: load('claim'),
-  resolve: load('resolve'),
-  release: load('release'),
+  join: loadWithPrelude('join'),
+  renew: loadWithPrelude('renew'),
+  claim: loadWithPrelude('claim'),
+  resolve: loadWithPrelude('resolve'),
+  release: loadWithPrelude('release'),
   leave: load('leave'),
-  cleanup: load('cleanup'),
-  swapGeneration: load('swap-generation'),
+  cleanup: loadWithPrelude('cleanup'),
+  swapGeneration: loadWithPrelude('swap-generation'),
 };
