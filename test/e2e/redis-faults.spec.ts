@@ -6,9 +6,10 @@
  * identity both run turns whose replies are delivered.
  *
  * The grain is a list-append register written through to Redis, fenced by its epoch and the
- * lookup's generation (see redis-member.ts: `ctx.epoch` starts again at 1 when Redis loses its
- * data). Every turn is logged by the member with process.hrtime (one clock for every process
- * of the host). After each fault the checker is run over everything that was acknowledged:
+ * lookup's generation (see redis-member.ts: when Redis loses its data the lists go with it, so
+ * a write made under an older generation is refused; epochs keep growing across the loss, from
+ * the new generation's start). Every turn is logged by the member with process.hrtime (one
+ * clock for every process of the host). After each fault the checker is run over everything that was acknowledged:
  *   - no two turns of different activations of one identity overlap, among the turns whose
  *     reply was delivered (= the caller got OK). Turns whose reply the fencing dropped may
  *     overlap; the contract allows it, and their count is reported;
@@ -34,6 +35,8 @@ import { checkListAppend, findActivationOverlaps, type ListViolation, type TurnO
 const REDIS_MEMBER_SCRIPT = join(ROOT, 'dist', 'test', 'support', 'members', 'redis-member.js');
 /** The fast lease preset (FAST_LEASE): lease 1.5 s, validity margin 250 ms. */
 const LEASE_MS = 1_500;
+/** The safe lease preset (SAFE_LEASE): lease 5 s, validity margin 1 s. */
+const SAFE_LEASE_MS = 5_000;
 const MEMBERS = 3;
 /** How long each proxy fault lasts. */
 const FAULT_MS = 2_800;
@@ -42,11 +45,15 @@ const VICTIM = 2;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const hrnow = () => process.hrtime.bigint();
+/** JSON for failure messages: operation outcomes carry bigint times, which JSON.stringify refuses. */
+const toJson = (value: unknown) => JSON.stringify(value, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
 
 // Operations -----------------------------------------------------------------------------------
 
 type OpSpec =
-  { op: 'append'; identity: string; element: string; timeoutMs?: number } | { op: 'read'; identity: string; opId: string; holdMs?: number; timeoutMs?: number };
+  | { op: 'append'; identity: string; element: string; timeoutMs?: number }
+  | { op: 'read'; identity: string; opId: string; holdMs?: number; timeoutMs?: number }
+  | { op: 'leave'; identity: string; opId: string; timeoutMs?: number };
 
 interface ListReply {
   member: string;
@@ -61,7 +68,7 @@ interface ListReply {
 interface OpResult {
   /** Index of the calling member. */
   caller: number;
-  op: 'append' | 'read';
+  op: OpSpec['op'];
   identity: string;
   /** The element (append) or the read's id: what the member's turn log calls `op`. */
   id: string;
@@ -113,6 +120,11 @@ class Workload {
     return { op: 'read', identity, opId: `read:${identity}:m${caller}:${++this.seq}`, holdMs, timeoutMs };
   }
 
+  /** The grain deactivates itself after this turn (its entry is then released). */
+  leaveOp(caller: number, identity: string, timeoutMs = this.options.timeoutMs): OpSpec {
+    return { op: 'leave', identity, opId: `leave:${identity}:m${caller}:${++this.seq}`, timeoutMs };
+  }
+
   /** Send operations from member `caller` (at once, or one after another); their outcomes. [] if the member died first. */
   async send(caller: number, ops: OpSpec[], sequential = false, waitMs = 30_000): Promise<OpResult[]> {
     const member = this.h.members[caller]!;
@@ -143,7 +155,12 @@ class Workload {
 
   start(): void {
     this.running = true;
-    for (let m = 0; m < this.h.members.length; m++) for (let lane = 0; lane < this.options.lanes; lane++) this.lanes.push(this.lane(m));
+    for (let m = 0; m < this.h.members.length; m++) this.startLanes(m);
+  }
+
+  /** Start member m's lanes (again: a member's lanes end when it dies, e.g. before a restart). */
+  startLanes(m: number): void {
+    for (let lane = 0; lane < this.options.lanes; lane++) this.lanes.push(this.lane(m));
   }
 
   /** Start no further batches (the ones in flight finish: `stop()` waits for them). */
@@ -194,7 +211,7 @@ class Workload {
     }
     if (missing.length > 0)
       throw new Error(
-        `final reads failed for ${missing.length} identities: ${missing.slice(0, 5).join(', ')}; last errors: ${JSON.stringify(
+        `final reads failed for ${missing.length} identities: ${missing.slice(0, 5).join(', ')}; last errors: ${toJson(
           this.results
             .filter((r) => !r.ok)
             .slice(-3)
@@ -404,14 +421,17 @@ interface Ctx {
 }
 
 /**
- * Three redis members. `victimEnv` goes to the victim only (e.g. a proxy's REDIS_URL), `env` to
- * every member.
+ * Three redis members. `victimEnv` goes to the victim only (e.g. a proxy's REDIS_URL), `othersEnv`
+ * to the other two, `env` to every member.
  */
-async function startMembers(ctx: Ctx, options: { victimEnv?: Record<string, string>; env?: Record<string, string> } = {}): Promise<MemberHarness> {
+async function startMembers(
+  ctx: Ctx,
+  options: { victimEnv?: Record<string, string>; othersEnv?: Record<string, string>; env?: Record<string, string> } = {},
+): Promise<MemberHarness> {
   const specs = Array.from({ length: MEMBERS }, (_, i) => ({
     script: REDIS_MEMBER_SCRIPT,
     label: `m${i}`,
-    env: { REDIS_URL: ctx.redis.url, ...(i === VICTIM ? options.victimEnv : {}) },
+    env: { REDIS_URL: ctx.redis.url, ...(i === VICTIM ? options.victimEnv : options.othersEnv) },
   }));
   ctx.h = await MemberHarness.start(specs, {
     clusterName: `faults-${process.pid}-${++clusterSeq}`,
@@ -430,7 +450,7 @@ async function hostOn(load: Workload, h: MemberHarness, host: number, identities
     identities.map((id) => load.appendOp(host, id, 5_000)),
   );
   for (const r of results) {
-    expect(r.ok, `warm-up append ${r.id}: ${JSON.stringify(r.error)}`).toBe(true);
+    expect(r.ok, `warm-up append ${r.id}: ${toJson(r.error)}`).toBe(true);
     expect(r.reply!.member).toBe(h.members[host]!.address);
   }
 }
@@ -485,7 +505,7 @@ describe('Redis lookup under faults: no duplicate activation (3 member processes
     const results = sent.flat();
     expect(results).toHaveLength(identities.length * 200);
     const failed = results.filter((r) => !r.ok);
-    expect(failed.length, JSON.stringify(failed.slice(0, 3))).toBe(0);
+    expect(failed.length, toJson(failed.slice(0, 3))).toBe(0);
     const activations = activationsByIdentity(h);
     for (const id of identities) {
       const served = new Set(results.filter((r) => r.identity === id).map((r) => r.reply!.activation));
@@ -645,6 +665,113 @@ describe('Redis lookup under faults: no duplicate activation (3 member processes
     expectClean(result, 'redis restart');
   }, 60_000);
 
+  it('Redis loses its data as a member starts, while the others cannot reach Redis to notice: the newcomer claims nothing for a lease; no overlap, no fork', async () => {
+    ctx.proxy = await startTcpProxy({ port: ctx.redis.port });
+    const proxy = ctx.proxy;
+    // Members 0 and 1 reach Redis for their lookup and lease through the proxy (their grain data
+    // directly). Every member is on the safe lease: a cut-off holder serves for up to 4 s.
+    const h = await startMembers(ctx, { othersEnv: { REDIS_URL: proxy.url, DATA_REDIS_URL: ctx.redis.url }, env: { LEASE: 'safe' } });
+    const load = new Workload(h);
+    const base = await baseLoad(h, load);
+    await h.kill(VICTIM, 'SIGKILL'); // it starts again below, into the data loss
+    load.start();
+    await sleep(800);
+    const before = await Promise.all([0, 1].map((i) => stats(h.members[i]!)));
+    // Redis loses its data; members 0 and 1 keep serving what they hold, and cannot notice.
+    proxy.blackhole();
+    await ctx.redis.flushAll();
+    const flushedAt = hrnow();
+    // Their activations hold turns for 3 s from now: within their leases, so these replies are delivered.
+    const held = Promise.all(
+      [0, 1].map((m) =>
+        load.send(
+          m,
+          base[m]!.map((id) => load.readOp(m, id, 3_000, 10_000)),
+        ),
+      ),
+    );
+    // The victim starts: its FIRST join is into the generation that begins now.
+    await h.restart(VICTIM);
+    const readyAt = hrnow();
+    load.startLanes(VICTIM);
+    await sleep(Math.max(0, SAFE_LEASE_MS + 2_000 - Number(hrnow() - flushedAt) / 1e6));
+    proxy.pass();
+    await sleep(3_000);
+    await load.stop();
+    const heldReads = (await held).flat();
+    const identities = base.flat();
+    const final = await load.finalReads(identities, [VICTIM, 0, 1]);
+    const victim = h.members[VICTIM]!.address;
+    const served = load.acked().filter((r) => r.invokedAt > flushedAt && r.reply!.member === victim);
+    const firstServedMs = served.length === 0 ? NaN : Number(served.map((r) => r.settledAt).reduce((a, b) => (a < b ? a : b)) - flushedAt) / 1e6;
+    const result = await check(h, load, final, { perGeneration: true });
+    console.log(
+      `[redis-faults] data loss at a start: the newcomer was ready ${(Number(readyAt - flushedAt) / 1e6).toFixed(0)} ms after the loss, served its first op ${firstServedMs.toFixed(0)} ms after it, ${served.length} ops in all; the held reads: ${countBy(heldReads.map((r) => (r.ok ? 'ok' : r.error!.name)))}; ${describeCheck(result)}`,
+    );
+    expectClean(result, 'data loss at a start');
+    expect(served.length, 'the newcomer served identities the others held').toBeGreaterThan(0);
+    const after = await Promise.all([0, 1].map((i) => stats(h.members[i]!)));
+    for (const i of [0, 1]) expect(after[i]!.stats.fenced, `m${i} dropped what it held`).toBeGreaterThan(before[i]!.stats.fenced);
+  }, 90_000);
+
+  it('a release that fails (its member cut off from Redis mid-release): the member rejoins by itself and its grains move', async () => {
+    ctx.proxy = await startTcpProxy({ port: ctx.redis.port });
+    const proxy = ctx.proxy;
+    const h = await startMembers(ctx, { victimEnv: { REDIS_URL: proxy.url, DATA_REDIS_URL: ctx.redis.url, COMMAND_TIMEOUT_MS: '300' } });
+    const load = new Workload(h);
+    const base = await baseLoad(h, load);
+    const leaving = ids('rf-', 4);
+    await hostOn(load, h, VICTIM, leaving);
+    load.start();
+    await sleep(800);
+    const [victimFencedBefore] = await fencedCounts(h, [VICTIM]);
+    // The victim's lookup is cut off for less than its lease; its grains deactivate meanwhile,
+    // so their releases time out.
+    proxy.blackhole();
+    const cutAt = hrnow();
+    const left = await load.send(
+      VICTIM,
+      leaving.map((id) => load.leaveOp(VICTIM, id)),
+    );
+    expect(
+      left.map((r) => r.ok),
+      toJson(left),
+    ).toEqual(leaving.map(() => true));
+    await sleep(600);
+    proxy.pass();
+    const victimFenced = await fencedAbove(h, VICTIM, victimFencedBefore!);
+    // The victim comes back by itself: it claims fresh identities again...
+    const fresh = ids('rf-after-', 4);
+    let claimed: OpResult[] = [];
+    const until = Date.now() + 8_000;
+    while (Date.now() < until) {
+      claimed = await load.send(
+        VICTIM,
+        fresh.map((id) => load.appendOp(VICTIM, id)),
+      );
+      if (claimed.every((r) => r.ok)) break;
+      await sleep(200);
+    }
+    console.log(
+      `[redis-faults] release failure: victim fenced +${victimFenced - victimFencedBefore!}; its fresh claims: ${countBy(claimed.map((r) => (r.ok ? 'ok' : r.error!.name)))}`,
+    );
+    expect(victimFenced, 'the failed release fenced the victim').toBeGreaterThan(victimFencedBefore!);
+    expect(
+      claimed.map((r) => r.ok),
+      `the victim claims again: ${toJson(claimed.map((r) => r.error))}`,
+    ).toEqual(fresh.map(() => true));
+    for (const r of claimed) expect(r.reply!.member).toBe(h.members[VICTIM]!.address);
+    // ...and its older identities move to new activations.
+    await waitUntil(() => moved(load, base[VICTIM]!, cutAt, cutAt).length === base[VICTIM]!.length, 8_000);
+    await load.stop();
+    expect(moved(load, base[VICTIM]!, cutAt, cutAt), "the victim's older identities moved").toEqual(base[VICTIM]);
+    const final = await load.finalReads([...base.flat(), ...leaving, ...fresh], [0, 1, 2]);
+    const result = await check(h, load, final);
+    console.log(`[redis-faults] release failure: ${describeCheck(result)}`);
+    expectClean(result, 'release failure');
+    expect(await fencedCounts(h, [0, 1])).toEqual([0, 0]);
+  }, 90_000);
+
   it('SIGKILL of a member (failover): its grains move within the lease, nothing acknowledged is lost', async () => {
     const h = await startMembers(ctx);
     const load = new Workload(h);
@@ -720,7 +847,7 @@ describe('Redis lookup under faults: no duplicate activation (3 member processes
       [...s1, ...g2].map((id) => load.readOp(0, id)),
     );
     expect(
-      fresh.map((r) => r.reply?.member ?? JSON.stringify(r.error)),
+      fresh.map((r) => r.reply?.member ?? toJson(r.error)),
       'member 0 claimed them',
     ).toEqual(fresh.map(() => h.members[0]!.address));
     await load.send(
@@ -776,7 +903,7 @@ describe('Redis lookup under faults: no duplicate activation (3 member processes
     );
     expectClean(result, 'staged (correct build)');
     // The reads that held their turn across the pause ended after the lease: replies dropped.
-    for (const r of held) expect(r.error?.name, `held read ${r.id}: ${JSON.stringify(r.reply ?? r.error)}`).toBe('OutcomeUnknownError');
+    for (const r of held) expect(r.error?.name, `held read ${r.id}: ${toJson(r.reply ?? r.error)}`).toBe('OutcomeUnknownError');
     expect(result.rawOverlaps, 'the held reads overlapped the new activations (their replies were dropped)').toBeGreaterThan(0);
     // Nothing the victim asked of the identities claimed away from it ran on its stale activations.
     expect(victimProbes.length).toBe(16);

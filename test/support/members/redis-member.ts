@@ -44,7 +44,8 @@
  *   the default member's commands (see member.ts): `call`, `batch`, `stats` (its value also
  *   has `generation` and `broken`; `stats.fenced` counts fenced activations), `shutdown`;
  *   and
- *   {"cmd":"ops","ops":[{op:"append",identity,element,timeoutMs?} | {op:"read",identity,opId,holdMs?,timeoutMs?}, ...],
+ *   {"cmd":"ops","ops":[{op:"append",identity,element,timeoutMs?} | {op:"read",identity,opId,holdMs?,timeoutMs?}
+ *                      | {op:"leave",identity,opId,timeoutMs?} (the grain deactivates after this turn), ...],
  *    "sequential"?: boolean}
  *       runs the operations (all at once, or one after another) and answers
  *       {"event":"result","id","ok":true,"value":[{ok,value|error,invokedAt,settledAt}, ...]}
@@ -112,8 +113,8 @@ const dataKey = (identity: string) => `${keyTag}:testlist:${identity}`;
 
 /**
  * The grain's fenced write: refuse when the lookup's generation is not the activation's (Redis
- * lost its data since: the epochs restarted), or when a newer activation (a higher epoch)
- * has written; otherwise store the whole list with the epoch.
+ * lost its data since, the lists with it), or when a newer activation (a higher epoch) has
+ * written; otherwise store the whole list with the epoch.
  * KEYS[1] data key, KEYS[2] generation key; ARGV[1] epoch, ARGV[2] generation, ARGV[3] list (JSON)
  */
 const WRITE = `
@@ -192,6 +193,14 @@ class ListGrain {
     });
   }
 
+  /** Deactivate after this turn (the entry is released once the activation ended). */
+  async leave(opId: string): Promise<ListReply> {
+    return this.turn(opId, 'leave', async () => {
+      this.ctx.deactivate();
+      return this.reply(false);
+    });
+  }
+
   async read(opId: string, holdMs = 0): Promise<ListReply> {
     return this.turn(opId, 'read', async () => {
       if (holdMs > 0) await new Promise((resolve) => setTimeout(resolve, holdMs));
@@ -248,16 +257,28 @@ cluster.registerKind({ name: 'list', grainClass: ListGrain, create: (ctx) => new
 // Control channel (test/support/members/control.ts) plus `ops` ------------------------------
 
 type OpSpec =
-  { op: 'append'; identity: string; element: string; timeoutMs?: number } | { op: 'read'; identity: string; opId: string; holdMs?: number; timeoutMs?: number };
+  | { op: 'append'; identity: string; element: string; timeoutMs?: number }
+  | { op: 'read'; identity: string; opId: string; holdMs?: number; timeoutMs?: number }
+  | { op: 'leave'; identity: string; opId: string; timeoutMs?: number };
+
+/** The grain method and arguments of an operation. */
+function methodOf(op: OpSpec): { method: string; args: unknown[] } {
+  switch (op.op) {
+    case 'append':
+      return { method: 'append', args: [op.element] };
+    case 'read':
+      return { method: 'read', args: [op.opId, op.holdMs ?? 0] };
+    case 'leave':
+      return { method: 'leave', args: [op.opId] };
+  }
+}
 
 async function runOp(op: OpSpec): Promise<Record<string, unknown>> {
   const options = op.timeoutMs === undefined ? undefined : { timeout: op.timeoutMs };
   const invokedAt = hrtime();
   try {
-    const value =
-      op.op === 'append'
-        ? await cluster.request('list', op.identity, 'append', [op.element], options)
-        : await cluster.request('list', op.identity, 'read', [op.opId, op.holdMs ?? 0], options);
+    const { method, args } = methodOf(op);
+    const value = await cluster.request('list', op.identity, method, args, options);
     return { ok: true, value, invokedAt, settledAt: hrtime() };
   } catch (error) {
     return { ok: false, error: describeError(error), invokedAt, settledAt: hrtime() };
