@@ -10,13 +10,17 @@
 --   lease key, KEYS[4] this incarnation's set of entries
 -- ARGV[1] generation, ARGV[2] this incarnation, ARGV[3] member id, ARGV[4] address,
 --   ARGV[5] activation id, ARGV[6] lease key prefix (lease key = prefix .. incarnation),
---   ARGV[7] entry name (kind/identity, for the member set)
+--   ARGV[7] entry name (kind/identity, for the member set), ARGV[8] an activation id of this
+--   incarnation that this member retired (fenced on its own, its claim never released), or '':
+--   an entry still naming it is claimed afresh (new epoch, new activation id) instead of being
+--   answered OWNED, so no new activation runs under the old one's claim
 -- Returns: {'GEN'} | {'NOLEASE'} |
 --   {'OWNED', member, incarnation, address, activation, epoch} (live, maybe this member's) |
 --   {'CLAIMED', epoch}
 if not generation_current(KEYS[1], ARGV[1]) then return {'GEN'} end
 local owner = redis.call('HGET', KEYS[2], 'incarnation')
-if owner then
+local retired = owner == ARGV[2] and ARGV[8] ~= '' and redis.call('HGET', KEYS[2], 'activation') == ARGV[8]
+if owner and not retired then
   if owner == ARGV[2] or redis.call('EXISTS', ARGV[6] .. owner) == 1 then
     local e = redis.call('HMGET', KEYS[2], 'member', 'incarnation', 'address', 'activation', 'epoch')
     return {'OWNED', e[1], e[2], e[3], e[4], e[5]}

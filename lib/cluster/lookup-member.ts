@@ -28,6 +28,7 @@ export function lookupMemberOf({ member, provider, activations, router, logger }
     hostsKind: (kind) => member.hosts(kind),
     newActivationId: () => activations.newActivationId(),
     activateLocal: (kind, identity, epoch, activationId) => activations.activate(kind, identity, epoch, activationId),
+    isRetired: (activationId) => activations.isRetired(activationId),
     fenceAll: (reason) => {
       const fenced = activations.fenceAll();
       router.pidCache.clear();

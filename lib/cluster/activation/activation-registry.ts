@@ -9,6 +9,9 @@ import type { LocalMember } from '../local-member.js';
 import type { ClusterLogger } from '../logger.js';
 import { Activation, type ActivationHost, type StopKind } from './activation.js';
 
+/** Retired activation ids remembered per incarnation; an older one can only be re-used after this many fences. */
+const MAX_RETIRED = 10_000;
+
 /** What the registry needs from the rest of the member. */
 export interface ActivationRegistryDeps {
   readonly member: LocalMember;
@@ -40,6 +43,8 @@ export interface ActivationCounters {
 export class ActivationRegistry implements ActivationHost {
   private readonly byKey = new Map<string, Activation>();
   private sequence = 0;
+  /** Ids of this incarnation's activations that ended fenced, their claims not released (oldest first, bounded). */
+  private readonly retired = new Set<string>();
   readonly counters: ActivationCounters = { activated: 0, deactivated: 0, poisoned: 0, fenced: 0 };
   readonly memberId: string;
   readonly sweeper: DeadlineSweeper;
@@ -104,7 +109,14 @@ export class ActivationRegistry implements ActivationHost {
     const all = [...this.byKey.values()];
     this.deps.member.renewIncarnation();
     for (const activation of all) activation.fence('', false);
+    // NOTE: claims of the old incarnation are never this one's: nothing of it needs retiring.
+    this.retired.clear();
     return all.length;
+  }
+
+  /** True when `activationId` ended fenced in this incarnation (its claim not released). */
+  isRetired(activationId: string): boolean {
+    return this.retired.has(activationId);
   }
 
   redirect(call: Call): void {
@@ -116,7 +128,13 @@ export class ActivationRegistry implements ActivationHost {
     if (this.byKey.get(key) === activation) this.byKey.delete(key);
     this.counters.deactivated++;
     if (how === 'poisoned') this.counters.poisoned++;
-    if (how === 'fenced') this.counters.fenced++;
+    if (how === 'fenced') {
+      this.counters.fenced++;
+      if (activation.incarnation === this.deps.member.incarnation) {
+        if (this.retired.size >= MAX_RETIRED) this.retired.delete(this.retired.values().next().value!);
+        this.retired.add(activation.id);
+      }
+    }
     this.deps.ended(activation, how);
   }
 }

@@ -27,6 +27,12 @@ export interface LookupMember {
    */
   activateLocal(kind: string, identity: string, epoch: number, activationId?: string): Pid;
   /**
+   * True when `activationId` is an activation of this incarnation that ended fenced, without
+   * releasing its claim (its turns may still be running): a claim naming it is not to be
+   * re-used for a new activation.
+   */
+  isRetired(activationId: string): boolean;
+  /**
    * Whatever this member held is no longer its own (lease lost, store lost data): drop every
    * activation now, without hooks (calls waiting for them go elsewhere), and take a new
    * incarnation.

@@ -59,13 +59,24 @@ export class RedisClaims {
   async get(kind: string, identity: string, hint?: GetHint): Promise<Pid> {
     const member = this.member;
     const name = `${kind}/${identity}`;
+    const hostsKind = member.hostsKind(kind);
     // NOTE: an inbound call was placed here by its caller: claim here (the claim finds a live owner if any).
-    if (hint?.inbound === true && member.hostsKind(kind)) return this.claim(kind, identity, name, hint.deadline);
-    const target = this.placementOf(kind).place(kind, identity, membersHosting(member.members(), kind), member.self());
+    if (hint?.inbound === true && hostsKind) return this.claim(kind, identity, name, hint.deadline);
+    const self = member.self();
+    const candidates = membersHosting(member.members(), kind);
+    // NOTE: the provider may not list this member yet (a call made while it starts); it hosts the kind all the same.
+    if (hostsKind && !candidates.some((m) => m.id === self.id)) candidates.push(self);
+    const strategy = this.placementOf(kind);
+    const target = strategy.place(kind, identity, candidates, self);
+    if (target !== undefined && !candidates.some((m) => m.id === target.id)) {
+      throw new ClusterUnavailableError(
+        `Placement "${strategy.name}" chose member ${target.id} for ${name}, which does not host kind "${kind}"; it never ran.`,
+      );
+    }
     if (target !== undefined && target.id === member.memberId) return this.claim(kind, identity, name, hint?.deadline);
     const generation = this.lease.generation;
     const resolved = await run(() => scripts.resolve.run(this.redis, [this.keys.generation, this.keys.entry(name)], [generation, this.keys.leasePrefix]));
-    if (resolved[0] === 'OWNED') return this.ownedPid(kind, identity, resolved);
+    if (resolved[0] === 'OWNED') return this.ownedPid(kind, identity, name, resolved, hint?.deadline);
     if (resolved[0] === 'GEN') throw this.generationChanged(generation);
     if (target === undefined) throw new UnknownKindError(kind);
     return { memberId: target.id, incarnation: target.incarnation, address: target.address, id: '' };
@@ -90,7 +101,8 @@ export class RedisClaims {
     }
   }
 
-  private async claim(kind: string, identity: string, name: string, deadline: number | undefined): Promise<Pid> {
+  /** Claim `name` for this member; `retired` names an activation of this incarnation whose claim is to be replaced. */
+  private async claim(kind: string, identity: string, name: string, deadline: number | undefined, retired = ''): Promise<Pid> {
     await this.lease.whenReady(deadline);
     const member = this.member;
     const keys = this.keys;
@@ -101,7 +113,7 @@ export class RedisClaims {
       scripts.claim.run(
         this.redis,
         [keys.generation, keys.entry(name), keys.lease(incarnation), keys.activations(incarnation)],
-        [generation, incarnation, member.memberId, member.self().address, activationId, keys.leasePrefix, name],
+        [generation, incarnation, member.memberId, member.self().address, activationId, keys.leasePrefix, name, retired],
       ),
     );
     switch (reply[0]) {
@@ -109,7 +121,7 @@ export class RedisClaims {
         if (member.incarnation !== incarnation) throw new ClusterUnavailableError(`The lease of this member changed while claiming ${name}; retry.`);
         return member.activateLocal(kind, identity, Number(reply[1]), activationId);
       case 'OWNED':
-        return this.ownedPid(kind, identity, reply);
+        return this.ownedPid(kind, identity, name, reply, deadline, retired);
       case 'GEN':
         throw this.generationChanged(generation);
       default:
@@ -120,12 +132,18 @@ export class RedisClaims {
     }
   }
 
-  private ownedPid(kind: string, identity: string, reply: Reply): Pid {
+  private async ownedPid(kind: string, identity: string, name: string, reply: Reply, deadline: number | undefined, retiredBefore = ''): Promise<Pid> {
     const member = this.member;
     const [, memberId, incarnation, address, activation, epoch] = reply;
     if (memberId == null || incarnation == null || activation == null || epoch == null)
       throw new ClusterUnavailableError(`Redis returned an incomplete entry for ${kind}/${identity}.`);
     if (incarnation === member.incarnation) {
+      if (member.isRetired(activation) && activation !== retiredBefore) {
+        // NOTE: the activation under this claim was fenced on its own and may still be running
+        // a turn: a new one must not run under the same claim (same epoch, same id). Claim the
+        // identity afresh instead.
+        return this.claim(kind, identity, name, deadline, activation);
+      }
       // Ours: the activation exists here, or is being re-created for the same claim.
       return member.activateLocal(kind, identity, Number(epoch), activation);
     }
