@@ -207,30 +207,33 @@ export class Cluster {
     );
   }
 
-  /** Start serving: the remote (if any), the identity lookup, then the provider (joining the cluster). */
+  /**
+   * Start serving: the remote (if any), the identity lookup, then the provider (joining the
+   * cluster). Calls made meanwhile wait (within their deadlines) until it has started; if it
+   * fails to start, they get `ClusterShuttingDownError`.
+   */
   async start(): Promise<void> {
     if (this.#state !== State.Created) return;
     this.#state = State.Running;
-    this.#router.open();
-    if (this.#remoting !== undefined) {
-      try {
-        await this.#remoting.start();
-      } catch (error) {
-        this.#state = State.Stopped;
-        this.#router.close();
-        throw error;
-      }
-    }
+    this.#router.begin();
     const logger = this.#logger;
-    await this.identityLookup.setup(
-      lookupMemberOf({ member: this.#member, provider: this.provider, activations: this.#activations, router: this.#router, logger }),
-    );
-    await this.provider.start({
-      clusterName: this.clusterName,
-      self: this.#member.self(),
-      probe: (address) => this.#remoting?.probe(address),
-      log: (level, message) => logger[level](message),
-    });
+    try {
+      await this.#remoting?.start();
+      await this.identityLookup.setup(
+        lookupMemberOf({ member: this.#member, provider: this.provider, activations: this.#activations, router: this.#router, logger }),
+      );
+      await this.provider.start({
+        clusterName: this.clusterName,
+        self: this.#member.self(),
+        probe: (address) => this.#remoting?.probe(address),
+        log: (level, message) => logger[level](message),
+      });
+    } catch (error) {
+      this.#state = State.Stopped;
+      this.#router.close();
+      throw error;
+    }
+    this.#router.open();
     this.#idleCollector.start();
   }
 

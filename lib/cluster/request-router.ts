@@ -59,7 +59,7 @@ export interface RequestRouterDeps {
   readonly maxIdentityBytes: number;
 }
 
-const State = { Created: 0, Running: 1, Stopping: 2 } as const;
+const State = { Created: 0, Starting: 1, Running: 2, Stopping: 3 } as const;
 type State = (typeof State)[keyof typeof State];
 
 /**
@@ -77,6 +77,8 @@ export class RequestRouter implements GrainInvoker {
   private readonly lookups = new Map<string, Call[]>();
   /** Calls held while an ended activation's entry is released, by `kind/identity`. */
   private readonly held = new Map<string, Call[]>();
+  /** Calls made while the member starts, routed once it has (`open`). */
+  private startup: Call[] = [];
   /** Routes of kinds this member does not host, by kind then method. */
   private readonly remoteRoutes = new Map<string, Map<string, MethodRoute>>();
   private readonly kinds: ReadonlyMap<string, ClusterKind>;
@@ -99,25 +101,42 @@ export class RequestRouter implements GrainInvoker {
     this.sender = deps.sender;
   }
 
-  /** Take calls (the member started). */
+  /** Take calls, holding them until `open()`: the member is starting (its lookup and provider are not ready yet). */
+  begin(): void {
+    this.state = State.Starting;
+  }
+
+  /** Route calls (the member started), those held while it started first, in their order. */
   open(): void {
     this.state = State.Running;
+    const held = this.startup;
+    this.startup = [];
+    for (const call of held) {
+      this.waiting.delete(call);
+      if (!call.settled) this.dispatch(call, now());
+    }
   }
 
-  /** Refuse new calls with ClusterShuttingDownError (the member is stopping). */
+  /** Refuse new calls with ClusterShuttingDownError (the member is stopping, or failed to start). */
   close(): void {
     this.state = State.Stopping;
+    const held = this.startup;
+    this.startup = [];
+    for (const call of held) {
+      this.waiting.delete(call);
+      call.reject(new ClusterShuttingDownError());
+    }
   }
 
-  /** True while the member takes calls. */
+  /** True while the member takes calls (holding them while it starts). */
   get running(): boolean {
-    return this.state === State.Running;
+    return this.state === State.Running || this.state === State.Starting;
   }
 
   // GrainInvoker: what clients call ----------------------------------------------------------
 
   invoke(kind: string, identity: string, method: string, args: unknown[], timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<unknown> {
-    if (this.state !== State.Running) return this.notRunning();
+    if (this.state !== State.Running && this.state !== State.Starting) return this.notRunning();
     const problem = identityProblem(identity, this.maxIdentityBytes);
     if (problem !== undefined) return Promise.reject(new InvalidGrainCallError(`${kind}: ${problem}.`));
     const clusterKind = this.kinds.get(kind);
@@ -141,7 +160,7 @@ export class RequestRouter implements GrainInvoker {
     timeoutMs: number | undefined,
     signal: AbortSignal | undefined,
   ): Promise<unknown> {
-    if (this.state !== State.Running) return this.notRunning();
+    if (this.state !== State.Running && this.state !== State.Starting) return this.notRunning();
     const kind = route.kindName;
     if (signal?.aborted === true) return Promise.reject(new GrainCallAbortedError(kind, identity, route.method, true));
     const timeout = timeoutMs ?? this.requestTimeoutMs;
@@ -204,6 +223,12 @@ export class RequestRouter implements GrainInvoker {
   // Routing ----------------------------------------------------------------------------------
 
   private dispatch(call: Call, at: number): void {
+    if (this.state === State.Starting) {
+      // NOTE: the lookup and the provider are not ready: hold the call (within its deadline).
+      this.startup.push(call);
+      this.waiting.add(call);
+      return;
+    }
     const key = call.key;
     if (this.lookups.size > 0 || this.held.size > 0) {
       // NOTE: calls behind a lookup in progress (or a release) wait for it, so calls from one
@@ -299,7 +324,7 @@ export class RequestRouter implements GrainInvoker {
       );
       return;
     }
-    if (this.state !== State.Running) {
+    if (this.state !== State.Running && this.state !== State.Starting) {
       call.reject(new ClusterShuttingDownError());
       return;
     }
