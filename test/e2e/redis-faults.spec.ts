@@ -30,7 +30,17 @@ import { eventually } from '../support/cluster.js';
 import { type CallError, MemberHarness, type MemberProcess, ROOT } from '../support/member-harness.js';
 import { type RedisHandle, startRedis } from '../support/redis-server.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
-import { checkListAppend, findActivationOverlaps, type ListViolation, type TurnOverlap, turnRecordsFrom } from '../support/turn-checker.js';
+import {
+  checkEpochHistory,
+  checkListAppend,
+  type EpochOp,
+  type EpochViolation,
+  findActivationOverlaps,
+  type ListViolation,
+  parseEpochOps,
+  type TurnOverlap,
+  turnRecordsFrom,
+} from '../support/turn-checker.js';
 
 const REDIS_MEMBER_SCRIPT = join(ROOT, 'dist', 'test', 'support', 'members', 'redis-member.js');
 /** The fast lease preset (FAST_LEASE): lease 1.5 s, validity margin 250 ms. */
@@ -244,6 +254,8 @@ interface CheckResult {
   violations: ListViolation[];
   /** Acknowledged operations without a logged turn (must be none). */
   unlogged: string[];
+  /** Ops the epoch-fenced store accepted from an older activation, or under an epoch two activations shared (must be none). */
+  epochViolations: EpochViolation[];
   /** Overlaps among ALL logged turns (replies dropped by the fencing included): informative. */
   rawOverlaps: number;
   turns: number;
@@ -259,6 +271,22 @@ function turnEvents(h: MemberHarness): Array<Record<string, unknown>> {
 
 /** Time a member's log lines may take to arrive after an answer it served was acknowledged elsewhere. */
 const LOG_ARRIVAL_MS = 3_000;
+
+/** The data Redis of each harness (the members' epoch-fenced store records its history there). */
+const dataRedisOf = new WeakMap<MemberHarness, RedisHandle>();
+
+/** What the store accepted for each identity, in Redis' order (see redis-member.ts). */
+async function storeHistories(h: MemberHarness, identities: Iterable<string>): Promise<Map<string, EpochOp[]>> {
+  const redis = dataRedisOf.get(h);
+  const histories = new Map<string, EpochOp[]>();
+  if (redis === undefined || !redis.alive) return histories;
+  const tag = `{grains:${h.common.clusterName ?? 'e2e'}}`;
+  for (const identity of identities) {
+    const lines = await redis.command('LRANGE', `${tag}:testhist:${identity}`, '0', '-1');
+    histories.set(identity, parseEpochOps(Array.isArray(lines) ? lines.map(String) : []));
+  }
+  return histories;
+}
 
 async function check(h: MemberHarness, load: Workload, final: Map<string, OpResult>, options: CheckOptions = {}): Promise<CheckResult> {
   const acked = load.acked();
@@ -305,10 +333,12 @@ async function check(h: MemberHarness, load: Workload, final: Map<string, OpResu
     if (options.lostAppends === false) return false;
     return !options.perGeneration || finalMap.has(v.identity);
   });
+  const epochViolations = checkEpochHistory(await storeHistories(h, new Set(acked.map((r) => r.identity))));
   return {
     overlaps,
     violations,
     unlogged,
+    epochViolations,
     rawOverlaps,
     turns: events.length,
     ackedTurns: delivered.length,
@@ -326,6 +356,8 @@ function describeCheck(result: CheckResult, limit = 12): string {
     lines.push(`  ${result.unlogged.length} acknowledged operations have no logged turn: ${result.unlogged.slice(0, limit).join(', ')}`);
   for (const o of result.overlaps.slice(0, limit)) lines.push(`  overlap: ${o.message}`);
   for (const v of result.violations.slice(0, limit)) lines.push(`  ${v.kind}: ${v.message}`);
+  lines.push(`  epoch-fenced store: ${result.epochViolations.length} violations (ops accepted from an older activation, or epochs two activations shared)`);
+  for (const v of result.epochViolations.slice(0, limit)) lines.push(`  ${v.kind} ${v.identity}: ${v.detail}`);
   return lines.join('\n');
 }
 
@@ -336,7 +368,7 @@ function countBy(values: string[]): string {
 }
 
 function expectClean(result: CheckResult, what: string): void {
-  const clean = result.overlaps.length === 0 && result.violations.length === 0 && result.unlogged.length === 0;
+  const clean = result.overlaps.length === 0 && result.violations.length === 0 && result.unlogged.length === 0 && result.epochViolations.length === 0;
   expect(clean, `${what}: the checker found violations:\n${describeCheck(result)}`).toBe(true);
   expect(result.ackedAppends, `${what}: too little was acknowledged to mean anything`).toBeGreaterThan(50);
 }
@@ -437,6 +469,7 @@ async function startMembers(
     clusterName: `faults-${process.pid}-${++clusterSeq}`,
     env: { LEASE: 'fast', PROBE_INTERVAL_MS: '50', ...options.env },
   });
+  dataRedisOf.set(ctx.h, ctx.redis);
   return ctx.h;
 }
 
@@ -825,7 +858,9 @@ describe('Redis lookup under faults: no duplicate activation (3 member processes
     const proxy = ctx.proxy;
     const h = await startMembers(ctx, {
       victimEnv: { REDIS_URL: proxy.url, DATA_REDIS_URL: ctx.redis.url },
-      ...(broken !== undefined && { env: { BROKEN: broken } }),
+      // NOTE: on a broken build the store fences writes only, so stale writes land as forks the
+      // list checker must see (and the store's history shows them to the epoch checker).
+      ...(broken !== undefined && { env: { BROKEN: broken, STORE_FENCE: 'write' } }),
     });
     const load = new Workload(h, { lanes: 1, batch: 3, gapMs: 40, timeoutMs: 2_000, appendRatio: 0.6 });
     const base = await baseLoad(h, load);
@@ -918,6 +953,7 @@ describe('Redis lookup under faults: no duplicate activation (3 member processes
       console.log(`[redis-faults] staged, BROKEN=${broken}: ${describeCheck(result, 6)}`);
       expect(result.overlaps.length, describeCheck(result)).toBeGreaterThan(0);
       expect(result.violations.filter((v) => v.kind === 'fork').length, describeCheck(result)).toBeGreaterThan(0);
+      expect(result.epochViolations.length, describeCheck(result)).toBeGreaterThan(0);
     }, 60_000);
   }
 });

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
+  checkEpochHistory,
   checkListAppend,
+  parseEpochOps,
   findActivationOverlaps,
   type ListViolation,
   parseJsonLines,
@@ -200,5 +202,27 @@ describe('JSON lines', () => {
   it('rejects hrtime numbers JSON.parse already rounded', () => {
     expect(() => turnRecordsFrom([{ identity: 'a', activationId: 'x', member: 'm', start: 2 ** 60, end: 2 ** 60 }])).toThrow(/beyond 2\^53.*as strings/);
     expect(() => turnRecordsFrom([{ identity: 'a', activationId: 'x', member: 'm', start: 'soon', end: '1' }])).toThrow(/not an integer/);
+  });
+});
+
+describe('checkEpochHistory', () => {
+  const history = (...lines: string[]) => new Map([['a', parseEpochOps(lines)]]);
+
+  it('passes a store that only ever saw epochs grow, one activation each', () => {
+    expect(checkEpochHistory(history('load 5 x', 'write 5 x', 'write 5 x', 'load 7 y', 'write 7 y'))).toEqual([]);
+  });
+
+  it('reports a write from an activation older than one that only loaded', () => {
+    const found = checkEpochHistory(history('load 5 x', 'write 5 x', 'load 7 y', 'write 5 x'));
+    expect(found.map((v) => v.kind)).toEqual(['older-epoch']);
+    expect(found[0]!.detail).toContain('write by x at epoch 5, after epoch 7 (y)');
+  });
+
+  it('reports two activations under one epoch (an epoch issued twice)', () => {
+    expect(checkEpochHistory(history('load 5 x', 'load 5 z', 'write 5 z')).map((v) => v.kind)).toEqual(['shared-epoch', 'shared-epoch']);
+  });
+
+  it('refuses lines that are not store ops', () => {
+    expect(() => parseEpochOps(['write five x'])).toThrow(/not a store op/);
   });
 });

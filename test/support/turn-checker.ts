@@ -23,6 +23,12 @@
  *      phantom-element    (only when `attempted` is given) every element read was
  *                         attempted by some append.
  *
+ * 2b. Epoch-fenced store histories. `checkEpochHistory(histories)`: per identity, the loads and
+ *    writes an epoch-fenced store accepted, in the store's own order (`load|write <epoch>
+ *    <activation>`). Reported: an op accepted from an activation older than one that already
+ *    loaded or wrote (a lower epoch), and two activations accepted under the same epoch (an
+ *    epoch issued twice): either lets a stale activation's write land.
+ *
  * 3. JSON lines. `parseJsonLines(text)` → { values, errors, truncated } (a non-JSON line is
  *    an error unless `skipNonJson`; a last line without newline that does not parse — the
  *    process died mid-write — is `truncated`, not an error). `turnRecordsFrom(values,
@@ -393,4 +399,55 @@ export function turnRecordsFrom(values: Iterable<unknown>, filter: (value: Recor
 /** parseJsonLines (non-JSON lines skipped) + turnRecordsFrom. */
 export function parseTurnLog(text: string, filter?: (value: Record<string, unknown>) => boolean): TurnRecord[] {
   return turnRecordsFrom(parseJsonLines(text, { skipNonJson: true }).values, filter);
+}
+
+/** One op an epoch-fenced store accepted. */
+export interface EpochOp {
+  readonly op: 'load' | 'write';
+  readonly epoch: number;
+  readonly activation: string;
+}
+
+/** An op the store should not have accepted, or an epoch two activations shared. */
+export interface EpochViolation {
+  readonly identity: string;
+  readonly kind: 'older-epoch' | 'shared-epoch';
+  readonly detail: string;
+}
+
+/** Parse `load|write <epoch> <activation>` lines (as the e2e member's store records them). */
+export function parseEpochOps(lines: readonly string[]): EpochOp[] {
+  return lines.map((line) => {
+    const [op, epoch, ...rest] = line.split(' ');
+    if ((op !== 'load' && op !== 'write') || epoch === undefined || rest.length === 0 || !/^\d+$/.test(epoch))
+      throw new Error(`not a store op: ${JSON.stringify(line)}`);
+    return { op, epoch: Number(epoch), activation: rest.join(' ') };
+  });
+}
+
+/**
+ * Per identity, in the store's order: every accepted op's epoch is at least the highest seen
+ * so far, and the highest epoch belongs to one activation only.
+ */
+export function checkEpochHistory(histories: ReadonlyMap<string, readonly EpochOp[]>): EpochViolation[] {
+  const violations: EpochViolation[] = [];
+  for (const [identity, ops] of histories) {
+    let highest = -1;
+    let holder = '';
+    for (const [i, op] of ops.entries()) {
+      if (op.epoch < highest) {
+        violations.push({
+          identity,
+          kind: 'older-epoch',
+          detail: `#${i} ${op.op} by ${op.activation} at epoch ${op.epoch}, after epoch ${highest} (${holder})`,
+        });
+      } else if (op.epoch === highest && op.activation !== holder) {
+        violations.push({ identity, kind: 'shared-epoch', detail: `#${i} ${op.op} by ${op.activation} at epoch ${op.epoch}, which ${holder} holds` });
+      } else if (op.epoch > highest) {
+        highest = op.epoch;
+        holder = op.activation;
+      }
+    }
+  }
+  return violations;
 }

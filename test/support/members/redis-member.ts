@@ -22,6 +22,11 @@
  *                       own Redis command timeout (default 1000)
  *   REQUEST_TIMEOUT_MS  default call deadline
  *   PROBE_INTERVAL_MS   StaticProvider probe interval (default 100)
+ *   STORE_FENCE         `load` (default): the grain's store raises its epoch on activation and
+ *                       refuses older activations' loads and writes (the README's pattern);
+ *                       `write`: it fences writes only and records loads without raising the
+ *                       epoch, so a stale write after a newer load lands (for the checker's
+ *                       self-validation, which must see forks on a broken build)
  *   BROKEN              deliberately broken builds, for the checker's self-validation:
  *     no-fencing             the lookup's turn guard always allows: turns start and replies
  *                            are delivered whatever the lease says;
@@ -110,19 +115,44 @@ if (broken === 'unconditional-renewal') {
 const keyTag = `{grains:${clusterName}}`;
 const generationKey = `${keyTag}:gen`;
 const dataKey = (identity: string) => `${keyTag}:testlist:${identity}`;
+/** What the store accepted for one identity, in Redis' own order: `load|write <epoch> <activation>`. */
+const historyKey = (identity: string) => `${keyTag}:testhist:${identity}`;
+const fenceOnLoad = (env('STORE_FENCE') ?? 'load') === 'load';
 
 /**
  * The grain's fenced write: refuse when the lookup's generation is not the activation's (Redis
  * lost its data since, the lists with it), or when a newer activation (a higher epoch) has
- * written; otherwise store the whole list with the epoch.
- * KEYS[1] data key, KEYS[2] generation key; ARGV[1] epoch, ARGV[2] generation, ARGV[3] list (JSON)
+ * loaded or written; otherwise store the whole list with the epoch, and record the write in
+ * the identity's history.
+ * KEYS[1] data key, KEYS[2] generation key, KEYS[3] history key; ARGV[1] epoch, ARGV[2]
+ * generation, ARGV[3] list (JSON), ARGV[4] activation id
  */
 const WRITE = `
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 'GEN' end
 local stored = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
 if stored > tonumber(ARGV[1]) then return 'STALE:' .. stored end
 redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'list', ARGV[3])
+redis.call('RPUSH', KEYS[3], 'write ' .. ARGV[1] .. ' ' .. ARGV[4])
 return 'OK'
+`;
+
+/**
+ * The grain's fenced load, on activation (the pattern the README teaches): refuse when a newer
+ * activation has loaded or written; otherwise raise the stored epoch to this one's, record the
+ * load, and return the list. So an older activation's write can never land after it.
+ * (ARGV[4] '0', STORE_FENCE=write: record and read only.)
+ * KEYS as WRITE; ARGV[1] epoch, ARGV[2] generation, ARGV[3] activation id, ARGV[4] '1' to fence
+ * Returns {'GEN'} | {'STALE', stored} | {'OK', list or false, stored epoch before}
+ */
+const LOAD = `
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return {'GEN'} end
+local stored = redis.call('HGET', KEYS[1], 'epoch')
+if ARGV[4] == '1' then
+  if stored and tonumber(stored) > tonumber(ARGV[1]) then return {'STALE', stored} end
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[1])
+end
+redis.call('RPUSH', KEYS[3], 'load ' .. ARGV[1] .. ' ' .. ARGV[3])
+return {'OK', redis.call('HGET', KEYS[1], 'list'), stored or false}
 `;
 
 const data = new Redis({
@@ -135,8 +165,12 @@ const data = new Redis({
   lazyConnect: true,
 });
 data.on('error', () => {});
-data.defineCommand('listWrite', { numberOfKeys: 2, lua: WRITE });
-type DataRedis = Redis & { listWrite(key: string, gen: string, epoch: number, generation: string, list: string): Promise<string> };
+data.defineCommand('listWrite', { numberOfKeys: 3, lua: WRITE });
+data.defineCommand('listLoad', { numberOfKeys: 3, lua: LOAD });
+type DataRedis = Redis & {
+  listWrite(key: string, gen: string, history: string, epoch: number, generation: string, list: string, activation: string): Promise<string>;
+  listLoad(key: string, gen: string, history: string, epoch: number, generation: string, activation: string, fence: '0' | '1'): Promise<Array<string | null>>;
+};
 
 function redisOptionsFromUrl(url: string): { host: string; port: number } {
   const parsed = new URL(url);
@@ -169,24 +203,43 @@ class ListGrain {
   }
 
   async onGrainActivate(): Promise<void> {
-    const [list, epoch] = await data.hmget(dataKey(this.ctx.identity), 'list', 'epoch');
-    this.list = list === null ? [] : (JSON.parse(list) as string[]);
+    const { identity, epoch, activationId } = this.ctx;
+    const [status, list, storedEpoch] = await (data as DataRedis).listLoad(
+      dataKey(identity),
+      generationKey,
+      historyKey(identity),
+      epoch,
+      this.generation,
+      activationId,
+      fenceOnLoad ? '1' : '0',
+    );
+    if (status !== 'OK') throw Object.assign(new Error(`load refused: ${String(status)} ${String(list)} (epoch ${epoch})`), { code: 'LOAD_REFUSED' });
+    this.list = list == null ? [] : (JSON.parse(list) as string[]);
     emit({
       event: 'activate',
-      identity: this.ctx.identity,
-      activationId: this.ctx.activationId,
-      epoch: this.ctx.epoch,
+      identity,
+      activationId,
+      epoch,
       generation: this.generation,
       member: this.ctx.memberId,
       loaded: this.list.length,
-      storedEpoch: epoch === null ? null : Number(epoch),
+      storedEpoch: storedEpoch == null ? null : Number(storedEpoch),
     });
   }
 
   async append(element: string): Promise<ListReply> {
     return this.turn(element, 'append', async () => {
       const next = [...this.list, element];
-      const written = await (data as DataRedis).listWrite(dataKey(this.ctx.identity), generationKey, this.ctx.epoch, this.generation, JSON.stringify(next));
+      const { identity, epoch, activationId } = this.ctx;
+      const written = await (data as DataRedis).listWrite(
+        dataKey(identity),
+        generationKey,
+        historyKey(identity),
+        epoch,
+        this.generation,
+        JSON.stringify(next),
+        activationId,
+      );
       if (written !== 'OK') throw Object.assign(new Error(`write refused: ${written} (epoch ${this.ctx.epoch})`), { code: 'WRITE_REFUSED' });
       this.list = next;
       return this.reply(false);
