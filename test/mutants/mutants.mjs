@@ -1,0 +1,125 @@
+/**
+ * The dangerous one-line bugs (issue 8, item 13): each must make the test suite fail.
+ * `npm run mutants` (test/mutants/run.mjs) applies them one at a time in a throwaway copy.
+ *
+ * `find` must occur exactly once in `file`, or the run stops before testing anything: when
+ * the code moves, update the text here rather than letting a mutant silently test nothing.
+ * `tests` is the fast check (`--fast`): the test files that should kill the mutant on their
+ * own; a file under test/e2e/ makes the fast check build first, as the whole suite does.
+ *
+ * @typedef {object} Mutant
+ * @property {string} id short and stable: `--only` takes it
+ * @property {string} description the bug, as a reviewer would name it
+ * @property {string} file relative to the repository root
+ * @property {string} find the exact text to replace (may span lines)
+ * @property {string} replace what a careless edit would leave there
+ * @property {readonly string[]} tests the fast check: test files, relative to the root
+ */
+
+/** @type {readonly Mutant[]} */
+export const mutants = [
+  {
+    id: 'turn-serialization',
+    description: 'no turn serialization: the mailbox starts a second exclusive turn while one runs',
+    file: 'lib/actor/mailbox.ts',
+    find: '} else if (this.running > 0) {',
+    replace: '} else if (this.running > 1) {',
+    tests: ['test/actor/mailbox.spec.ts', 'test/cluster/turns.spec.ts'],
+  },
+  {
+    id: 'cycle-check',
+    description: 'no cycle check: Activation.post compares the chain against the wrong field, so A→B→A waits for itself',
+    file: 'lib/cluster/activation/activation.ts',
+    find: 'if (link.activationId !== this.id) continue;',
+    replace: 'if (link.label !== this.id) continue;',
+    tests: ['test/cluster/cycles.spec.ts'],
+  },
+  {
+    id: 'retry-written-calls',
+    description: 'retrying written calls: a call written to a connection that broke is sent on as if it never ran, idempotent or not',
+    file: 'lib/cluster/remoting/remote-caller.ts',
+    find: 'if (!written || call.idempotent) {',
+    replace: "if (!written || call.idempotent || reason === 'disconnected') {",
+    tests: ['test/e2e/crash.spec.ts'],
+  },
+  {
+    id: 'lease-check-turn-start',
+    description: 'no lease check at turn start: admit() lets a turn start whatever the lease says (Fencing.canStartTurn)',
+    file: 'lib/cluster/fencing.ts',
+    find: 'return this.guard === undefined || this.guard.canStart(now());',
+    replace: 'return true;',
+    tests: ['test/cluster/holes.spec.ts'],
+  },
+  {
+    id: 'lease-check-turn-end',
+    description: 'no lease check at turn end: onTurnSettled delivers the reply of a turn that ended after the lease',
+    file: 'lib/cluster/activation/activation.ts',
+    find: 'fencing.leased && (this.state === State.Fenced || !fencing.canSettleTurn())',
+    replace: 'fencing.leased && this.state === State.Fenced',
+    tests: ['test/cluster/holes.spec.ts'],
+  },
+  {
+    id: 'unconditional-renewal',
+    description: 'unconditional renewal: renew.lua extends (and answers "renewed") without comparing the lease with this incarnation',
+    file: 'lua/renew.lua',
+    find: "if redis.call('GET', KEYS[2]) == ARGV[2] then",
+    replace: 'if true then',
+    tests: ['test/redis/lease-renewal.spec.ts'],
+  },
+  {
+    id: 'claim-over-live-owner',
+    description: "claim over a live owner: claim.lua replaces another incarnation's entry without looking at its lease",
+    file: 'lua/claim.lua',
+    find: "if owner == ARGV[2] or redis.call('EXISTS', ARGV[6] .. owner) == 1 then",
+    replace: 'if owner == ARGV[2] then',
+    tests: ['test/redis/redis-lookup.spec.ts'],
+  },
+  {
+    id: 'no-epoch-increment',
+    description: 'no epoch increment: a claim keeps the stored epoch, so a new activation has its predecessor’s fencing token',
+    file: 'lua/claim.lua',
+    find: "local epoch = redis.call('HINCRBY', KEYS[2], 'epoch', 1)",
+    replace: "local epoch = redis.call('HINCRBY', KEYS[2], 'epoch', 0)",
+    tests: ['test/redis/redis-lookup.spec.ts'],
+  },
+  {
+    id: 'no-deadline-sweep',
+    description: 'no deadline sweep: the DeadlineSweeper’s timer returns the method instead of calling it, so nothing ever expires',
+    file: 'lib/actor/deadline-sweeper.ts',
+    find: 'this.timer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);',
+    replace: 'this.timer = setInterval(() => this.sweep, SWEEP_INTERVAL_MS);',
+    tests: ['test/cluster/deadlines.spec.ts'],
+  },
+  {
+    id: 'no-idle-scan',
+    description: 'no idle scan: the IdleCollector’s timer returns the method instead of calling it, so nothing is deactivated when idle',
+    file: 'lib/cluster/activation/idle-collector.ts',
+    find: 'this.timer = setInterval(() => this.scan(), interval);',
+    replace: 'this.timer = setInterval(() => this.scan, interval);',
+    tests: ['test/cluster/lifecycle.spec.ts'],
+  },
+  {
+    id: 'underscore-callable',
+    description: '`_` methods callable: callableMethods() no longer leaves out names starting with `_`',
+    file: 'lib/cluster/callable-methods.ts',
+    find: "if (name.startsWith('_') || LIFECYCLE_HOOKS.has(name) || RESERVED_NAMES.has(name)) continue;",
+    replace: 'if (LIFECYCLE_HOOKS.has(name) || RESERVED_NAMES.has(name)) continue;',
+    tests: ['test/cluster/errors.spec.ts'],
+  },
+  {
+    id: 'no-depth-limit',
+    description: 'no depth limit: the codec decodes hostile bytes nested deeper than maxDepth (the decoder’s check never fires)',
+    file: 'lib/remote/codec/msgpack-codec.ts',
+    find: 'if (depth >= this.maxDepth) throw this.malformed(',
+    replace: 'if (depth < 0) throw this.malformed(',
+    tests: ['test/remote/codec.spec.ts'],
+  },
+  {
+    id: 'not-here-invalidation',
+    description: 'no NOT_HERE invalidation: the caller sends a call on after NOT_HERE but keeps the cached Pid that was wrong',
+    file: 'lib/cluster/remoting/remote-caller.ts',
+    find: 'if (outcome.forgetPid) this.deps.routing.forgetPid(call);',
+    replace: 'if (outcome.forgetPid && response.status !== Status.NOT_HERE) this.deps.routing.forgetPid(call);',
+    tests: ['test/cluster/not-here.spec.ts'],
+  },
+];
