@@ -12,16 +12,10 @@ import { Activation, type ActivationHost, type StopKind } from './activation.js'
 /** Retired activation ids remembered per incarnation; an older one can only be re-used after this many fences. */
 const MAX_RETIRED = 10_000;
 
-/** What the registry needs from the rest of the member. */
-export interface ActivationRegistryDeps {
+/** What the registry needs from the rest of the member: what its activations need of their host, and more. */
+export interface ActivationRegistryDeps extends Pick<ActivationHost, 'sweeper' | 'logger' | 'fencing' | 'waiting' | 'hangTimeoutMs' | 'requestTimeoutMs'> {
   readonly member: LocalMember;
   readonly kinds: ReadonlyMap<string, ClusterKind>;
-  readonly sweeper: DeadlineSweeper;
-  readonly logger: ClusterLogger;
-  readonly fencing: Fencing;
-  readonly waiting: WaitingCalls;
-  readonly hangTimeoutMs: number;
-  readonly requestTimeoutMs: number;
   /** Send a call that never ran on to wherever its grain is now (the request router). */
   redirect(call: Call): void;
   /** An activation ended: release its claim unless it was fenced (the request router). */
