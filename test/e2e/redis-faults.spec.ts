@@ -947,13 +947,30 @@ describe('Redis lookup under faults: no duplicate activation (3 member processes
     expect(await fencedCounts(h, [0, 1])).toEqual([0, 0]);
   }, 60_000);
 
+  /** How many staged runs a broken build gets to show its bug (it depends on timing: see below). */
+  const BROKEN_ATTEMPTS = 5;
+
   for (const broken of ['no-fencing', 'unconditional-renewal'] as const) {
     it(`the checker REPORTS overlaps and forks on a broken build: BROKEN=${broken}`, async () => {
-      const { result } = await staged(broken);
-      console.log(`[redis-faults] staged, BROKEN=${broken}: ${describeCheck(result, 6)}`);
-      expect(result.overlaps.length, describeCheck(result)).toBeGreaterThan(0);
-      expect(result.violations.filter((v) => v.kind === 'fork').length, describeCheck(result)).toBeGreaterThan(0);
-      expect(result.epochViolations.length, describeCheck(result)).toBeGreaterThan(0);
-    }, 60_000);
+      // NOTE: whether a broken build actually runs two activations at once depends on timing
+      // (unconditional-renewal: whether the revived lease's first renewal is acknowledged
+      // before the victim's first turn after SIGCONT). The checker must report every run in
+      // which it did; a run in which the bug never showed is staged again, a bounded number of
+      // times, so this test shows the checker can fail instead of depending on one race.
+      let result: CheckResult | undefined;
+      for (let attempt = 1; attempt <= BROKEN_ATTEMPTS; attempt++) {
+        result = (await staged(broken)).result;
+        console.log(`[redis-faults] staged, BROKEN=${broken}, run ${attempt}: ${describeCheck(result, 6)}`);
+        const showed = result.overlaps.length > 0 && result.violations.some((v) => v.kind === 'fork') && result.epochViolations.length > 0;
+        if (showed) break;
+        await ctx.h?.shutdown(1_500);
+        ctx.h = undefined;
+        await ctx.proxy?.close();
+        ctx.proxy = undefined;
+      }
+      expect(result!.overlaps.length, describeCheck(result!)).toBeGreaterThan(0);
+      expect(result!.violations.filter((v) => v.kind === 'fork').length, describeCheck(result!)).toBeGreaterThan(0);
+      expect(result!.epochViolations.length, describeCheck(result!)).toBeGreaterThan(0);
+    }, 180_000);
   }
 });
