@@ -871,6 +871,17 @@ describe('Redis lookup under faults: no duplicate activation (3 member processes
     await sleep(500);
 
     // Phase 1: SIGSTOP
+    // NOTE: the background load pauses for this phase: a call reaching the victim right after
+    // SIGCONT (its own, or one a peer wrote while it was stopped) would find its lease not yet
+    // renewed, claim, hear NOLEASE and make the victim rejoin at once — which hides what a
+    // broken build does with a lease revived under its stale activations. The probes below
+    // are the only calls the victim gets.
+    const paused = load.targets.map((targets) => {
+      const kept = [...targets];
+      targets.clear();
+      return kept;
+    });
+    await sleep(300);
     const probes: Array<Promise<OpResult[]>> = [];
     const heldReads = Promise.all(s1.map((id) => load.send(VICTIM, [load.readOp(VICTIM, id, 2_000, 10_000)])));
     await sleep(100);
@@ -904,6 +915,7 @@ describe('Redis lookup under faults: no duplicate activation (3 member processes
     await Promise.all(probes);
     await Promise.all(victimProbes);
     await Promise.all([...s1, ...g2].map((id) => load.send(0, [load.appendOp(0, id), load.readOp(0, id)], true)));
+    paused.forEach((kept, m) => kept.forEach((id) => load.targets[m]!.add(id)));
 
     // Phase 2: the victim's lookup and lease cut off from Redis (its data is not)
     const q = ids('q-', 4);
