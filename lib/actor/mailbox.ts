@@ -1,4 +1,5 @@
 import { Call, CallPhase } from './call.js';
+import { now } from './clock.js';
 import type { DeadlineSweeper } from './deadline-sweeper.js';
 import { turnStorage } from './turn.js';
 
@@ -17,6 +18,8 @@ export interface MailboxHandler {
 }
 
 const COMPACT_AT = 1024;
+/** How often a full queue is checked for calls that already have their answer. */
+const COMPACT_EVERY_MS = 10;
 
 function runTurn(handler: MailboxHandler, call: Call): unknown {
   return handler.invoke(call);
@@ -42,6 +45,8 @@ export class Mailbox {
   private nextCheck = Infinity;
   /** Registered with the sweeper (it drops us once `sweep` returns false). */
   private watched = false;
+  /** When a full queue was last checked for settled calls (monotonic ms). */
+  private compactedAt = -Infinity;
 
   constructor(
     private readonly handler: MailboxHandler,
@@ -56,7 +61,7 @@ export class Mailbox {
 
   /** Enqueue a call; false when the queue is full (the call is untouched). `force` skips the bound (runtime turns). */
   post(call: Call, force = false): boolean {
-    if (!force && this.queue.length - this.head >= this.maxQueued) return false;
+    if (!force && this.queue.length - this.head >= this.maxQueued && this.waitingCount() >= this.maxQueued) return false;
     this.watchDeadline(call);
     if (!this.suspended && !this.draining && this.head === this.queue.length && (call.interleaved ? this.exclusive === undefined : this.running === 0)) {
       // NOTE: the common case — nothing waiting, nothing in the way — starts at once, unqueued.
@@ -66,6 +71,24 @@ export class Mailbox {
     this.queue.push(call);
     if (!this.suspended && !this.draining) this.drain();
     return true;
+  }
+
+  /**
+   * Calls still waiting for their answer. NOTE: only counted when the queue looks full: calls
+   * that expired or were aborted while queued stay in it until their turn would come, and must
+   * not make a call that would wait behind nobody fail as overload. Dropping them here keeps
+   * the count exact for the next posts too.
+   */
+  private waitingCount(): number {
+    // NOTE: at most once per COMPACT_EVERY_MS while full, so a flood of calls to a full mailbox
+    // does not cost a scan of the whole queue each.
+    const at = now();
+    if (at - this.compactedAt < COMPACT_EVERY_MS) return this.queue.length - this.head;
+    this.compactedAt = at;
+    const waiting = this.queue.slice(this.head).filter((c) => !c.settled);
+    this.queue = waiting;
+    this.head = 0;
+    return waiting.length;
   }
 
   private watchDeadline(call: Call): void {

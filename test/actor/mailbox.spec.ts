@@ -193,6 +193,20 @@ describe('Mailbox', () => {
     expect(box.post(call('forced'), true)).toBe(true);
   });
 
+  it('does not count calls that already have their answer (expired, aborted) against maxQueued', () => {
+    const { box } = mailbox({ maxQueued: 2 });
+    const running = new OpenTurn();
+    box.post(call('running', () => running.promise));
+    const gone = [call('expired'), call('aborted')];
+    for (const c of gone) expect(box.post(c)).toBe(true);
+    for (const c of gone) c.reject(new Error('answered elsewhere'));
+    // nobody waits any more: a new call is queued, not refused as overload
+    expect(box.post(call('fresh'))).toBe(true);
+    expect(box.post(call('second'))).toBe(true);
+    expect(box.post(call('third'))).toBe(false);
+    running.end('done');
+  });
+
   it('settles a turn that throws or rejects with ok false, and goes on with the next', async () => {
     const { box, handler } = mailbox();
     const boom = new Error('boom');
