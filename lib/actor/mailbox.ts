@@ -85,10 +85,14 @@ export class Mailbox {
     const at = now();
     if (at - this.compactedAt < COMPACT_EVERY_MS) return this.queue.length - this.head;
     this.compactedAt = at;
-    const waiting = this.queue.slice(this.head).filter((c) => !c.settled);
-    this.queue = waiting;
+    this.queue = this.unsettledQueued();
     this.head = 0;
-    return waiting.length;
+    return this.queue.length;
+  }
+
+  /** The queued calls that have not started and whose callers still wait. */
+  private unsettledQueued(): Call[] {
+    return this.queue.slice(this.head).filter((c) => !c.settled);
   }
 
   private watchDeadline(call: Call): void {
@@ -126,7 +130,7 @@ export class Mailbox {
 
   /** Remove and return every call that has not started (for redirecting or failing them). */
   takePending(): Call[] {
-    const pending = this.queue.slice(this.head).filter((c) => !c.settled);
+    const pending = this.unsettledQueued();
     this.queue = [];
     this.head = 0;
     return pending;

@@ -88,7 +88,7 @@ export class Fencing {
         `A fenced activation (it ended, or its member's lease ended) cannot call ${kind}/${identity}.${method}(); the call never ran.`,
       );
     }
-    if (chain.length > 0 && this.guard !== undefined && !this.guard.canSettle(now())) {
+    if (chain.length > 0 && !this.leaseValid()) {
       // NOTE: the lease may have lapsed without any fence yet (a stall): another activation of
       // the calling grain may exist by now, so this one must not act as the grain.
       return new ClusterUnavailableError(`A grain whose member's lease has lapsed cannot call ${kind}/${identity}.${method}(); the call never ran.`);
