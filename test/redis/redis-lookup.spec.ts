@@ -338,7 +338,15 @@ describe('RedisIdentityLookup (real redis-server)', () => {
   it('closes its Redis connection when it refuses to start over the eviction policy', async () => {
     await redis.configSet('maxmemory-policy', 'allkeys-lru');
     try {
-      const before = await connectedClients(redis);
+      // NOTE: connections of earlier steps (the CONFIG SET above, earlier tests) may still be
+      // closing: count once the number has settled, and then require no more after the start.
+      let before = await connectedClients(redis);
+      for (let i = 0; i < 20; i++) {
+        await sleep(50);
+        const again = await connectedClients(redis);
+        if (again === before) break;
+        before = again;
+      }
       const cluster = new Cluster({ clusterName: 'rl', identityLookup: new RedisIdentityLookup({ url: redis.url }), logger: new RecordingLogger() });
       await expect(cluster.start()).rejects.toThrow(GrainConfigurationError);
       let after = await connectedClients(redis);
@@ -346,7 +354,7 @@ describe('RedisIdentityLookup (real redis-server)', () => {
         await sleep(50);
         after = await connectedClients(redis);
       }
-      expect(after, 'connections left open by the refused start').toBe(before);
+      expect(after, 'connections left open by the refused start').toBeLessThanOrEqual(before);
     } finally {
       await redis.configSet('maxmemory-policy', 'noeviction');
     }
