@@ -15,17 +15,18 @@ export { getGrainClientToken } from './nest/grain-client.token.js';
 export { GRAIN_CONTEXT } from './nest/cluster.constants.js';
 
 // Runtime
-export { Cluster, type ClusterStats } from './cluster/cluster.js';
+export { Cluster, type ClusterHealth, type ClusterStats } from './cluster/cluster.js';
+export type { MembershipEvent, MembershipListener } from './cluster/member-list.js';
 export type { ClusterOptions } from './cluster/cluster-options.js';
 export type { Duration } from './cluster/duration.js';
 export type { GrainCallOptions, GrainClient, GrainRef, CallableMethodNames } from './cluster/grain-client.interface.js';
 export type { GrainContext, GrainTimer, GrainTimerOptions } from './cluster/grain-context.js';
 export type { DeactivationReason, GrainClass, KindDefinition, OnGrainActivate, OnGrainDeactivate } from './cluster/kind.js';
 export type { ClusterLogger } from './cluster/logger.js';
-export type { ClusterProvider, Member, ProviderMember } from './cluster/providers/cluster-provider.js';
+export type { ClusterProvider, Member, ProviderHealth, ProviderMember } from './cluster/providers/cluster-provider.js';
 export { InMemoryProvider } from './cluster/providers/in-memory-provider.js';
 export { StaticProvider, type StaticProviderOptions } from './cluster/providers/static-provider.js';
-export type { IdentityLookup, LookupMember } from './cluster/identity/identity-lookup.js';
+export type { IdentityLookup, LookupHealth, LookupMember } from './cluster/identity/identity-lookup.js';
 export { InMemoryIdentityLookup } from './cluster/identity/in-memory-identity-lookup.js';
 export { HashIdentityLookup } from './cluster/identity/hash-identity-lookup.js';
 export { RedisIdentityLookup } from './cluster/identity/redis/redis-identity-lookup.js';

@@ -11,8 +11,8 @@ import {
   DEFAULT_MAX_QUEUE_LENGTH,
   DEFAULT_REQUEST_TIMEOUT,
 } from './cluster-options.js';
-import { toMs } from './duration.js';
-import { ClusterShuttingDownError, GrainConfigurationError, GrainError, GrainTimeoutError, InvalidGrainCallError } from './errors.js';
+import { type Duration, toMs } from './duration.js';
+import { ClusterShuttingDownError, ClusterUnavailableError, GrainConfigurationError, GrainError, GrainTimeoutError, InvalidGrainCallError } from './errors.js';
 import { Fencing } from './fencing.js';
 import { DEFAULT_MAX_IDENTITY_BYTES } from './identity-rule.js';
 import type { GrainCallOptions, GrainClient } from './grain-client.interface.js';
@@ -23,6 +23,7 @@ import { ClusterKind, type KindDefinition } from './kind.js';
 import { LocalMember } from './local-member.js';
 import { type ClusterLogger, consoleLogger } from './logger.js';
 import { lookupMemberOf } from './lookup-member.js';
+import { MemberList, type MembershipListener } from './member-list.js';
 import type { ClusterProvider, Member } from './providers/cluster-provider.js';
 import { InMemoryProvider } from './providers/in-memory-provider.js';
 import { ClusterRemoting, serverAddressOf } from './remoting/cluster-remoting.js';
@@ -31,7 +32,25 @@ import { RequestRouter } from './request-router.js';
 const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 const State = { Created: 0, Running: 1, Stopping: 2, Stopped: 3 } as const;
+/** How often `whenReady` looks again. */
+const READY_POLL_MS = 25;
+/** The longest a leaving member waits for its callers to hang up after telling them it drained. */
+const MAX_CLOSE_GRACE_MS = 2_000;
 type State = (typeof State)[keyof typeof State];
+
+/** What `cluster.health()` reports. */
+export interface ClusterHealth {
+  /** Started, membership known, able to place grains (lease held), not leaving. */
+  readonly ready: boolean;
+  /** The member is leaving the cluster (shutting down). */
+  readonly leaving: boolean;
+  /** Members known now, this one included. */
+  readonly members: number;
+  readonly provider: { readonly name: string; readonly reachable: boolean; readonly detail?: string };
+  readonly identityLookup: { readonly name: string; readonly reachable: boolean; readonly ready: boolean; readonly detail?: string };
+  /** What is wrong, when something is. */
+  readonly detail?: string;
+}
 
 /** Counters for health and tests. */
 export interface ClusterStats {
@@ -70,6 +89,7 @@ export class Cluster {
   readonly #logger: ClusterLogger;
   readonly #kinds = new Map<string, ClusterKind>();
   readonly #member: LocalMember;
+  readonly #members: MemberList;
   readonly #sweeper = new DeadlineSweeper();
   readonly #activations: ActivationRegistry;
   readonly #router: RequestRouter;
@@ -109,6 +129,7 @@ export class Cluster {
     }
 
     const member = (this.#member = new LocalMember(this.clusterName, this.memberId, this.#kinds));
+    const members = (this.#members = new MemberList(member, this.#logger));
     const fencing = new Fencing(this.identityLookup.turnGuard);
     const logger = this.#logger;
     // NOTE: calls waiting outside a mailbox (for a lookup, a release, a deactivation) are
@@ -145,15 +166,28 @@ export class Cluster {
           forgetAddress: (address) => router.forgetAddress(address),
           serveInbound: (request, args, resolve, reject) => router.serveInbound(request, args, resolve, reject),
         },
-        peerSeen: (peer: Member) => {
-          router.forgetOtherIncarnations(peer);
-          this.provider.onPeer?.(peer);
+        // NOTE: only connections this member dialled confirm anything, and only what the
+        // provider listed at that address (member-list.ts); a peer's word adds no member.
+        peerSeen: (peer: Member, address: string, phase) => {
+          this.provider.confirmed?.(address, { ...peer, address });
+          if (phase !== 'active') members.markLeaving(peer.id, peer.incarnation, address);
         },
       });
     }
-    // NOTE: callers must learn a new incarnation at once (a client-only member has no other way
-    // to hear of it): calls for the old one are answered "not here" for good.
-    member.onNewIncarnation = () => this.#remoting?.announce();
+    members.onChange((event) => {
+      router.membershipChanged(event);
+      if (event.type === 'left' && event.member.address !== '') this.#remoting?.forget(event.member.address);
+      if (event.type === 'changed' && event.previous.address !== event.member.address && event.previous.address !== '') {
+        this.#remoting?.forget(event.previous.address);
+      }
+    });
+    // NOTE: callers must learn a new incarnation at once: the provider publishes it, and the
+    // members calling this one hear it on their open streams (calls for the old one are
+    // answered "not here" for good).
+    member.onNewIncarnation = () => {
+      this.#remoting?.announce();
+      this.provider.selfChanged?.(member.self());
+    };
     router = this.#router = new RequestRouter({
       kinds: this.#kinds,
       activations: this.#activations,
@@ -220,11 +254,13 @@ export class Cluster {
     try {
       await this.#remoting?.start();
       await this.identityLookup.setup(
-        lookupMemberOf({ member: this.#member, provider: this.provider, activations: this.#activations, router: this.#router, logger }),
+        lookupMemberOf({ member: this.#member, members: this.#members, activations: this.#activations, router: this.#router, logger }),
       );
+      const members = this.#members;
       await this.provider.start({
         clusterName: this.clusterName,
-        self: this.#member.self(),
+        self: () => this.#member.self(),
+        setMembers: (list, complete) => members.update(list, complete),
         probe: (address) => this.#remoting?.probe(address),
         log: (level, message) => logger[level](message),
       });
@@ -237,9 +273,66 @@ export class Cluster {
     this.#idleCollector.start();
   }
 
-  /** The members known now. */
+  /** The members known now (from the provider), this one included. */
   members(): readonly Member[] {
-    return this.provider.members();
+    return this.#members.all();
+  }
+
+  /** Be told when members join, leave or change (a new incarnation); returns the function that stops it. */
+  onMembershipChange(listener: MembershipListener): () => void {
+    return this.#members.onChange(listener);
+  }
+
+  /**
+   * True while this member is started, knows the membership (the provider reported it),
+   * can place grains (its lookup holds a lease, where there is one) and is not leaving.
+   */
+  get ready(): boolean {
+    return this.#state === State.Running && !this.#members.isLeaving && this.#members.known && this.identityLookup.health?.().ready !== false;
+  }
+
+  /**
+   * Resolves once the member is ready (see `ready`); rejects with ClusterUnavailableError
+   * after `timeout` (default: `requestTimeout`), or ClusterShuttingDownError once it stops.
+   */
+  async whenReady(timeout?: Duration): Promise<void> {
+    const timeoutMs = timeout === undefined ? this.requestTimeoutMs : toMs(timeout, 'whenReady timeout', { allowZero: true });
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.#state === State.Stopping || this.#state === State.Stopped || this.#members.isLeaving) throw new ClusterShuttingDownError();
+      if (this.ready) return;
+      if (Date.now() >= deadline) {
+        throw new ClusterUnavailableError(`Member ${this.memberId} is not ready after ${timeoutMs} ms: ${this.health().detail ?? 'starting'}.`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(READY_POLL_MS, Math.max(0, deadline - Date.now()))));
+    }
+  }
+
+  /** What health checks report: readiness, membership, and whether the provider and the lookup can be reached. */
+  health(): ClusterHealth {
+    const provider = this.provider.health?.() ?? { reachable: true };
+    const lookup = this.identityLookup.health?.() ?? { reachable: true, ready: true };
+    const ready = this.ready;
+    const leaving = this.#members.isLeaving || this.#state === State.Stopping || this.#state === State.Stopped;
+    const problems: string[] = [];
+    if (this.#state === State.Created) problems.push('not started');
+    if (leaving) problems.push('leaving the cluster');
+    if (!this.#members.known && this.#state === State.Running) problems.push(`membership not known yet (provider ${this.provider.name})`);
+    if (!provider.reachable) problems.push(`provider ${this.provider.name} unreachable${provider.detail ? `: ${provider.detail}` : ''}`);
+    if (!lookup.ready || !lookup.reachable) problems.push(`identity lookup ${this.identityLookup.name}: ${lookup.detail ?? 'not ready'}`);
+    return {
+      ready,
+      leaving,
+      members: this.#members.size,
+      provider: { name: this.provider.name, reachable: provider.reachable, ...(provider.detail !== undefined && { detail: provider.detail }) },
+      identityLookup: {
+        name: this.identityLookup.name,
+        reachable: lookup.reachable,
+        ready: lookup.ready,
+        ...(lookup.detail !== undefined && { detail: lookup.detail }),
+      },
+      ...(problems.length > 0 && { detail: problems.join('; ') }),
+    };
   }
 
   stats(): ClusterStats {
@@ -263,9 +356,11 @@ export class Cluster {
   }
 
   /**
-   * Stop taking calls, deactivate every activation (queued calls run, hooks run) within the
-   * drain timeout, then leave the cluster. Calls that arrive meanwhile get
-   * `ClusterShuttingDownError`.
+   * Leave the cluster gracefully: stop new placements here (the provider deregisters this
+   * member, callers are told it is leaving), let calls in flight finish, deactivate every
+   * activation (queued calls run, hooks run, entries released) within the drain timeout, tell
+   * callers it has drained and wait for them to hang up, then stop. Calls made here meanwhile
+   * go to the other members; once the member has stopped they get `ClusterShuttingDownError`.
    */
   shutdown(): Promise<void> {
     this.#stopping ??= this.#stop();
@@ -275,13 +370,24 @@ export class Cluster {
   async #stop(): Promise<void> {
     const wasRunning = this.#state === State.Running;
     this.#state = State.Stopping;
-    this.#router.close();
     this.#idleCollector.stop();
     if (wasRunning) {
+      // NOTE: the order is the guarantee. Placements stop first (here and at the callers), so
+      // nothing new arrives; the grains drain while calls for them are still served; only
+      // then are callers told to hang up, and they do once their last answer came.
+      this.#members.leave();
+      this.#activations.leave();
+      this.#router.leave();
+      this.#remoting?.leaving();
+      await this.#leaveProvider();
       await this.#drain();
+      await this.#remoting?.close(Math.min(this.#drainTimeoutMs, MAX_CLOSE_GRACE_MS));
+      this.#router.close();
       await this.identityLookup.shutdown();
       await this.provider.shutdown();
       await this.#remoting?.shutdown();
+    } else {
+      this.#router.close();
     }
     // NOTE: the sweeper is not stopped: a turn dropped past the drain timeout may still be
     // running, and its caller still times out at its deadline. It stops by itself once
@@ -289,10 +395,22 @@ export class Cluster {
     this.#state = State.Stopped;
   }
 
+  async #leaveProvider(): Promise<void> {
+    try {
+      await this.provider.leave?.();
+    } catch (error) {
+      this.#logger.warn(`Shutdown: provider ${this.provider.name} could not deregister this member: ${(error as Error).message}`);
+    }
+  }
+
   /** Deactivate every activation gracefully; past the drain timeout, drop what is left. */
   async #drain(): Promise<void> {
-    const all = [...this.#activations.values()];
-    const drained = Promise.all(all.map((a) => a.deactivate('shutdown')));
+    const drained = (async () => {
+      // NOTE: a call already under way may still activate a grain here; drain until none is left.
+      for (let all = [...this.#activations.values()]; all.length > 0; all = [...this.#activations.values()]) {
+        await Promise.all(all.map((a) => a.deactivate('shutdown')));
+      }
+    })();
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
       drained.then(() => false),

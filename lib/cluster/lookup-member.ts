@@ -2,20 +2,20 @@ import type { ActivationRegistry } from './activation/activation-registry.js';
 import type { LookupMember } from './identity/identity-lookup.js';
 import type { LocalMember } from './local-member.js';
 import type { ClusterLogger } from './logger.js';
-import type { ClusterProvider } from './providers/cluster-provider.js';
+import type { MemberList } from './member-list.js';
 import type { RequestRouter } from './request-router.js';
 
 /** The parts of a member an identity lookup may reach. */
 export interface LookupMemberParts {
   readonly member: LocalMember;
-  readonly provider: ClusterProvider;
+  readonly members: MemberList;
   readonly activations: ActivationRegistry;
   readonly router: RequestRouter;
   readonly logger: ClusterLogger;
 }
 
 /** The member as its identity lookup sees it: exactly `LookupMember`, nothing more. */
-export function lookupMemberOf({ member, provider, activations, router, logger }: LookupMemberParts): LookupMember {
+export function lookupMemberOf({ member, members, activations, router, logger }: LookupMemberParts): LookupMember {
   return {
     clusterName: member.clusterName,
     memberId: member.id,
@@ -23,8 +23,8 @@ export function lookupMemberOf({ member, provider, activations, router, logger }
       return member.incarnation;
     },
     self: () => member.self(),
-    members: () => provider.members(),
-    membershipComplete: () => provider.complete !== false,
+    members: () => members.placeable(),
+    membershipComplete: () => members.complete,
     hostsKind: (kind) => member.hosts(kind),
     newActivationId: () => activations.newActivationId(),
     activateLocal: (kind, identity, epoch, activationId) => activations.activate(kind, identity, epoch, activationId),

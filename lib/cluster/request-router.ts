@@ -22,7 +22,7 @@ import type { GrainInvoker } from './kind-client.js';
 import type { IdentityLookup } from './identity/identity-lookup.js';
 import { identityProblem } from './identity-rule.js';
 import type { ClusterKind, MethodRoute } from './kind.js';
-import type { Member } from './providers/cluster-provider.js';
+import type { MembershipEvent } from './member-list.js';
 import { PidCache } from './pid-cache.js';
 import { MAX_REDIRECTS, redirectDelayMs } from './retry-policy.js';
 
@@ -71,6 +71,7 @@ type State = (typeof State)[keyof typeof State];
  */
 export class RequestRouter implements GrainInvoker {
   private state: State = State.Created;
+  private leaving = false;
   /** The actor cache: where grains hosted by other members live. */
   readonly pidCache = new PidCache();
   /** Calls waiting for a lookup in progress, by `kind/identity`. */
@@ -126,6 +127,14 @@ export class RequestRouter implements GrainInvoker {
       this.waiting.delete(call);
       call.reject(new ClusterShuttingDownError());
     }
+  }
+
+  /**
+   * The member is leaving: a peer's call for a grain not active here is answered "not here"
+   * (the caller places it elsewhere) instead of claiming it here.
+   */
+  leave(): void {
+    this.leaving = true;
   }
 
   /** True while the member takes calls (holding them while it starts). */
@@ -200,19 +209,10 @@ export class RequestRouter implements GrainInvoker {
     if (clusterKind === undefined) return new NotHereError(request.kind, request.identity);
     const route = clusterKind.routes.get(request.method);
     if (route === undefined) return new MethodNotCallableError(request.kind, request.method);
+    const key = `${request.kind}/${request.identity}`;
+    if (this.leaving && this.activations.get(key) === undefined) return new NotHereError(request.kind, request.identity);
     const at = now();
-    const call = new Call(
-      request.kind,
-      request.identity,
-      `${request.kind}/${request.identity}`,
-      request.method,
-      args,
-      at + request.timeoutMs,
-      request.timeoutMs,
-      request.chain,
-      resolve,
-      reject,
-    );
+    const call = new Call(request.kind, request.identity, key, request.method, args, at + request.timeoutMs, request.timeoutMs, request.chain, resolve, reject);
     call.interleaved = route.interleaved;
     call.idempotent = route.idempotent;
     call.inbound = true;
@@ -390,9 +390,13 @@ export class RequestRouter implements GrainInvoker {
     this.pidCache.dropAddress(address);
   }
 
-  /** A member was seen as `member.incarnation`: its Pids of other incarnations are stale. */
-  forgetOtherIncarnations(member: Member): void {
-    this.pidCache.dropMember(member.id, member.incarnation);
+  /** The membership changed: Pids on a member that left, or of its old incarnation, are stale. */
+  membershipChanged(event: MembershipEvent): void {
+    if (event.type === 'left') this.pidCache.dropMember(event.member.id);
+    else if (event.type === 'changed') {
+      this.pidCache.dropMember(event.member.id, event.member.incarnation);
+      if (event.previous.address !== event.member.address) this.pidCache.dropAddress(event.previous.address);
+    }
   }
 
   // Internals --------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ export class BatchWriter {
   private scheduled = false;
   private blocked = false;
   private closed = false;
+  /** Waiting for everything queued to be handed to the stream (`flushed`). */
+  private waitingForFlush: (() => void)[] = [];
 
   constructor(
     private readonly stream: WritableStream,
@@ -52,9 +54,16 @@ export class BatchWriter {
     return true;
   }
 
+  /** Resolves once everything queued now has been handed to the stream (or the writer closed). */
+  flushed(): Promise<void> {
+    if (this.closed || (this.queued === 0 && !this.scheduled)) return Promise.resolve();
+    return new Promise((resolve) => this.waitingForFlush.push(resolve));
+  }
+
   /** Stop writing; returns the requests never handed to the stream. */
   close(): OutboundRequest[] {
     this.closed = true;
+    this.settleFlushed();
     const unwritten = this.requests;
     this.requests = [];
     this.responses = [];
@@ -83,6 +92,14 @@ export class BatchWriter {
         });
       }
     }
+    if (this.queued === 0 && !this.blocked) this.settleFlushed();
+  }
+
+  private settleFlushed(): void {
+    if (this.waitingForFlush.length === 0) return;
+    const waiting = this.waitingForFlush;
+    this.waitingForFlush = [];
+    for (const resolve of waiting) resolve();
   }
 
   private takeBatch(): Batch {

@@ -4,7 +4,8 @@ import { Backoff, INITIAL_BACKOFF_MS, MAX_BACKOFF_MS } from './backoff.js';
 import { BatchWriter } from './batch-writer.js';
 import type { OutboundRequest } from './envelopes.js';
 import { KEEPALIVE_OPTIONS, remotingService } from './service-definition.js';
-import { decodeFrame, encodeFrame, type Handshake, type MemberInfo, type WireResponse, type WireError } from './wire.js';
+import type { LeavePhase } from './remote-server.js';
+import { decodeFrame, encodeFrame, type Handshake, type HandshakeAck, type MemberInfo, type WireResponse, type WireError } from './wire.js';
 
 /** Why a request did not get a response. */
 export type FailureReason =
@@ -24,8 +25,12 @@ export interface EndpointEvents {
   failed(request: OutboundRequest, written: boolean, reason: FailureReason, detail: string): void;
   /** The caller's deadline passed while waiting; a late response is dropped. */
   expired(request: OutboundRequest): void;
-  /** A handshake succeeded: what the peer is now, and the protocol version negotiated with it. */
-  peer(info: MemberInfo, protocol: number): void;
+  /**
+   * A handshake on this member's connection to `address` succeeded, or the peer announced a
+   * change on it: what the peer is now, the protocol version negotiated with it, and whether
+   * it is leaving the cluster.
+   */
+  peer(info: MemberInfo, protocol: number, address: string, phase: LeavePhase): void;
   log(level: 'warn' | 'log', message: string): void;
 }
 
@@ -55,10 +60,17 @@ export class Endpoint implements Sweepable {
   /** Waiting for the stream to be ready. */
   private waiting: OutboundRequest[] = [];
   private readonly inFlight = new Map<number, OutboundRequest>();
+  /**
+   * Streams the peer said it is closing on (it left the cluster): ended on this side, still
+   * read until the peer ends them, with the requests written on them before.
+   */
+  private readonly retired = new Map<ClientDuplexStream<Buffer, Buffer>, Map<number, OutboundRequest>>();
   private nextId = 0;
   private readonly backoff = new Backoff();
   private retryTimer: NodeJS.Timeout | undefined;
   private watched = false;
+  /** Close once idle (the peer left the membership). */
+  private closing = false;
   private nextCheck = Infinity;
   /** The peer as of the last accepted handshake. */
   peer: MemberInfo | undefined;
@@ -112,21 +124,40 @@ export class Endpoint implements Sweepable {
     const stream = this.stream;
     this.teardown('closed', 'the member is shutting down');
     stream?.cancel();
+    for (const [retired, inFlight] of this.retired) {
+      this.retired.delete(retired);
+      for (const request of inFlight.values()) this.settings.events.failed(request, request.written, 'closed', 'the member is shutting down');
+      retired.cancel();
+    }
     this.client?.close();
   }
 
+  /** True when nothing is waiting for, or in flight to, the peer. */
+  get idle(): boolean {
+    return this.inFlight.size === 0 && this.waiting.length === 0 && this.retired.size === 0;
+  }
+
+  /** Close once nothing is waiting or in flight (checked now and as requests settle). */
+  closeWhenIdle(): void {
+    this.closing = true;
+    if (this.idle) this.close();
+  }
+
   sweep(at: number): boolean {
-    if (this.inFlight.size === 0 && this.waiting.length === 0) {
+    if (this.idle) {
       this.watched = false;
+      if (this.closing) this.close();
       return false;
     }
     if (at < this.nextCheck) return true;
     let next = Infinity;
-    for (const [id, request] of this.inFlight) {
-      if (request.call.deadline <= at || request.call.settled) {
-        this.inFlight.delete(id);
-        this.settings.events.expired(request);
-      } else if (request.call.deadline < next) next = request.call.deadline;
+    for (const inFlight of [this.inFlight, ...this.retired.values()]) {
+      for (const [id, request] of inFlight) {
+        if (request.call.deadline <= at || request.call.settled) {
+          inFlight.delete(id);
+          this.settings.events.expired(request);
+        } else if (request.call.deadline < next) next = request.call.deadline;
+      }
     }
     const still: OutboundRequest[] = [];
     for (const request of this.waiting) {
@@ -170,7 +201,10 @@ export class Endpoint implements Sweepable {
     const hello = this.settings.handshake();
     let handshaken = false;
     stream.on('data', (chunk: Buffer) => {
-      if (this.stream !== stream) return;
+      if (this.stream !== stream) {
+        this.readRetired(stream, chunk);
+        return;
+      }
       let frame;
       try {
         frame = decodeFrame(chunk);
@@ -199,7 +233,7 @@ export class Endpoint implements Sweepable {
           return;
         }
         handshaken = true;
-        this.onReady(stream, ack.member, ack.protocol);
+        this.onReady(stream, ack);
         return;
       }
       if ('handshakeAck' in frame) {
@@ -209,7 +243,8 @@ export class Endpoint implements Sweepable {
         const ack = frame.handshakeAck;
         if (ack.accepted && this.peer !== undefined && ack.member.memberId === this.peer.memberId && this.protocol !== undefined) {
           this.peer = ack.member;
-          this.settings.events.peer(ack.member, this.protocol);
+          this.settings.events.peer(ack.member, this.protocol, this.address, phaseOf(ack));
+          if (ack.closing) this.retire(stream);
         }
         return;
       }
@@ -222,9 +257,9 @@ export class Endpoint implements Sweepable {
         }
       }
     });
-    stream.on('error', (error: Error) => this.fail(stream, 'disconnected', error.message));
-    stream.on('end', () => this.fail(stream, 'disconnected', 'the peer closed the stream'));
-    stream.on('close', () => this.fail(stream, 'disconnected', 'the stream closed'));
+    stream.on('error', (error: Error) => this.ended(stream, error.message));
+    stream.on('end', () => this.ended(stream, 'the peer closed the stream'));
+    stream.on('close', () => this.ended(stream, 'the stream closed'));
     this.writer = new BatchWriter(stream, this.settings.maxQueued, (request) => {
       this.inFlight.delete(request.id);
       this.settings.events.expired(request);
@@ -232,13 +267,17 @@ export class Endpoint implements Sweepable {
     stream.write(encodeHandshake(hello));
   }
 
-  private onReady(stream: ClientDuplexStream<Buffer, Buffer>, peer: MemberInfo, protocol: number): void {
+  private onReady(stream: ClientDuplexStream<Buffer, Buffer>, ack: HandshakeAck): void {
     if (this.stream !== stream) return;
     this.state = State.Ready;
     this.backoff.reset();
-    this.peer = peer;
-    this.protocol = protocol;
-    this.settings.events.peer(peer, protocol);
+    this.peer = ack.member;
+    this.protocol = ack.protocol;
+    this.settings.events.peer(ack.member, ack.protocol, this.address, phaseOf(ack));
+    if (ack.closing) {
+      this.retire(stream);
+      return;
+    }
     const waiting = this.waiting;
     this.waiting = [];
     for (const request of waiting) {
@@ -249,6 +288,63 @@ export class Endpoint implements Sweepable {
         this.settings.events.failed(request, false, 'overloaded', `more than ${this.settings.maxQueued} envelopes wait for ${this.address}`);
       }
     }
+  }
+
+  /**
+   * The peer has drained and is closing: end this side of the stream (the peer answers what
+   * was written and then ends it), and send nothing more to it on this stream. Calls not
+   * written yet never ran: they go back to the cluster, which resolves them again.
+   */
+  private retire(stream: ClientDuplexStream<Buffer, Buffer>): void {
+    if (this.stream !== stream) return;
+    const unwritten = this.writer?.close() ?? [];
+    this.writer = undefined;
+    this.stream = undefined;
+    for (const request of unwritten) this.inFlight.delete(request.id);
+    if (this.inFlight.size > 0) {
+      this.retired.set(stream, new Map(this.inFlight));
+      this.inFlight.clear();
+      stream.end();
+    } else {
+      stream.cancel();
+    }
+    if (this.state !== State.Closed) this.state = State.Idle;
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const request of [...unwritten, ...waiting]) this.settings.events.failed(request, false, 'disconnected', `${this.address} left the cluster`);
+  }
+
+  /** Read a response on a stream retired while the peer closes; other frames there mean nothing now. */
+  private readRetired(stream: ClientDuplexStream<Buffer, Buffer>, chunk: Buffer): void {
+    const inFlight = this.retired.get(stream);
+    if (inFlight === undefined) return;
+    let frame;
+    try {
+      frame = decodeFrame(chunk);
+    } catch {
+      return;
+    }
+    if (!('batch' in frame)) return;
+    for (const response of frame.batch.responses) {
+      const request = inFlight.get(response.id);
+      if (request === undefined) continue;
+      inFlight.delete(response.id);
+      this.settings.events.response(request, response, frame.batch.strings);
+    }
+    if (inFlight.size === 0) {
+      this.retired.delete(stream);
+      stream.cancel();
+    }
+  }
+
+  private ended(stream: ClientDuplexStream<Buffer, Buffer>, detail: string): void {
+    const inFlight = this.retired.get(stream);
+    if (inFlight === undefined) {
+      this.fail(stream, 'disconnected', detail);
+      return;
+    }
+    this.retired.delete(stream);
+    for (const request of inFlight.values()) this.settings.events.failed(request, request.written, 'disconnected', detail);
   }
 
   private fail(stream: ClientDuplexStream<Buffer, Buffer>, reason: FailureReason, detail: string): void {
@@ -286,6 +382,10 @@ export class Endpoint implements Sweepable {
     this.waiting = [];
     for (const request of waiting) this.settings.events.failed(request, false, reason, detail);
   }
+}
+
+function phaseOf(ack: HandshakeAck): LeavePhase {
+  return ack.closing ? 'closing' : ack.leaving ? 'leaving' : 'active';
 }
 
 function encodeHandshake(handshake: Handshake): Buffer {

@@ -9,6 +9,11 @@ import { decodeFrame, encodeFrame, type Handshake, type HandshakeAck, type Membe
 const HANDSHAKE_TIMEOUT_MS = 5_000;
 /** How long `shutdown` waits for open streams to finish before it cuts them. */
 const SHUTDOWN_GRACE_MS = 1_000;
+/** How long `close` waits for callers to end their streams after being told this member is closing. */
+export const DEFAULT_CLOSE_GRACE_MS = 2_000;
+
+/** Where a member is in leaving the cluster, as its acks tell callers. */
+export type LeavePhase = 'active' | 'leaving' | 'closing';
 
 const NO_LINKS: InboundRequest['chain'] = [];
 
@@ -49,6 +54,9 @@ export class RemoteServer {
   private readonly streams = new Set<ServerDuplexStream<Buffer, Buffer>>();
   /** The accepted callers of open streams. */
   private readonly callers = new Map<ServerDuplexStream<Buffer, Buffer>, Caller>();
+  private phase: LeavePhase = 'active';
+  /** Resolved when the last open stream ends (while closing). */
+  private allEnded: (() => void) | undefined;
 
   constructor(
     private readonly settings: RemoteServerSettings,
@@ -76,10 +84,35 @@ export class RemoteServer {
    * HandshakeAck on each open stream. Callers that predate it ignore the frame.
    */
   announce(): void {
-    const self = this.handler.self();
-    for (const [stream, caller] of this.callers) {
-      stream.write(encodeFrame({ handshakeAck: { accepted: true, protocol: caller.protocol, member: self, reason: '' } }));
-    }
+    for (const [stream, caller] of this.callers) stream.write(encodeFrame({ handshakeAck: this.accepted(caller.protocol) }));
+  }
+
+  /**
+   * Tell every caller that this member is leaving (no new grains here) — and every caller
+   * that connects from now on.
+   */
+  leaving(): void {
+    if (this.phase !== 'active') return;
+    this.phase = 'leaving';
+    this.announce();
+  }
+
+  /**
+   * Tell every caller that this member has drained, and wait (up to `graceMs`) for them to
+   * end their streams: what they wrote before they heard it is still answered, so nothing
+   * written is lost to the close.
+   */
+  async close(graceMs = DEFAULT_CLOSE_GRACE_MS): Promise<void> {
+    this.phase = 'closing';
+    this.announce();
+    if (this.streams.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      this.allEnded = resolve;
+      timer = setTimeout(resolve, graceMs);
+    });
+    clearTimeout(timer);
+    this.allEnded = undefined;
   }
 
   async shutdown(): Promise<void> {
@@ -112,18 +145,30 @@ export class RemoteServer {
       writer.close();
       this.streams.delete(stream);
       this.callers.delete(stream);
+      if (this.streams.size === 0) this.allEnded?.();
+    };
+    // NOTE: a caller that ends its side (it heard this member is closing, or it is stopping)
+    // still gets the answers to what it wrote: the stream ends once they are written.
+    let unanswered = 0;
+    let callerEnded = false;
+    const finish = () => {
+      void writer.flushed().then(() => {
+        close();
+        stream.end();
+      });
     };
     stream.on('error', close);
     stream.on('close', close);
     stream.on('end', () => {
-      close();
-      stream.end();
+      callerEnded = true;
+      if (unanswered === 0) finish();
     });
     // NOTE: one function per stream answers every request of it: a response for a caller whose
     // stream is gone, or beyond the queue bound, is dropped, and the caller accounts for it
     // (outcome unknown, or its deadline).
     const respond = (response: OutboundResponse) => {
       if (open) writer.enqueueResponse(response);
+      if (--unanswered === 0 && callerEnded) finish();
     };
     stream.on('data', (chunk: Buffer) => {
       let frame;
@@ -170,6 +215,7 @@ export class RemoteServer {
               : wire.chain.map((link) => ({ activationId: strings[link.activationId]!, label: strings[link.label]!, interleaved: link.interleaved })),
           targetIncarnation: strings[wire.targetIncarnation]!,
         };
+        unanswered++;
         this.handler.request(request, respond, caller.member);
       }
     });
@@ -177,7 +223,7 @@ export class RemoteServer {
 
   private answerHandshake(handshake: Handshake): HandshakeAck {
     const self = this.handler.self();
-    const refuse = (reason: string): HandshakeAck => ({ accepted: false, protocol: 0, member: self, reason });
+    const refuse = (reason: string): HandshakeAck => ({ accepted: false, protocol: 0, member: self, reason, leaving: false, closing: false });
     if (handshake.clusterName !== this.handler.clusterName) {
       return refuse(`cluster "${handshake.clusterName}" is not this member's cluster "${this.handler.clusterName}"`);
     }
@@ -192,12 +238,16 @@ export class RemoteServer {
     }
     // NOTE: incarnations are not checked here: the caller learns this one from the ack, and each
     // request names the incarnation it targets (another one is answered NOT_HERE).
-    return { accepted: true, protocol, member: self, reason: '' };
+    return this.accepted(protocol);
+  }
+
+  private accepted(protocol: number): HandshakeAck {
+    return { accepted: true, protocol, member: this.handler.self(), reason: '', leaving: this.phase !== 'active', closing: this.phase === 'closing' };
   }
 
   private refuse(stream: ServerDuplexStream<Buffer, Buffer>, reason: string): void {
     this.handler.log('warn', `Remote: closed a stream: ${reason}`);
-    stream.write(encodeFrame({ handshakeAck: { accepted: false, protocol: 0, member: this.handler.self(), reason } }));
+    stream.write(encodeFrame({ handshakeAck: { accepted: false, protocol: 0, member: this.handler.self(), reason, leaving: false, closing: false } }));
     stream.end();
   }
 }

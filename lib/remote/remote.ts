@@ -46,6 +46,27 @@ export class Remote {
     this.server?.announce();
   }
 
+  /** Tell callers (now and later) that this member is leaving: no new grains here. */
+  leaving(): void {
+    this.server?.leaving();
+  }
+
+  /** Tell callers this member has drained, and wait (bounded) for them to end their streams. */
+  async close(graceMs?: number): Promise<void> {
+    await this.server?.close(graceMs);
+  }
+
+  /**
+   * The member at `address` left: the next call there opens a new connection, and the old
+   * one closes once nothing is in flight on it.
+   */
+  forget(address: string): void {
+    const endpoint = this.endpoints.get(address);
+    if (endpoint === undefined) return;
+    this.endpoints.delete(address);
+    endpoint.closeWhenIdle();
+  }
+
   /** Connect and handshake with `address` now (to learn who is there). */
   probe(address: string): void {
     this.endpoint(address).probe();

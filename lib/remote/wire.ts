@@ -55,6 +55,10 @@ export interface HandshakeAck {
   protocol: number;
   member: MemberInfo;
   reason: string;
+  /** The callee is leaving the cluster: no new grains go there; it serves the ones it hosts until drained. */
+  leaving: boolean;
+  /** The callee has drained: write nothing more on this stream and end it; what was written is still answered. */
+  closing: boolean;
 }
 
 export interface WireChainLink {
@@ -124,7 +128,7 @@ export const WIRE_CONTRACT: WireContract = {
     Frame: fieldsOf<Frame>({ handshake: true, handshakeAck: true, batch: true }),
     MemberInfo: fieldsOf<MemberInfo>({ memberId: true, incarnation: true, address: true, kinds: true }),
     Handshake: fieldsOf<Handshake>({ clusterName: true, member: true, minProtocol: true, maxProtocol: true, codec: true }),
-    HandshakeAck: fieldsOf<HandshakeAck>({ accepted: true, protocol: true, member: true, reason: true }),
+    HandshakeAck: fieldsOf<HandshakeAck>({ accepted: true, protocol: true, member: true, reason: true, leaving: true, closing: true }),
     Batch: fieldsOf<Batch>({ strings: true, requests: true, responses: true }),
     ChainLink: fieldsOf<WireChainLink>({ activationId: true, label: true, interleaved: true }),
     Request: fieldsOf<WireRequest>({ id: true, kind: true, identity: true, method: true, args: true, timeoutMs: true, chain: true, targetIncarnation: true }),
@@ -181,6 +185,8 @@ function validAck(a: HandshakeAck): HandshakeAck {
     protocol: a.protocol,
     member: a.accepted ? validMember(a.member) : (a.member ?? { memberId: '', incarnation: '', address: '', kinds: [] }),
     reason: a.reason,
+    leaving: a.leaving === true,
+    closing: a.closing === true,
   };
 }
 

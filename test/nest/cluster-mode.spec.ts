@@ -69,6 +69,8 @@ describe('ClusterModule in cluster mode (static members, hash placement, gRPC)',
       await memberApp('nest-cluster', members, undefined, false),
     );
     const gateway = apps[2]!;
+    // every member knows the whole (static) membership once it is ready
+    await Promise.all(apps.map((app) => app.get(Cluster).whenReady('5s')));
     expect(
       await eventually(
         () =>

@@ -108,7 +108,7 @@ describe('the handshake between an endpoint and a server', () => {
     rogue.addService(remotingService, {
       connect: (stream: ServerDuplexStream<Buffer, Buffer>) => {
         stream.once('data', () => {
-          const ack: HandshakeAck = { accepted: true, protocol: 7, member: callee, reason: '' };
+          const ack: HandshakeAck = { accepted: true, protocol: 7, member: callee, reason: '', leaving: false, closing: false };
           stream.write(encodeFrame({ handshakeAck: ack }));
         });
         stream.on('error', () => {});

@@ -21,15 +21,19 @@ export interface InProcessCluster {
  * Several members in this process, talking over real gRPC on loopback, with a static
  * member list and hash placement. Resolves once every member knows every hosting member.
  */
-export async function startMembers(specs: MemberSpec[], clusterName = 'it'): Promise<InProcessCluster> {
+export async function startMembers(
+  specs: MemberSpec[],
+  clusterName = 'it',
+  list: { extraAddresses?: string[]; startupGrace?: number } = {},
+): Promise<InProcessCluster> {
   const ports = await Promise.all(specs.map((spec) => (spec.clientOnly ? Promise.resolve(undefined) : freePort())));
-  const addresses = ports.filter((p): p is number => p !== undefined).map((p) => `127.0.0.1:${p}`);
+  const addresses = [...ports.filter((p): p is number => p !== undefined).map((p) => `127.0.0.1:${p}`), ...(list.extraAddresses ?? [])];
   const loggers = specs.map(() => new RecordingLogger());
   const members = specs.map((spec, i) => {
     const cluster = new Cluster({
       clusterName,
       logger: loggers[i]!,
-      provider: new StaticProvider({ members: addresses, probeInterval: 50 }),
+      provider: new StaticProvider({ members: addresses, probeInterval: 50, ...(list.startupGrace !== undefined && { startupGrace: list.startupGrace }) }),
       identityLookup: new HashIdentityLookup(),
       ...spec.options,
       remote: { ...(ports[i] === undefined ? {} : { host: '127.0.0.1', port: ports[i]! }), ...spec.options?.remote },
@@ -48,7 +52,8 @@ export async function startMembers(specs: MemberSpec[], clusterName = 'it'): Pro
   });
   await Promise.all(members.map((m) => m.start()));
   const hosting = specs.filter((s) => !s.clientOnly).length;
-  const ready = await eventually(() => members.every((m) => m.members().filter((x) => x.address !== '').length === hosting), 5_000);
+  // NOTE: listed addresses nobody serves yet (extraAddresses) do not count as members.
+  const ready = await eventually(() => members.every((m) => m.ready && m.members().filter((x) => x.address !== '').length === hosting), 5_000);
   if (!ready) throw new Error(`members did not learn each other: ${members.map((m) => m.members().length).join(',')}`);
   return {
     members,

@@ -153,6 +153,11 @@ export class RawPeer {
     });
   }
 
+  /** End this side of the stream (half-close): the member answers what was written, then ends it. */
+  end(): void {
+    this.stream.end();
+  }
+
   close(): void {
     this.stream.cancel();
     this.client.close();

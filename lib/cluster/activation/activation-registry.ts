@@ -2,7 +2,7 @@ import type { Call } from '../../actor/call.js';
 import type { DeadlineSweeper } from '../../actor/deadline-sweeper.js';
 import type { Pid } from '../../actor/pid.js';
 import type { WaitingCalls } from '../../actor/waiting-calls.js';
-import { UnknownKindError } from '../errors.js';
+import { ClusterShuttingDownError, UnknownKindError } from '../errors.js';
 import type { Fencing } from '../fencing.js';
 import type { ClusterKind } from '../kind.js';
 import type { LocalMember } from '../local-member.js';
@@ -37,6 +37,7 @@ export interface ActivationCounters {
 export class ActivationRegistry implements ActivationHost {
   private readonly byKey = new Map<string, Activation>();
   private sequence = 0;
+  private leaving = false;
   /** Ids of this incarnation's activations that ended fenced, their claims not released (oldest first, bounded). */
   private readonly retired = new Set<string>();
   readonly counters: ActivationCounters = { activated: 0, deactivated: 0, poisoned: 0, fenced: 0 };
@@ -75,10 +76,18 @@ export class ActivationRegistry implements ActivationHost {
    * Create (or return the existing) local activation of `kind/identity` and give its Pid.
    * Only the holder of the identity's claim may call this.
    */
+  /** The member is leaving: no new activations from now on. */
+  leave(): void {
+    this.leaving = true;
+  }
+
   activate(kind: string, identity: string, epoch: number, activationId?: string): Pid {
     const key = `${kind}/${identity}`;
     let activation = this.byKey.get(key);
     if (activation === undefined) {
+      // NOTE: a leaving member activates nothing new: its placements already go elsewhere, so
+      // only a grain with nowhere else to go gets here (the last member hosting its kind).
+      if (this.leaving) throw new ClusterShuttingDownError('is leaving the cluster');
       const clusterKind = this.deps.kinds.get(kind);
       if (clusterKind === undefined) throw new UnknownKindError(kind);
       activation = new Activation(clusterKind, identity, epoch, this, activationId, this.deps.member.incarnation);

@@ -12,9 +12,12 @@ export interface LookupMember {
   readonly incarnation: string;
   /** This member as others see it. */
   self(): Member;
-  /** The members known now (this one included), from the cluster provider. */
+  /**
+   * The members new grains may be placed on now, from the cluster provider: this one
+   * included unless it is leaving; members that said they are leaving excluded.
+   */
   members(): readonly Member[];
-  /** False while the provider is still learning the membership (see `ClusterProvider.complete`). */
+  /** False while the provider is still learning the membership (`ProviderMember.setMembers(…, false)`). */
   membershipComplete(): boolean;
   /** Whether this member hosts `kind`. */
   hostsKind(kind: string): boolean;
@@ -49,6 +52,16 @@ export interface GetHint {
   readonly deadline?: number;
 }
 
+/** What a lookup says of itself, for health. */
+export interface LookupHealth {
+  /** False while its store (Redis, ...) cannot be reached. */
+  readonly reachable: boolean;
+  /** False while it cannot place grains here (no lease held yet, or rejoining). */
+  readonly ready: boolean;
+  /** What is wrong, when something is. */
+  readonly detail?: string;
+}
+
 /**
  * Where each grain lives. The lookup is the single authority on placement: it finds the
  * activation of an identity, or places one (claiming the identity first) and returns its Pid.
@@ -70,4 +83,6 @@ export interface IdentityLookup {
   remove(kind: string, identity: string, pid: Pid, epoch: number): void | Promise<void>;
   /** Called once when the member stops, after its activations are gone. */
   shutdown(): Promise<void>;
+  /** Reachability and readiness, for health. Absent: always reachable and ready. */
+  health?(): LookupHealth;
 }

@@ -1,4 +1,4 @@
-import type { ClusterProvider, Member, ProviderMember } from './cluster-provider.js';
+import type { ClusterProvider, ProviderMember } from './cluster-provider.js';
 
 /**
  * The embedded default: a cluster of this one member, with nothing to discover. Also the
@@ -6,17 +6,10 @@ import type { ClusterProvider, Member, ProviderMember } from './cluster-provider
  */
 export class InMemoryProvider implements ClusterProvider {
   readonly name = 'in-memory';
-  private self: Member | undefined;
 
   async start(member: ProviderMember): Promise<void> {
-    this.self = member.self;
+    member.setMembers([member.self()], true);
   }
 
-  members(): readonly Member[] {
-    return this.self === undefined ? [] : [this.self];
-  }
-
-  async shutdown(): Promise<void> {
-    this.self = undefined;
-  }
+  async shutdown(): Promise<void> {}
 }

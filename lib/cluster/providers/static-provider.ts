@@ -26,20 +26,27 @@ const DEFAULT_STARTUP_GRACE = '10s';
 const ADDRESS = /^[^\s:]+:\d{1,5}$/;
 
 /**
- * Membership from configuration, for fixed-size clusters. Each listed member is contacted
- * (a remote handshake) until it answers once, which tells its id, incarnation and kinds; a
- * member that restarts is learned again from its next handshake. Members are never removed:
- * a member that is down stays a member whose calls fail until it is back.
+ * Membership from configuration, for fixed-size clusters: the list is the membership. Each
+ * listed address is dialled until it answers a handshake, which confirms who is there (id,
+ * incarnation, kinds); a member that restarts is confirmed again on the next connection to
+ * its address, or when it announces its new incarnation there. A handshake never adds a
+ * member: only connections this member dialled to a listed address count, the address is the
+ * listed one whatever the peer claims, and an id already confirmed at another listed address
+ * is refused (two addresses cannot both be one member). Members are never removed: one that
+ * is down stays a member whose calls fail until it is back.
  */
 export class StaticProvider implements ClusterProvider {
   readonly name = 'static';
-  private self: Member | undefined;
+  private member: ProviderMember | undefined;
   private readonly byAddress = new Map<string, Member>();
   private timer: NodeJS.Timeout | undefined;
+  private graceTimer: NodeJS.Timeout | undefined;
   private readonly addresses: readonly string[];
   private readonly probeIntervalMs: number;
   private readonly startupGraceMs: number;
   private startedAt = 0;
+  /** Warned once per address: what it claimed that was refused. */
+  private readonly warned = new Set<string>();
 
   constructor(options: StaticProviderOptions) {
     for (const address of options.members) {
@@ -60,40 +67,81 @@ export class StaticProvider implements ClusterProvider {
   }
 
   async start(member: ProviderMember): Promise<void> {
-    this.self = member.self;
+    this.member = member;
     this.startedAt = Date.now();
-    if (member.self.address !== '' && !this.addresses.includes(member.self.address)) {
+    const self = member.self();
+    if (self.address !== '' && !this.addresses.includes(self.address)) {
       member.log(
         'warn',
-        `StaticProvider: this member's own address ${member.self.address} is not in the member list (${this.addresses.join(', ')}); the others will not place grains here. List every hosting member by the address it advertises.`,
+        `StaticProvider: this member's own address ${self.address} is not in the member list (${this.addresses.join(', ')}); the others will not place grains here. List every hosting member by the address it advertises.`,
       );
     }
     const probe = () => {
       for (const address of this.addresses) {
-        if (address !== member.self.address && !this.byAddress.has(address)) member.probe(address);
+        if (address !== self.address && !this.byAddress.has(address)) member.probe(address);
       }
-      if (this.byAddress.size < this.addresses.filter((a) => a !== member.self.address).length) {
+      if (!this.allConfirmed()) {
         this.timer = setTimeout(probe, this.probeIntervalMs);
         this.timer.unref();
       }
     };
     probe();
+    this.report();
+    if (!this.complete) {
+      this.graceTimer = setTimeout(() => this.report(), Math.max(0, this.startupGraceMs - (Date.now() - this.startedAt)));
+      this.graceTimer.unref();
+    }
   }
 
-  onPeer(member: Member): void {
-    if (member.address !== '' && this.addresses.includes(member.address)) this.byAddress.set(member.address, member);
-  }
-
-  members(): readonly Member[] {
-    return this.self === undefined ? [] : [this.self, ...this.byAddress.values()];
+  confirmed(address: string, peer: Member): void {
+    const member = this.member;
+    if (member === undefined || !this.addresses.includes(address) || address === member.self().address) return;
+    for (const [other, known] of this.byAddress) {
+      if (other !== address && known.id === peer.id) {
+        if (!this.warned.has(address)) {
+          this.warned.add(address);
+          member.log(
+            'warn',
+            `StaticProvider: ${address} answered as member "${peer.id}", which is confirmed at ${other}; not counted. Give every member its own memberId.`,
+          );
+        }
+        return;
+      }
+    }
+    if (peer.id === member.self().id) {
+      if (!this.warned.has(address)) {
+        this.warned.add(address);
+        member.log('warn', `StaticProvider: ${address} answered with this member's own id "${peer.id}"; not counted. Give every member its own memberId.`);
+      }
+      return;
+    }
+    const known = this.byAddress.get(address);
+    const confirmed: Member = { id: peer.id, incarnation: peer.incarnation, address, kinds: [...peer.kinds] };
+    if (known !== undefined && known.id === confirmed.id && known.incarnation === confirmed.incarnation && sameKinds(known.kinds, confirmed.kinds)) return;
+    this.byAddress.set(address, confirmed);
+    this.report();
   }
 
   /** True once every listed member has answered at least once, or the startup grace has passed. */
   get complete(): boolean {
-    return this.addresses.every((a) => a === this.self?.address || this.byAddress.has(a)) || Date.now() - this.startedAt >= this.startupGraceMs;
+    return this.allConfirmed() || Date.now() - this.startedAt >= this.startupGraceMs;
   }
 
   async shutdown(): Promise<void> {
     clearTimeout(this.timer);
+    clearTimeout(this.graceTimer);
   }
+
+  private allConfirmed(): boolean {
+    const self = this.member?.self().address;
+    return this.addresses.every((a) => a === self || this.byAddress.has(a));
+  }
+
+  private report(): void {
+    this.member?.setMembers([...this.byAddress.values()], this.complete);
+  }
+}
+
+function sameKinds(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((k, i) => k === b[i]);
 }

@@ -3,6 +3,7 @@ import { defaultCodec } from '../../remote/codec/default-codec.js';
 import { PROTOCOL_MAX, PROTOCOL_MIN } from '../../remote/protocol.js';
 import { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_QUEUED_PER_PEER, type RemoteOptions } from '../../remote/remote-options.js';
 import { Remote } from '../../remote/remote.js';
+import type { LeavePhase } from '../../remote/remote-server.js';
 import type { MemberInfo } from '../../remote/wire.js';
 import { GrainConfigurationError } from '../errors.js';
 import type { Fencing } from '../fencing.js';
@@ -28,8 +29,8 @@ export interface ClusterRemotingDeps {
   readonly routing: CallerRouting & CalleeRouting;
   /** The longest identity a peer may send, in UTF-8 bytes. */
   readonly maxIdentityBytes: number;
-  /** A handshake (on a connection either side dialled) showed who a peer is now. */
-  peerSeen(member: Member): void;
+  /** A handshake (or an announcement) on a connection this member dialled to `address` showed who is there now. */
+  peerSeen(member: Member, address: string, phase: LeavePhase): void;
 }
 
 /** Where a member with `options` serves, or undefined for a client-only member. Throws on a bad port. */
@@ -63,7 +64,8 @@ export class ClusterRemoting {
     this.maxMessageSize = options?.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.maxQueuedPerPeer = options?.maxQueuedPerPeer ?? DEFAULT_MAX_QUEUED_PER_PEER;
     const codec = options?.codec ?? defaultCodec(this.maxMessageSize);
-    const peerSeen = (info: MemberInfo) => deps.peerSeen({ id: info.memberId, incarnation: info.incarnation, address: info.address, kinds: info.kinds });
+    const peerSeen = (info: MemberInfo, address: string, phase: LeavePhase) =>
+      deps.peerSeen({ id: info.memberId, incarnation: info.incarnation, address: info.address, kinds: info.kinds }, address, phase);
     this.caller = new RemoteCaller({
       codec,
       maxMessageSize: this.maxMessageSize,
@@ -81,7 +83,6 @@ export class ClusterRemoting {
       fencing: deps.fencing,
       routing: deps.routing,
       logger: deps.logger,
-      peerSeen,
     });
   }
 
@@ -120,6 +121,21 @@ export class ClusterRemoting {
   /** Tell the members calling this one what it is now: its incarnation changed. */
   announce(): void {
     this.remote?.announce();
+  }
+
+  /** Tell callers, now and later, that this member is leaving (no new grains here). */
+  leaving(): void {
+    this.remote?.leaving();
+  }
+
+  /** Tell callers this member has drained; wait (bounded) for them to end their streams. */
+  async close(graceMs?: number): Promise<void> {
+    await this.remote?.close(graceMs);
+  }
+
+  /** The member at `address` left the membership: close the connection to it once idle. */
+  forget(address: string): void {
+    this.remote?.forget(address);
   }
 
   /** Connect to `address` and handshake now (to learn who is there). */

@@ -33,8 +33,6 @@ export interface RemoteCalleeDeps {
   readonly fencing: Fencing;
   readonly routing: CalleeRouting;
   readonly logger: ClusterLogger;
-  /** A caller's accepted handshake showed who it is now. */
-  peerSeen(info: MemberInfo): void;
 }
 
 /**
@@ -89,10 +87,11 @@ export class RemoteCallee implements InboundHandler {
     if (refused !== undefined) respond(responseForError(request.id, refused));
   }
 
-  /** A caller's handshake was accepted: what it said about itself. */
-  peer(info: MemberInfo): void {
-    this.deps.peerSeen(info);
-  }
+  /**
+   * A caller's handshake was accepted. What it says of itself changes nothing here: membership
+   * comes from the provider, and confirmations only from connections this member dialled.
+   */
+  peer(): void {}
 
   log(level: 'warn' | 'log', message: string): void {
     this.deps.logger[level](message);

@@ -4,6 +4,7 @@ import type { Codec } from '../../remote/codec/codec.js';
 import type { EndpointEvents, FailureReason } from '../../remote/endpoint.js';
 import type { OutboundRequest } from '../../remote/envelopes.js';
 import type { Remote } from '../../remote/remote.js';
+import type { LeavePhase } from '../../remote/remote-server.js';
 import { type MemberInfo, Status, type WireResponse } from '../../remote/wire.js';
 import {
   ClusterShuttingDownError,
@@ -35,8 +36,8 @@ export interface RemoteCallerDeps {
   readonly maxQueuedPerPeer: number;
   readonly routing: CallerRouting;
   readonly logger: ClusterLogger;
-  /** A handshake on a connection this member dialled showed who a peer is now. */
-  peerSeen(info: MemberInfo): void;
+  /** A handshake (or an announcement) on a connection this member dialled to `address` showed who is there now. */
+  peerSeen(info: MemberInfo, address: string, phase: LeavePhase): void;
 }
 
 /**
@@ -129,8 +130,8 @@ export class RemoteCaller implements CallSender, EndpointEvents {
     call.reject(new GrainTimeoutError(call.kind, call.identity, call.method, call.timeoutMs, !request.written));
   }
 
-  peer(info: MemberInfo): void {
-    this.deps.peerSeen(info);
+  peer(info: MemberInfo, _protocol: number, address: string, phase: LeavePhase): void {
+    this.deps.peerSeen(info, address, phase);
   }
 
   log(level: 'warn' | 'log', message: string): void {

@@ -179,7 +179,9 @@ export async function serveMember(options: ControlOptions): Promise<void> {
   await cluster.start();
   markStarted();
   const hosting = () => cluster.members().filter((m) => m.address !== '').length;
-  while (hosting() < options.expectMembers) await new Promise((resolve) => setTimeout(resolve, 20));
+  // NOTE: a member told to expect no one (EXPECT_MEMBERS=0) may never know its membership (a
+  // stranger nobody answers); it reports ready without waiting for it.
+  while (hosting() < options.expectMembers || (options.expectMembers > 0 && !cluster.ready)) await new Promise((resolve) => setTimeout(resolve, 20));
   emit({
     event: 'ready',
     memberId: cluster.memberId,

@@ -7,7 +7,7 @@ import type { Redis, RedisOptions } from 'ioredis';
 import type { Pid } from '../../../actor/pid.js';
 import { type Placement, placementStrategy } from '../../placement/placement.js';
 import type { PlacementStrategy } from '../../placement/placement-strategy.js';
-import type { GetHint, IdentityLookup, LookupMember, TurnGuard } from '../identity-lookup.js';
+import type { GetHint, IdentityLookup, LookupHealth, LookupMember, TurnGuard } from '../identity-lookup.js';
 import { RedisClaims } from './redis-claims.js';
 import { RedisCleanup } from './redis-cleanup.js';
 import { checkEvictionPolicy, connect, openConnection } from './redis-connection.js';
@@ -102,6 +102,22 @@ export class RedisIdentityLookup implements IdentityLookup {
 
   async remove(kind: string, identity: string, pid: Pid, epoch: number): Promise<void> {
     await this.claims?.release(kind, identity, pid, epoch);
+  }
+
+  health(): LookupHealth {
+    const status = this.redis?.status;
+    const reachable = status === 'ready';
+    const ready = reachable && this.lease.joined && !this.lease.stopped;
+    if (ready) return { reachable, ready };
+    return {
+      reachable,
+      ready,
+      detail: !reachable
+        ? `Redis connection is ${status ?? 'not open'}`
+        : this.lease.stopped
+          ? 'stopped'
+          : 'no lease held yet (joining, or waiting out a Redis generation change)',
+    };
   }
 
   async shutdown(): Promise<void> {
