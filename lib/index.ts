@@ -13,6 +13,7 @@ export { InjectGrainClient } from './nest/decorators/inject-grain-client.decorat
 export { InjectGrainContext } from './nest/decorators/inject-grain-context.decorator.js';
 export { getGrainClientToken } from './nest/grain-client.token.js';
 export { GRAIN_CONTEXT } from './nest/cluster.constants.js';
+export { ClusterHealthIndicator, type ClusterHealthDetails, type ClusterHealthResult } from './nest/cluster-health.indicator.js';
 
 // Runtime
 export { Cluster, type ClusterHealth, type ClusterStats } from './cluster/cluster.js';

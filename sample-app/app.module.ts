@@ -1,11 +1,13 @@
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
+import { TerminusModule } from '@nestjs/terminus';
 import { ClusterModule, type ClusterModuleOptions } from 'nestjs-grains';
 import { AccountGrain } from './accounts/account.grain.js';
 import { AccountsController } from './accounts/accounts.controller.js';
 import { LedgerService } from './accounts/ledger.service.js';
 import { RedisLedgerService } from './accounts/redis-ledger.service.js';
 import { ClusterController } from './cluster/cluster.controller.js';
+import { HealthController } from './cluster/health.controller.js';
 import { bankOptionsOf, DEFAULT_CLUSTER_NAME, readBankConfig } from './config/cluster-config.js';
 import { GrainExceptionFilter } from './http/grain-exception.filter.js';
 import { BANK_REDIS_OPTIONS, BankRedis, type BankRedisOptions, type RedisStoresOptions } from './redis/bank-redis.js';
@@ -67,8 +69,9 @@ export class AppModule {
       imports: [
         ClusterModule.forRoot({ ...options.cluster, clusterName }),
         ClusterModule.forFeature(clientOnly ? ['account', 'transfer'] : [AccountGrain, TransferGrain]),
+        TerminusModule.forRoot({ logger: false }),
       ],
-      controllers: [AccountsController, TransfersController, ClusterController],
+      controllers: [AccountsController, TransfersController, ClusterController, HealthController],
       providers: [...stores, { provide: APP_FILTER, useClass: GrainExceptionFilter }],
     };
   }

@@ -46,6 +46,8 @@ export interface ClusterHealth {
   readonly leaving: boolean;
   /** Members known now, this one included. */
   readonly members: number;
+  /** The provider has reported the membership (complete): placement may go ahead. */
+  readonly membershipKnown: boolean;
   readonly provider: { readonly name: string; readonly reachable: boolean; readonly detail?: string };
   readonly identityLookup: { readonly name: string; readonly reachable: boolean; readonly ready: boolean; readonly detail?: string };
   /** What is wrong, when something is. */
@@ -324,6 +326,7 @@ export class Cluster {
       ready,
       leaving,
       members: this.#members.size,
+      membershipKnown: this.#members.known,
       provider: { name: this.provider.name, reachable: provider.reachable, ...(provider.detail !== undefined && { detail: provider.detail }) },
       identityLookup: {
         name: this.identityLookup.name,

@@ -5,6 +5,7 @@ import type { GrainClass } from '../cluster/kind.js';
 import type { ClusterModuleOptions } from './cluster-module-options.interface.js';
 import { LOGGER_CONTEXT } from './cluster.constants.js';
 import { ClusterExplorer } from './cluster.explorer.js';
+import { ClusterHealthIndicator } from './cluster-health.indicator.js';
 import { ClusterLifecycle } from './cluster.lifecycle.js';
 import { CLUSTER_MODULE_OPTIONS, ConfigurableClusterModule } from './cluster.module-definition.js';
 import { createGrainClientProviders, createGrainKindProviders, grainContextGuardProvider, splitFeatureEntries } from './cluster.providers.js';
@@ -33,8 +34,9 @@ export class ClusterFeatureModule {}
     grainContextGuardProvider,
     ClusterExplorer,
     ClusterLifecycle,
+    ClusterHealthIndicator,
   ],
-  exports: [Cluster, grainContextGuardProvider],
+  exports: [Cluster, ClusterHealthIndicator, grainContextGuardProvider],
 })
 export class ClusterModule extends ConfigurableClusterModule {
   static forFeature(entries: ReadonlyArray<GrainClass | string>): DynamicModule {

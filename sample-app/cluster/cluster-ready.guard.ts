@@ -1,15 +1,15 @@
 import { type CanActivate, Injectable } from '@nestjs/common';
-import { Cluster, ClusterUnavailableError, StaticProvider } from 'nestjs-grains';
+import { Cluster, ClusterUnavailableError } from 'nestjs-grains';
 
 /**
- * True once this member has heard from every member of a static cluster (always true for the
- * embedded member). Until then it does not know where every grain lives: hash placement over
- * the members it knows could activate an account here that belongs to a member not heard
- * from yet, and that account would then have two activations (and two balances).
+ * True once this member knows the membership: the provider reported it (for a static
+ * cluster, every listed member answered). Until then it does not know where every grain
+ * lives: hash placement over the members it knows could activate an account here that
+ * belongs to a member not heard from yet, and that account would then have two activations
+ * (and two balances). Still true while the member leaves: its requests go to the others.
  */
 export function clusterReady(cluster: Cluster): boolean {
-  const { provider } = cluster;
-  return !(provider instanceof StaticProvider) || provider.complete;
+  return cluster.health().membershipKnown;
 }
 
 /**

@@ -81,30 +81,33 @@ export class GrainExceptionFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const { httpAdapter } = this.adapterHost;
     const response: unknown = host.switchToHttp().getResponse();
-    const { body, retryAfter } = this.toResponse(exception);
+    const { status, body, retryAfter } = this.toResponse(exception);
     if (retryAfter !== undefined) httpAdapter.setHeader(response, 'Retry-After', String(retryAfter));
-    httpAdapter.reply(response, body, body.statusCode);
+    httpAdapter.reply(response, body, status);
   }
 
-  private toResponse(exception: unknown): { body: ErrorResponseBody; retryAfter?: number } {
+  private toResponse(exception: unknown): { status: number; body: unknown; retryAfter?: number } {
     if (exception instanceof HttpException) {
-      const statusCode = exception.getStatus();
+      // NOTE: the status is the exception's, whatever its body holds (terminus' 503 body, for
+      // one, has no statusCode).
+      const status = exception.getStatus();
       const answer = exception.getResponse();
-      return { body: typeof answer === 'object' && answer !== null ? (answer as ErrorResponseBody) : { statusCode, message: answer } };
+      return { status, body: typeof answer === 'object' && answer !== null ? answer : { statusCode: status, message: answer } };
     }
     const code = errorCode(exception);
     const mapping = code === undefined ? undefined : CODE_MAPPINGS[code];
     if (code !== undefined && mapping !== undefined) {
       const message = mapping.message ?? (exception instanceof GrainInvocationError ? exception.remoteMessage : (exception as Error).message);
-      const body = { statusCode: mapping.status, error: STATUS_CODES[mapping.status], message, code };
-      return mapping.retryAfter === undefined ? { body } : { body, retryAfter: mapping.retryAfter };
+      const body: ErrorResponseBody = { statusCode: mapping.status, error: STATUS_CODES[mapping.status], message, code };
+      return mapping.retryAfter === undefined ? { status: mapping.status, body } : { status: mapping.status, body, retryAfter: mapping.retryAfter };
     }
     this.logger.error(
       exception instanceof Error ? `${exception.name}: ${exception.message}` : `Non-error thrown: ${String(exception)}`,
       exception instanceof Error ? exception.stack : undefined,
     );
     const statusCode = HttpStatus.INTERNAL_SERVER_ERROR;
-    return { body: { statusCode, error: STATUS_CODES[statusCode], message: 'Internal server error' } };
+    const body: ErrorResponseBody = { statusCode, error: STATUS_CODES[statusCode], message: 'Internal server error' };
+    return { status: statusCode, body };
   }
 }
 
