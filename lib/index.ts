@@ -27,6 +27,7 @@ export type { ClusterLogger } from './cluster/logger.js';
 export type { ClusterProvider, Member, ProviderHealth, ProviderMember } from './cluster/providers/cluster-provider.js';
 export { InMemoryProvider } from './cluster/providers/in-memory-provider.js';
 export { StaticProvider, type StaticProviderOptions } from './cluster/providers/static-provider.js';
+export { ConsulProvider, type ConsulProviderOptions } from './cluster/providers/consul/consul-provider.js';
 export type { IdentityLookup, LookupHealth, LookupMember } from './cluster/identity/identity-lookup.js';
 export { InMemoryIdentityLookup } from './cluster/identity/in-memory-identity-lookup.js';
 export { HashIdentityLookup } from './cluster/identity/hash-identity-lookup.js';

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { type ClusterModuleOptions, HashIdentityLookup, RedisIdentityLookup, StaticProvider } from 'nestjs-grains';
+import { type ClusterModuleOptions, ConsulProvider, HashIdentityLookup, RedisIdentityLookup, StaticProvider } from 'nestjs-grains';
 import type { BankOptions } from '../app.module.js';
 
 /**
@@ -14,8 +14,10 @@ import type { BankOptions } from '../app.module.js';
  * | `REMOTE_PORT` | set (1 to 65535): this process is a cluster member serving its grains on this port |
  * | `REMOTE_HOST` | interface the remote binds. Default `0.0.0.0` |
  * | `ADVERTISED_HOST` | host the other members reach this one at. Default `REMOTE_HOST`, or `127.0.0.1` when binding `0.0.0.0` / `::` |
- * | `CLUSTER_PROVIDER` | membership; required in cluster mode. Allowed: `static` |
- * | `STATIC_MEMBERS` | with `static`: the hosting members' addresses, `host:port,host:port,...` |
+ * | `CLUSTER_PROVIDER` | membership; required in cluster mode. Allowed: `static`, `consul` |
+ * | `STATIC_MEMBERS` | with `static` (required then): the hosting members' addresses, `host:port,host:port,...` |
+ * | `CONSUL_URL` | with `consul`: the Consul agent, `http://` or `https://`. Default `http://127.0.0.1:8500` |
+ * | `CONSUL_TOKEN` | with `consul`: an ACL token (`service:write` on the cluster name, `service:read`, `node:read`). Default none |
  * | `IDENTITY_LOOKUP` | placement; required in cluster mode. Allowed: `hash`, `redis` |
  * | `REDIS_URL` | with `redis` (required then): `redis://[user:password@]host:port[/db]` or `rediss://…` |
  * | `REDIS_KEY_PREFIX` | with `redis`: first part of every key (hash tag `{prefix:cluster}`). Default `grains` |
@@ -54,6 +56,18 @@ export interface StaticProviderConfig {
   readonly members: readonly string[];
 }
 
+/** `CLUSTER_PROVIDER=consul`: the Consul agent members register with and watch. */
+export interface ConsulProviderConfig {
+  readonly type: 'consul';
+  /** `CONSUL_URL`. */
+  readonly url: string;
+  /** `CONSUL_TOKEN`, when set (a secret: never log it). */
+  readonly token?: string;
+}
+
+/** Where the members learn who is in the cluster. */
+export type ProviderConfig = StaticProviderConfig | ConsulProviderConfig;
+
 /** `IDENTITY_LOOKUP=redis`: the Redis server of the lookup (and of the ledger and the journal). */
 export interface RedisConfig {
   /** `REDIS_URL`, as given (it may hold a password: never log it). */
@@ -67,9 +81,9 @@ export interface RedisConfig {
 /** What every member of a cluster of several processes is configured with. */
 export type ClusterModeConfig =
   /** `IDENTITY_LOOKUP=hash`: rendezvous hashing over the members hosting the kind; stores in memory, per process. */
-  | { readonly provider: StaticProviderConfig; readonly identityLookup: 'hash' }
+  | { readonly provider: ProviderConfig; readonly identityLookup: 'hash' }
   /** `IDENTITY_LOOKUP=redis`: claims and leases in Redis; the ledger and the journal in Redis too. */
-  | { readonly provider: StaticProviderConfig; readonly identityLookup: 'redis'; readonly redis: RedisConfig };
+  | { readonly provider: ProviderConfig; readonly identityLookup: 'redis'; readonly redis: RedisConfig };
 
 /** A member that hosts the bank's kinds and serves them to the others on `port`. */
 export type MemberConfig = ClusterModeConfig & {
@@ -98,11 +112,23 @@ export const DEFAULT_CLUSTER_NAME = 'bank';
 export const DEFAULT_REMOTE_HOST = '0.0.0.0';
 /** The default of `REDIS_KEY_PREFIX`, the same as `RedisIdentityLookup`'s. */
 export const DEFAULT_REDIS_KEY_PREFIX = 'grains';
+/** The default of `CONSUL_URL`: a Consul agent on this machine, on Consul's default port. */
+export const DEFAULT_CONSUL_URL = 'http://127.0.0.1:8500';
 
 /** The variables that only mean something with `IDENTITY_LOOKUP=redis`. */
 const REDIS_VARIABLES = ['REDIS_URL', 'REDIS_KEY_PREFIX', 'REDIS_LEASE'] as const;
 /** The variables that only mean something in cluster mode (with `REMOTE_PORT` or `CLIENT_ONLY=true`). */
-const CLUSTER_ONLY_VARIABLES = ['CLUSTER_PROVIDER', 'STATIC_MEMBERS', 'IDENTITY_LOOKUP', 'REMOTE_HOST', 'ADVERTISED_HOST', ...REDIS_VARIABLES] as const;
+const CLUSTER_ONLY_VARIABLES = [
+  'CLUSTER_PROVIDER',
+  'STATIC_MEMBERS',
+  'CONSUL_URL',
+  'CONSUL_TOKEN',
+  'IDENTITY_LOOKUP',
+  'REMOTE_HOST',
+  'ADVERTISED_HOST',
+  ...REDIS_VARIABLES,
+] as const;
+const PROVIDERS = ['static', 'consul'] as const;
 const LOOKUPS = ['hash', 'redis'] as const;
 const LEASES = ['fast', 'safe'] as const;
 
@@ -148,16 +174,11 @@ export function readBankConfig(env: NodeJS.ProcessEnv = process.env): BankConfig
   if (providerName === undefined)
     throw new BankConfigError(
       'CLUSTER_PROVIDER',
-      `CLUSTER_PROVIDER is required ${clientOnly ? 'with CLIENT_ONLY=true' : 'when REMOTE_PORT is set'}; allowed: static.`,
+      `CLUSTER_PROVIDER is required ${clientOnly ? 'with CLIENT_ONLY=true' : 'when REMOTE_PORT is set'}; allowed: ${PROVIDERS.join(', ')}.`,
     );
-  if (providerName !== 'static') throw new BankConfigError('CLUSTER_PROVIDER', `CLUSTER_PROVIDER must be one of: static; got "${providerName}".`);
-  const listed = get('STATIC_MEMBERS');
-  if (listed === undefined)
-    throw new BankConfigError(
-      'STATIC_MEMBERS',
-      'STATIC_MEMBERS is required with CLUSTER_PROVIDER=static: the hosting members\' addresses, "host:port,host:port,...".',
-    );
-  const members = parseMembers(listed);
+  if (!isOneOf(providerName, PROVIDERS))
+    throw new BankConfigError('CLUSTER_PROVIDER', `CLUSTER_PROVIDER must be one of: ${PROVIDERS.join(', ')}; got "${providerName}".`);
+  const provider = providerName === 'static' ? readStaticProvider(get) : readConsulProvider(get);
 
   const lookupName = get('IDENTITY_LOOKUP');
   if (lookupName === undefined)
@@ -168,7 +189,6 @@ export function readBankConfig(env: NodeJS.ProcessEnv = process.env): BankConfig
   if (!isOneOf(lookupName, LOOKUPS))
     throw new BankConfigError('IDENTITY_LOOKUP', `IDENTITY_LOOKUP must be one of: ${LOOKUPS.join(', ')}; got "${lookupName}".`);
 
-  const provider: StaticProviderConfig = { type: 'static', members };
   let common: ClusterModeConfig;
   if (lookupName === 'redis') {
     common = { provider, identityLookup: 'redis', redis: readRedisConfig(get) };
@@ -199,10 +219,10 @@ export function readBankConfig(env: NodeJS.ProcessEnv = process.env): BankConfig
   }
   if (port === httpPort) throw new BankConfigError('REMOTE_PORT', `REMOTE_PORT and HTTP_PORT must be different ports; both are ${port}.`);
   const self = `${advertisedHost}:${port}`;
-  if (!members.includes(self)) {
+  if (provider.type === 'static' && !provider.members.includes(self)) {
     throw new BankConfigError(
       'STATIC_MEMBERS',
-      `STATIC_MEMBERS must list this member's own address ${self} (ADVERTISED_HOST:REMOTE_PORT), the address the other members know it by; got "${members.join(',')}".`,
+      `STATIC_MEMBERS must list this member's own address ${self} (ADVERTISED_HOST:REMOTE_PORT), the address the other members know it by; got "${provider.members.join(',')}".`,
     );
   }
   return { httpPort, clusterName, cluster: { mode: 'member', ...common, remote: { host, port, advertisedHost } } };
@@ -218,7 +238,10 @@ export function bankOptionsOf(config: BankConfig): BankOptions {
   const redis = cluster.identityLookup === 'redis' ? cluster.redis : undefined;
   const options: Partial<ClusterModuleOptions> = {
     clusterName,
-    provider: new StaticProvider({ members: cluster.provider.members }),
+    provider:
+      cluster.provider.type === 'static'
+        ? new StaticProvider({ members: cluster.provider.members })
+        : new ConsulProvider({ url: cluster.provider.url, ...(cluster.provider.token !== undefined && { token: cluster.provider.token }) }),
     identityLookup:
       redis === undefined ? new HashIdentityLookup() : new RedisIdentityLookup({ url: redis.url, keyPrefix: redis.keyPrefix, lease: redis.lease }),
     remote: cluster.mode === 'member' ? { ...cluster.remote } : {},
@@ -228,6 +251,49 @@ export function bankOptionsOf(config: BankConfig): BankOptions {
   // Redis for the lookup only.
   if (redis === undefined || clientOnly) return { cluster: options, clientOnly };
   return { cluster: options, clientOnly, redisStores: { url: redis.url, keyPrefix: redis.keyPrefix } };
+}
+
+/** `STATIC_MEMBERS`, for `CLUSTER_PROVIDER=static` (the `CONSUL_*` variables are refused then). */
+function readStaticProvider(get: (name: string) => string | undefined): StaticProviderConfig {
+  const stray = (['CONSUL_URL', 'CONSUL_TOKEN'] as const).find((name) => get(name) !== undefined);
+  if (stray !== undefined)
+    throw new BankConfigError(stray, `${stray} is set but CLUSTER_PROVIDER is "static": set CLUSTER_PROVIDER=consul to use Consul, or unset ${stray}.`);
+  const listed = get('STATIC_MEMBERS');
+  if (listed === undefined)
+    throw new BankConfigError(
+      'STATIC_MEMBERS',
+      'STATIC_MEMBERS is required with CLUSTER_PROVIDER=static: the hosting members\' addresses, "host:port,host:port,...".',
+    );
+  return { type: 'static', members: parseMembers(listed) };
+}
+
+/** `CONSUL_URL` and `CONSUL_TOKEN`, for `CLUSTER_PROVIDER=consul` (`STATIC_MEMBERS` is refused then: Consul is the membership). */
+function readConsulProvider(get: (name: string) => string | undefined): ConsulProviderConfig {
+  if (get('STATIC_MEMBERS') !== undefined)
+    throw new BankConfigError(
+      'STATIC_MEMBERS',
+      'STATIC_MEMBERS is set but CLUSTER_PROVIDER is "consul": with Consul the members find each other there; unset STATIC_MEMBERS (or set CLUSTER_PROVIDER=static).',
+    );
+  const url = get('CONSUL_URL') ?? DEFAULT_CONSUL_URL;
+  if (!isHttpUrl(url))
+    throw new BankConfigError(
+      'CONSUL_URL',
+      `CONSUL_URL must be an http:// or https:// URL with a host, such as ${DEFAULT_CONSUL_URL}; got "${redactPassword(url)}".`,
+    );
+  const token = get('CONSUL_TOKEN');
+  if (token !== undefined && !/^[\x21-\x7e]+$/.test(token))
+    throw new BankConfigError('CONSUL_TOKEN', 'CONSUL_TOKEN must be printable ASCII without spaces (a Consul ACL secret).');
+  return token === undefined ? { type: 'consul', url } : { type: 'consul', url, token };
+}
+
+function isHttpUrl(value: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '' && url.search === '' && url.hash === '';
 }
 
 /** `REDIS_URL`, `REDIS_KEY_PREFIX` and `REDIS_LEASE`, for `IDENTITY_LOOKUP=redis`. */

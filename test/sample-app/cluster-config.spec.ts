@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { describe, expect, it } from 'vitest';
-import { HashIdentityLookup, RedisIdentityLookup, StaticProvider } from 'nestjs-grains';
+import { ConsulProvider, HashIdentityLookup, RedisIdentityLookup, StaticProvider } from 'nestjs-grains';
 import { AppModule } from '../../sample-app/app.module.js';
 import { type BankConfig, BankConfigError, bankOptionsOf, readBankConfig } from '../../sample-app/config/cluster-config.js';
 
@@ -8,6 +8,7 @@ const MEMBERS = '127.0.0.1:4001,127.0.0.1:4002,127.0.0.1:4003';
 /** A valid hosting member: the first of MEMBERS. */
 const MEMBER_ENV = { REMOTE_PORT: '4001', CLUSTER_PROVIDER: 'static', STATIC_MEMBERS: MEMBERS, IDENTITY_LOOKUP: 'hash' };
 /** A valid client-only member of the same cluster. */
+const CONSUL_ENV = { REMOTE_PORT: '4001', CLUSTER_PROVIDER: 'consul', IDENTITY_LOOKUP: 'hash' };
 const CLIENT_ENV = { CLIENT_ONLY: 'true', CLUSTER_PROVIDER: 'static', STATIC_MEMBERS: MEMBERS, IDENTITY_LOOKUP: 'hash' };
 /** A valid hosting member placing grains through Redis (and keeping its ledger there). */
 const REDIS_ENV = { ...MEMBER_ENV, IDENTITY_LOOKUP: 'redis', REDIS_URL: 'redis://127.0.0.1:6379' };
@@ -111,13 +112,13 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
         'CLUSTER_PROVIDER missing in cluster mode',
         { ...MEMBER_ENV, CLUSTER_PROVIDER: undefined },
         'CLUSTER_PROVIDER',
-        /^CLUSTER_PROVIDER is required when REMOTE_PORT is set; allowed: static\.$/,
+        /^CLUSTER_PROVIDER is required when REMOTE_PORT is set; allowed: static, consul\.$/,
       ],
       [
         'CLUSTER_PROVIDER unknown',
-        { ...MEMBER_ENV, CLUSTER_PROVIDER: 'consul' },
+        { ...MEMBER_ENV, CLUSTER_PROVIDER: 'etcd' },
         'CLUSTER_PROVIDER',
-        /^CLUSTER_PROVIDER must be one of: static; got "consul"\.$/,
+        /^CLUSTER_PROVIDER must be one of: static, consul; got "etcd"\.$/,
       ],
       [
         'static without STATIC_MEMBERS',
@@ -198,7 +199,7 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
         'CLIENT_ONLY=true without CLUSTER_PROVIDER',
         { ...CLIENT_ENV, CLUSTER_PROVIDER: undefined },
         'CLUSTER_PROVIDER',
-        /^CLUSTER_PROVIDER is required with CLIENT_ONLY=true; allowed: static\.$/,
+        /^CLUSTER_PROVIDER is required with CLIENT_ONLY=true; allowed: static, consul\.$/,
       ],
       [
         'CLIENT_ONLY=true without STATIC_MEMBERS',
@@ -213,7 +214,18 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
         /^IDENTITY_LOOKUP is required with CLIENT_ONLY=true; allowed: hash, redis\.$/,
       ],
       ...(
-        ['CLUSTER_PROVIDER', 'STATIC_MEMBERS', 'IDENTITY_LOOKUP', 'REMOTE_HOST', 'ADVERTISED_HOST', 'REDIS_URL', 'REDIS_KEY_PREFIX', 'REDIS_LEASE'] as const
+        [
+          'CLUSTER_PROVIDER',
+          'STATIC_MEMBERS',
+          'CONSUL_URL',
+          'CONSUL_TOKEN',
+          'IDENTITY_LOOKUP',
+          'REMOTE_HOST',
+          'ADVERTISED_HOST',
+          'REDIS_URL',
+          'REDIS_KEY_PREFIX',
+          'REDIS_LEASE',
+        ] as const
       ).map((name): [string, NodeJS.ProcessEnv, string, RegExp] => [
         `${name} without REMOTE_PORT`,
         { [name]: STRAY_VALUES[name] ?? '127.0.0.1' },
@@ -253,6 +265,30 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
       expect(options.cluster?.remote).toEqual({});
       expect(options.cluster?.provider).toBeInstanceOf(StaticProvider);
       expect(options.cluster?.identityLookup).toBeInstanceOf(HashIdentityLookup);
+    });
+
+    it('CLUSTER_PROVIDER=consul: a ConsulProvider on CONSUL_URL (default the local agent), with CONSUL_TOKEN', () => {
+      const local = readBankConfig({ ...CONSUL_ENV });
+      expect(local.cluster).toMatchObject({ mode: 'member', provider: { type: 'consul', url: 'http://127.0.0.1:8500' } });
+      expect(bankOptionsOf(local).cluster?.provider).toBeInstanceOf(ConsulProvider);
+      const remote = readBankConfig({ ...CONSUL_ENV, CONSUL_URL: 'https://consul.internal:8501', CONSUL_TOKEN: 's3cret-token' });
+      expect(remote.cluster).toMatchObject({ provider: { type: 'consul', url: 'https://consul.internal:8501', token: 's3cret-token' } });
+      expect(readBankConfig({ CLIENT_ONLY: 'true', CLUSTER_PROVIDER: 'consul', IDENTITY_LOOKUP: 'hash' }).cluster).toMatchObject({
+        mode: 'client',
+        provider: { type: 'consul' },
+      });
+    });
+
+    it.each<[string, NodeJS.ProcessEnv, string, RegExp]>([
+      ['STATIC_MEMBERS with consul', { ...CONSUL_ENV, STATIC_MEMBERS: MEMBERS }, 'STATIC_MEMBERS', /^STATIC_MEMBERS is set but CLUSTER_PROVIDER is "consul"/],
+      ['CONSUL_URL not http', { ...CONSUL_ENV, CONSUL_URL: 'consul:8500' }, 'CONSUL_URL', /^CONSUL_URL must be an http:\/\/ or https:\/\/ URL/],
+      ['CONSUL_TOKEN with a space', { ...CONSUL_ENV, CONSUL_TOKEN: 'a b' }, 'CONSUL_TOKEN', /^CONSUL_TOKEN must be printable ASCII/],
+      ['CONSUL_URL with static', { ...MEMBER_ENV, CONSUL_URL: 'http://127.0.0.1:8500' }, 'CONSUL_URL', /^CONSUL_URL is set but CLUSTER_PROVIDER is "static"/],
+    ])('consul, invalid: %s', (_case, env, variable, message) => {
+      const error = configError(env);
+      expect(error.variable).toBe(variable);
+      expect(error.message).toMatch(message);
+      expect(error.message).not.toContain('s3cret');
     });
 
     it('AppModule.register({ clientOnly: true }) without a provider is refused', () => {
