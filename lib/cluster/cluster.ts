@@ -199,6 +199,7 @@ export class Cluster {
       sender: this.#remoting?.caller,
       waiting,
       maxIdentityBytes,
+      hostedElsewhere: (kind) => members.placeable().some((m) => m.id !== member.id && m.kinds.includes(kind)),
     });
     this.#idleCollector = new IdleCollector(
       () => this.#activations.values(),

@@ -57,6 +57,8 @@ export interface RequestRouterDeps {
   readonly waiting: WaitingCalls;
   /** The longest identity, in UTF-8 bytes (identity-rule.ts). */
   readonly maxIdentityBytes: number;
+  /** Whether a member other than this one may host `kind` now (for calls made while this one leaves). */
+  hostedElsewhere(kind: string): boolean;
 }
 
 const State = { Created: 0, Starting: 1, Running: 2, Stopping: 3 } as const;
@@ -89,9 +91,11 @@ export class RequestRouter implements GrainInvoker {
   private readonly requestTimeoutMs: number;
   private readonly sender: CallSender | undefined;
   private readonly waiting: WaitingCalls;
+  private readonly hostedElsewhere: (kind: string) => boolean;
   readonly maxIdentityBytes: number;
 
   constructor(deps: RequestRouterDeps) {
+    this.hostedElsewhere = deps.hostedElsewhere;
     this.waiting = deps.waiting;
     this.maxIdentityBytes = deps.maxIdentityBytes;
     this.kinds = deps.kinds;
@@ -172,6 +176,9 @@ export class RequestRouter implements GrainInvoker {
     if (this.state !== State.Running && this.state !== State.Starting) return this.notRunning();
     const kind = route.kindName;
     if (signal?.aborted === true) return Promise.reject(new GrainCallAbortedError(kind, identity, route.method, true));
+    // NOTE: while this member leaves, its calls go to the others; with no other member for the
+    // kind (the embedded member, the last host) there is nowhere to go: refused at once.
+    if (this.leaving && !this.hostedElsewhere(kind)) return this.notRunning();
     const timeout = timeoutMs ?? this.requestTimeoutMs;
     const at = now();
     const chain = outgoingChain();
@@ -328,6 +335,10 @@ export class RequestRouter implements GrainInvoker {
       call.reject(new ClusterShuttingDownError());
       return;
     }
+    if (this.leaving && !call.inbound && !this.hostedElsewhere(call.kind)) {
+      call.reject(new ClusterShuttingDownError('is leaving the cluster'));
+      return;
+    }
     if (now() >= call.deadline) {
       call.reject(new GrainTimeoutError(call.kind, call.identity, call.method, call.timeoutMs, true));
       return;
@@ -413,7 +424,9 @@ export class RequestRouter implements GrainInvoker {
   }
 
   private notRunning(): Promise<never> {
-    return Promise.reject(new ClusterShuttingDownError(this.state === State.Created ? 'has not started yet' : 'is shutting down'));
+    return Promise.reject(
+      new ClusterShuttingDownError(this.state === State.Created ? 'has not started yet' : this.leaving ? 'is leaving the cluster' : 'is shutting down'),
+    );
   }
 
   private abort(call: Call): void {

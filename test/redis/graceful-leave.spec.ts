@@ -96,7 +96,10 @@ describe('a member leaving gracefully under load', () => {
     expect(hostedThere.length).toBeGreaterThan(0);
 
     const before = new Map(acknowledged);
-    await leaving.shutdown();
+    const leftAt = leaving.shutdown();
+    // calls made on the leaving member itself while it drains go to the others: none fails
+    const ownCalls = await Promise.all(hostedThere.map((id) => outcome(leaving.client<TallyGrain>('tally').get(id, { timeout: 5_000 }).add())));
+    await leftAt;
     clusters.splice(clusters.indexOf(leaving), 1);
     // every grain it hosted ran its deactivation hook there
     for (const id of hostedThere) expect(deactivated).toContain(`${leaving.memberId}:${id}`);
@@ -106,6 +109,7 @@ describe('a member leaving gracefully under load', () => {
     await Promise.all(loops);
 
     expect(failures).toEqual([]);
+    expect(ownCalls.filter((c) => !c.ok)).toEqual([]);
     expect(duplicates).toBe(0);
     for (const id of identities) expect(store.get(id)?.n).toBe(acknowledged.get(id)); // nothing acknowledged was lost
     const after = await Promise.all(hostedThere.map((id) => tallies.get(id).add()));
