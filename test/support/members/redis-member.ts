@@ -1,17 +1,29 @@
 /**
  * A cluster member process using the REDIS identity lookup, for the multi-process fault
- * tests (test/e2e/redis-faults.spec.ts). Runs from the tsc build
+ * tests (test/e2e/redis-faults.spec.ts) and the rolling-change tests through Consul
+ * (test/e2e/consul-cluster.spec.ts). Runs from the tsc build
  * (`dist/test/support/members/redis-member.js`), spawned by `test/support/member-harness.ts`
  * (pass it as `script`: REDIS_MEMBER_SCRIPT in the spec).
  *
  * It hosts one kind, `list`: a list-append grain whose state is written through to Redis on
- * every append, fenced by the activation's epoch (see `ListGrain`).
+ * every append, fenced by the activation's epoch (see `ListGrain`), in one of two versions
+ * (GRAIN_VERSION, for rolling upgrades): v2 adds the method `size` and a `version: 2` field
+ * in every reply; the stored state is the same.
  *
  * Configuration (environment):
  *   CLUSTER_NAME        the cluster's name (default `e2e`)
- *   HOST / PORT         where the remote serves (PORT required)
- *   STATIC_MEMBERS      comma-separated `host:port` of the hosting members (StaticProvider)
- *   EXPECT_MEMBERS      hosting members to know before "ready" (default: STATIC_MEMBERS count)
+ *   HOST / PORT         where the remote serves (PORT required unless CLIENT_ONLY=1)
+ *   CLIENT_ONLY=1       serve nothing, host no kind, only call (a gateway)
+ *   STATIC_MEMBERS      comma-separated `host:port` of the hosting members (StaticProvider);
+ *                       ignored when CONSUL_URL is set
+ *   CONSUL_URL          use a ConsulProvider on this agent (ttl `2s`, watchWait `5s`) instead
+ *                       of the StaticProvider
+ *   CONSUL_TOKEN        its ACL token (default none)
+ *   CONSUL_DEREGISTER_CRITICAL_AFTER  its deregisterCriticalAfter (default the provider's)
+ *   EXPECT_MEMBERS      hosting members to know before "ready" (default: STATIC_MEMBERS count;
+ *                       with CONSUL_URL: 1, this member or, client only, one hosting member)
+ *   GRAIN_VERSION       `1` (default) or `2`: the version of the `list` grain hosted
+ *   PROTOCOL_MIN/MAX    the protocol range spoken (both, or neither: this build's)
  *   REDIS_URL           the Redis of the identity lookup (and lease), and by default of the
  *                       grain's data too (may be a TCP proxy's URL: the member is then cut off
  *                       from Redis as a whole)
@@ -35,9 +47,10 @@
  *                            lease is revived by the next renewal.
  *
  * Output: stdout carries JSON lines only (written synchronously: stdout is a pipe) —
- *   {"event":"ready","memberId","incarnation","address","members":[...],"broken"}
- *   {"event":"activate","identity","activationId","epoch","generation","member","loaded","storedEpoch"}
- *       once per activation of the `list` grain, after it loaded its state;
+ *   {"event":"ready","memberId","incarnation","address","members":[...],"broken","grainVersion"}
+ *   {"event":"activate","identity","activationId","epoch","generation","member","loaded","storedEpoch","version"}
+ *       once per activation of the `list` grain, after it loaded its state (`version`: the
+ *       grain version);
  *   {"event":"turn","identity","activationId","start","end","member","op","method","ok","epoch","generation"}
  *       per grain method call (a turn), start/end from `process.hrtime.bigint()` as decimal
  *       strings (CLOCK_MONOTONIC: comparable across the processes of the host); `op` is the
@@ -45,12 +58,17 @@
  *   {"event":"result","id",...}  per command.
  * stderr carries the runtime's log lines, `[nestjs-grains] <level>: <message>`.
  *
+ * Replies of the `list` grain: {member, activation, epoch, generation, length, list? (read only),
+ * version? (2 on a v2 grain; absent on v1)}.
+ *
  * Control (stdin, one JSON object per line, each with a numeric `id` echoed in its result):
  *   the default member's commands (see member.ts): `call`, `batch`, `stats` (its value also
- *   has `generation` and `broken`; `stats.fenced` counts fenced activations), `shutdown`;
- *   and
+ *   has `generation`, `broken` and `grainVersion`; `stats.fenced` counts fenced activations),
+ *   `shutdown`; and
  *   {"cmd":"ops","ops":[{op:"append",identity,element,timeoutMs?} | {op:"read",identity,opId,holdMs?,timeoutMs?}
- *                      | {op:"leave",identity,opId,timeoutMs?} (the grain deactivates after this turn), ...],
+ *                      | {op:"leave",identity,opId,timeoutMs?} (the grain deactivates after this turn)
+ *                      | {op:"size",identity,opId,timeoutMs?} (v2 only: a v1 grain answers it with an
+ *                        error, the method being unknown), ...],
  *    "sequential"?: boolean}
  *       runs the operations (all at once, or one after another) and answers
  *       {"event":"result","id","ok":true,"value":[{ok,value|error,invokedAt,settledAt}, ...]}
@@ -59,7 +77,18 @@
  * When stdin ends (the parent is gone) the member exits, so it never outlives its test.
  */
 import { Redis } from 'ioredis';
-import { Cluster, type GrainContext, RedisIdentityLookup, type RedisIdentityLookupOptions, StaticProvider, type TurnGuard } from 'nestjs-grains';
+import {
+  Cluster,
+  type ClusterProvider,
+  ConsulProvider,
+  type Duration,
+  type GrainContext,
+  RedisIdentityLookup,
+  type RedisIdentityLookupOptions,
+  type RemoteOptions,
+  StaticProvider,
+  type TurnGuard,
+} from 'nestjs-grains';
 // NOTE: the broken renewal swaps the lookup's renew script; this is the same module instance
 // the package entry point loads (dist/lib/...).
 import { RedisScript, scripts } from '../../../lib/cluster/identity/redis/redis-scripts.js';
@@ -68,13 +97,20 @@ import { type Command, describeError, emit, env, intEnv, serveMember, staticMemb
 const hrtime = () => process.hrtime.bigint().toString();
 
 const clusterName = env('CLUSTER_NAME') ?? 'e2e';
+const clientOnly = env('CLIENT_ONLY') === '1';
 const host = env('HOST') ?? '127.0.0.1';
 const port = intEnv('PORT');
-if (port === undefined) throw new Error('PORT is required');
+if (!clientOnly && port === undefined) throw new Error('PORT is required (or CLIENT_ONLY=1)');
 const redisUrl = env('REDIS_URL');
 if (redisUrl === undefined) throw new Error('REDIS_URL is required');
-const staticMembers = staticMembersEnv();
-const expectMembers = intEnv('EXPECT_MEMBERS') ?? staticMembers.length;
+const consulUrl = env('CONSUL_URL');
+const staticMembers = consulUrl === undefined ? staticMembersEnv() : [];
+const expectMembers = intEnv('EXPECT_MEMBERS') ?? (consulUrl === undefined ? staticMembers.length : 1);
+const grainVersion = intEnv('GRAIN_VERSION') ?? 1;
+if (grainVersion !== 1 && grainVersion !== 2) throw new Error(`GRAIN_VERSION must be 1 or 2, got "${grainVersion}"`);
+const protocolMin = intEnv('PROTOCOL_MIN');
+const protocolMax = intEnv('PROTOCOL_MAX');
+if ((protocolMin === undefined) !== (protocolMax === undefined)) throw new Error('PROTOCOL_MIN and PROTOCOL_MAX go together');
 const lease = env('LEASE') ?? 'fast';
 if (lease !== 'fast' && lease !== 'safe') throw new Error(`LEASE must be fast or safe, got "${lease}"`);
 const commandTimeoutMs = intEnv('COMMAND_TIMEOUT_MS');
@@ -186,6 +222,8 @@ interface ListReply {
   generation: string;
   length: number;
   list?: string[];
+  /** v2 only. */
+  version?: 2;
 }
 
 /**
@@ -224,6 +262,7 @@ class ListGrain {
       member: this.ctx.memberId,
       loaded: this.list.length,
       storedEpoch: storedEpoch == null ? null : Number(storedEpoch),
+      version: grainVersion,
     });
   }
 
@@ -261,7 +300,7 @@ class ListGrain {
     });
   }
 
-  private reply(withList: boolean): ListReply {
+  protected reply(withList: boolean): ListReply {
     return {
       member: this.ctx.memberId,
       activation: this.ctx.activationId,
@@ -272,7 +311,7 @@ class ListGrain {
     };
   }
 
-  private async turn(op: string, method: string, body: () => Promise<ListReply>): Promise<ListReply> {
+  protected async turn(op: string, method: string, body: () => Promise<ListReply>): Promise<ListReply> {
     const start = hrtime();
     let ok = false;
     try {
@@ -297,22 +336,60 @@ class ListGrain {
   }
 }
 
+/**
+ * Version 2 of kind `list`, for rolling upgrades: the same state and methods, plus `size`, and
+ * `version: 2` in every reply (a v1 caller that ignores it is not disturbed).
+ */
+class ListGrainV2 extends ListGrain {
+  /** The list's length (a turn like the others, logged with `op` = opId). */
+  async size(opId: string): Promise<ListReply> {
+    return this.turn(opId, 'size', async () => this.reply(false));
+  }
+
+  protected override reply(withList: boolean): ListReply {
+    return { ...super.reply(withList), version: 2 };
+  }
+}
+
+const consulToken = env('CONSUL_TOKEN');
+const deregisterCriticalAfter = env('CONSUL_DEREGISTER_CRITICAL_AFTER');
+const provider: ClusterProvider =
+  consulUrl === undefined
+    ? new StaticProvider({ members: staticMembers, probeInterval: intEnv('PROBE_INTERVAL_MS') ?? 100 })
+    : new ConsulProvider({
+        url: consulUrl,
+        ttl: '2s',
+        watchWait: '5s',
+        ...(consulToken !== undefined && { token: consulToken }),
+        // NOTE: a malformed value is the provider's to refuse (GrainConfigurationError at construction).
+        ...(deregisterCriticalAfter !== undefined && { deregisterCriticalAfter: deregisterCriticalAfter as Duration }),
+      });
+
+const remote: RemoteOptions = {
+  ...(!clientOnly && { host, port: port! }),
+  ...(protocolMin !== undefined && protocolMax !== undefined && { protocol: { min: protocolMin, max: protocolMax } }),
+};
+
 const cluster = new Cluster({
   clusterName,
   logger,
-  provider: new StaticProvider({ members: staticMembers, probeInterval: intEnv('PROBE_INTERVAL_MS') ?? 100 }),
+  provider,
   identityLookup: lookup,
-  remote: { host, port },
+  remote,
   ...(requestTimeout !== undefined && { requestTimeout }),
 });
-cluster.registerKind({ name: 'list', grainClass: ListGrain, create: (ctx) => new ListGrain(ctx) });
+if (!clientOnly) {
+  const Grain = grainVersion === 2 ? ListGrainV2 : ListGrain;
+  cluster.registerKind({ name: 'list', grainClass: Grain, create: (ctx) => new Grain(ctx) });
+}
 
 // Control channel (test/support/members/control.ts) plus `ops` ------------------------------
 
 type OpSpec =
   | { op: 'append'; identity: string; element: string; timeoutMs?: number }
   | { op: 'read'; identity: string; opId: string; holdMs?: number; timeoutMs?: number }
-  | { op: 'leave'; identity: string; opId: string; timeoutMs?: number };
+  | { op: 'leave'; identity: string; opId: string; timeoutMs?: number }
+  | { op: 'size'; identity: string; opId: string; timeoutMs?: number };
 
 /** The grain method and arguments of an operation. */
 function methodOf(op: OpSpec): { method: string; args: unknown[] } {
@@ -323,6 +400,8 @@ function methodOf(op: OpSpec): { method: string; args: unknown[] } {
       return { method: 'read', args: [op.opId, op.holdMs ?? 0] };
     case 'leave':
       return { method: 'leave', args: [op.opId] };
+    case 'size':
+      return { method: 'size', args: [op.opId] };
   }
 }
 
@@ -346,7 +425,7 @@ await serveMember({
     await data.connect();
   },
   afterStop: () => data.disconnect(),
-  extra: () => ({ generation: lookup.currentGeneration, broken: broken ?? null }),
+  extra: () => ({ generation: lookup.currentGeneration, broken: broken ?? null, grainVersion }),
   commands: {
     ops: async (command: Command) => {
       const ops = (command['ops'] ?? []) as OpSpec[];
