@@ -171,8 +171,10 @@ export class Cluster {
         // NOTE: only connections this member dialled confirm anything, and only what the
         // provider listed at that address (member-list.ts); a peer's word adds no member.
         peerSeen: (peer: Member, address: string, phase) => {
-          this.provider.confirmed?.(address, { ...peer, address });
+          this.provider.confirmed?.(address, { ...peer, address }, phase !== 'active');
           if (phase !== 'active') members.markLeaving(peer.id, peer.incarnation, address);
+          // NOTE: it has drained: where its grains were is stale now (they are elsewhere or nowhere).
+          if (phase === 'closing') router.pidCache.dropMember(peer.id);
         },
       });
     }
@@ -428,7 +430,7 @@ export class Cluster {
       this.#logger.warn(
         `Shutdown: ${left.length} activation(s) did not finish within drainTimeout (${this.#drainTimeoutMs} ms); dropped without waiting further.`,
       );
-      for (const activation of left) activation.forceStop(new ClusterShuttingDownError());
+      for (const activation of left) activation.forceStop();
     }
   }
 }

@@ -25,7 +25,8 @@ export function lookupMemberOf({ member, members, activations, router, logger }:
     self: () => member.self(),
     members: () => members.placeable(),
     membershipComplete: () => members.complete,
-    hostsKind: (kind) => member.hosts(kind),
+    // NOTE: a leaving member hosts nothing new: it claims nothing, and places nothing on itself.
+    hostsKind: (kind) => !members.isLeaving && member.hosts(kind),
     newActivationId: () => activations.newActivationId(),
     activateLocal: (kind, identity, epoch, activationId) => activations.activate(kind, identity, epoch, activationId),
     isRetired: (activationId) => activations.isRetired(activationId),

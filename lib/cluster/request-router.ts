@@ -252,6 +252,12 @@ export class RequestRouter implements GrainInvoker {
       activation.post(call, at);
       return;
     }
+    if (call.inbound && this.leaving) {
+      // NOTE: a peer's call for a grain not active here (any more) while this member leaves:
+      // the peer places it elsewhere.
+      call.reject(new NotHereError(call.kind, call.identity));
+      return;
+    }
     if (!call.inbound) {
       const pid = this.pidCache.get(key);
       if (pid !== undefined) {

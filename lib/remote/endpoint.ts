@@ -132,6 +132,11 @@ export class Endpoint implements Sweepable {
     this.client?.close();
   }
 
+  /** True once closed (the member shut down, or the peer left and nothing was in flight). */
+  get closed(): boolean {
+    return this.state === State.Closed;
+  }
+
   /** True when nothing is waiting for, or in flight to, the peer. */
   get idle(): boolean {
     return this.inFlight.size === 0 && this.waiting.length === 0 && this.retired.size === 0;
@@ -157,6 +162,13 @@ export class Endpoint implements Sweepable {
           inFlight.delete(id);
           this.settings.events.expired(request);
         } else if (request.call.deadline < next) next = request.call.deadline;
+      }
+    }
+    for (const [stream, inFlight] of this.retired) {
+      // NOTE: nothing left to wait for on a retired stream: let it go now, not when the peer ends it.
+      if (inFlight.size === 0) {
+        this.retired.delete(stream);
+        stream.cancel();
       }
     }
     const still: OutboundRequest[] = [];

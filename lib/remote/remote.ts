@@ -22,6 +22,8 @@ export interface RemoteSettings {
 export class Remote {
   private server: RemoteServer | undefined;
   private readonly endpoints = new Map<string, Endpoint>();
+  /** Endpoints of members that left, closing once idle; closed at shutdown whatever they hold. */
+  private readonly forgotten = new Set<Endpoint>();
   private closed = false;
 
   constructor(private readonly settings: RemoteSettings) {}
@@ -64,7 +66,9 @@ export class Remote {
     const endpoint = this.endpoints.get(address);
     if (endpoint === undefined) return;
     this.endpoints.delete(address);
+    for (const old of this.forgotten) if (old.closed) this.forgotten.delete(old);
     endpoint.closeWhenIdle();
+    if (!endpoint.closed) this.forgotten.add(endpoint);
   }
 
   /** Connect and handshake with `address` now (to learn who is there). */
@@ -92,6 +96,8 @@ export class Remote {
   async shutdown(): Promise<void> {
     this.closed = true;
     for (const endpoint of this.endpoints.values()) endpoint.close();
+    for (const endpoint of this.forgotten) endpoint.close();
+    this.forgotten.clear();
     await this.server?.shutdown();
   }
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { GrainContext, Member, MembershipEvent } from 'nestjs-grains';
+import { Cluster, type GrainContext, HashIdentityLookup, type Member, type MembershipEvent, StaticProvider } from 'nestjs-grains';
 import { LocalMember } from '../../lib/cluster/local-member.js';
 import { MemberList } from '../../lib/cluster/member-list.js';
 import { remotingService } from '../../lib/remote/service-definition.js';
@@ -153,5 +153,38 @@ describe('a forged handshake changes nothing', () => {
     expect(view(cluster)).toEqual(before.view);
     expect(await placements(cluster)).toEqual(before.placed);
     expect(a.members().find((m) => m.id === b.memberId)?.address).toBe(b.remoteAddress);
+  });
+
+  it('a member that left gracefully and comes back at its address is placed on again (static list)', { timeout: 20_000 }, async () => {
+    cluster = await startMembers([{ kinds: [{ name: 'where', grainClass: WhereGrain }] }, { kinds: [{ name: 'where', grainClass: WhereGrain }] }], 'rejoin');
+    const [a, b] = cluster.members as [NonNullable<InProcessCluster['members'][0]>, NonNullable<InProcessCluster['members'][0]>];
+    const address = a.remoteAddress;
+    const port = Number(address.split(':')[1]);
+    const onA = async (from: InProcessCluster['members'][0]) => {
+      const where = from!.client<WhereGrain>('where');
+      const placed = await Promise.all(Array.from({ length: 16 }, (_, i) => where.get(`r${i}`).where()));
+      return placed.filter((m) => m === a.memberId).length;
+    };
+    expect(await onA(b)).toBeGreaterThan(0);
+    await a.shutdown();
+    expect(await onA(b)).toBe(0); // gone: nothing is placed there
+    // back at the same address, a new incarnation
+    const again = new Cluster({
+      clusterName: 'rejoin',
+      logger: new RecordingLogger(),
+      provider: new StaticProvider({ members: [address, b.remoteAddress], probeInterval: 50 }),
+      identityLookup: new HashIdentityLookup(),
+      remote: { host: '127.0.0.1', port },
+    });
+    again.registerKind({ name: 'where', grainClass: WhereGrain, create: (ctx) => new WhereGrain(ctx) });
+    cluster.members[0] = again;
+    await again.start();
+    await again.whenReady('5s');
+    expect(await eventually(() => b.members().find((m) => m.id === again.memberId)?.incarnation === again.incarnation, 5_000)).toBe(true);
+    // B places on it again, and both members agree where each grain lives
+    const placedByB = await Promise.all(Array.from({ length: 16 }, (_, i) => b.client<WhereGrain>('where').get(`s${i}`).where()));
+    const placedByA = await Promise.all(Array.from({ length: 16 }, (_, i) => again.client<WhereGrain>('where').get(`s${i}`).where()));
+    expect(placedByB.filter((m) => m === again.memberId).length).toBeGreaterThan(0);
+    expect(placedByA).toEqual(placedByB);
   });
 });

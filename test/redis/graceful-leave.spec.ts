@@ -115,4 +115,48 @@ describe('a member leaving gracefully under load', () => {
     const after = await Promise.all(hostedThere.map((id) => tallies.get(id).add()));
     for (const result of after) expect(result.member).not.toBe(leaving.memberId);
   });
+
+  it('places nothing new on itself while it drains, and leaves no claim behind', { timeout: 30_000 }, async () => {
+    const ports = await Promise.all([freePort(), freePort()]);
+    const list = ports.map((p) => `127.0.0.1:${p}`);
+    const [a, b] = ports.map((port) => {
+      const cluster = new Cluster({
+        clusterName: 'leave-claims',
+        logger: new RecordingLogger(),
+        provider: new StaticProvider({ members: list, probeInterval: 20 }),
+        // prefer-local: a member places new grains on itself when it may
+        identityLookup: new RedisIdentityLookup({ url: redis.url, lease: FAST_LEASE, placement: 'prefer-local' }),
+        remote: { host: '127.0.0.1', port },
+      });
+      cluster.registerKind({ name: 'slow', grainClass: SlowToLeaveGrain, create: (ctx) => new SlowToLeaveGrain(ctx) });
+      clusters.push(cluster);
+      return cluster;
+    }) as [Cluster, Cluster];
+    await Promise.all([a.start(), b.start()]);
+    await Promise.all([a.whenReady('10s'), b.whenReady('10s')]);
+    expect(await a.client<SlowToLeaveGrain>('slow').get('busy').where()).toBe(a.memberId); // a grain on A, slow to deactivate
+
+    const leftAt = a.shutdown();
+    await sleep(100); // A is draining 'busy' (its hook takes 1.5 s)
+    // a new grain asked of A goes to B, and so does one asked of B (never to the leaving member)
+    expect(await a.client<SlowToLeaveGrain>('slow').get('fresh-a', { timeout: 5_000 }).where()).toBe(b.memberId);
+    expect(await b.client<SlowToLeaveGrain>('slow').get('fresh-b', { timeout: 5_000 }).where()).toBe(b.memberId);
+    // the draining grain answers from B once A released it
+    expect(await b.client<SlowToLeaveGrain>('slow').get('busy', { timeout: 5_000 }).where()).toBe(b.memberId);
+    await leftAt;
+    clusters.splice(clusters.indexOf(a), 1);
+    // A left no entry behind: every entry names B
+    const keys = (await redis.command('KEYS', '*leave-claims*:ci:*')) as string[];
+    for (const key of keys) expect(String(await redis.command('HGET', key, 'member'))).toBe(b.memberId);
+  });
 });
+
+class SlowToLeaveGrain implements OnGrainDeactivate {
+  constructor(readonly ctx: GrainContext) {}
+  where(): string {
+    return this.ctx.memberId;
+  }
+  async onGrainDeactivate(): Promise<void> {
+    await sleep(1_500);
+  }
+}

@@ -168,9 +168,13 @@ export class Activation implements MailboxHandler, TimerOwner {
     return this.deactivation;
   }
 
-  /** End now without hooks (shutdown past its drain timeout): pending calls get `error`. */
-  forceStop(error: Error): void {
-    this.end(State.Stopped, (call) => call.reject(error));
+  /**
+   * End now without hooks (shutdown past its drain timeout): calls that never ran go
+   * wherever the grain is next (another member, when there is one; else they get
+   * ClusterShuttingDownError); timer ticks are dropped.
+   */
+  forceStop(): void {
+    this.end(State.Stopped, this.sendOnOrFail('activation stopped at shutdown'));
   }
 
   /**

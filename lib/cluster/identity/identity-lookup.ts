@@ -19,7 +19,7 @@ export interface LookupMember {
   members(): readonly Member[];
   /** False while the provider is still learning the membership (`ProviderMember.setMembers(…, false)`). */
   membershipComplete(): boolean;
-  /** Whether this member hosts `kind`. */
+  /** Whether this member hosts `kind` (and may take new activations of it: false once it is leaving). */
   hostsKind(kind: string): boolean;
   /** A new activation id, unique in the cluster (for claims made before the activation exists). */
   newActivationId(): string;

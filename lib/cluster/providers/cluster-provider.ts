@@ -55,10 +55,11 @@ export interface ClusterProvider {
   /** Leave the cluster for good and stop (deregister if `leave` did not). */
   shutdown(): Promise<void>;
   /**
-   * A handshake on a connection this member dialled to `address` (one the provider gave to
-   * `probe`) showed who is there. Called for probed addresses only.
+   * A handshake (or an announcement) on a connection this member dialled to `address` showed
+   * who is there, and whether it is leaving the cluster. Called for every dialled connection;
+   * providers count it for addresses they gave to `probe` only.
    */
-  confirmed?(address: string, member: Member): void;
+  confirmed?(address: string, member: Member, leaving: boolean): void;
   /** Reachability of the provider's service, for health. Absent: always reachable. */
   health?(): ProviderHealth;
 }

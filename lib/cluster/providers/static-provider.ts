@@ -32,8 +32,10 @@ const ADDRESS = /^[^\s:]+:\d{1,5}$/;
  * its address, or when it announces its new incarnation there. A handshake never adds a
  * member: only connections this member dialled to a listed address count, the address is the
  * listed one whatever the peer claims, and an id already confirmed at another listed address
- * is refused (two addresses cannot both be one member). Members are never removed: one that
- * is down stays a member whose calls fail until it is back.
+ * is refused (two addresses cannot both be one member) unless the member there said it was
+ * leaving. A member that leaves gracefully is probed again until its next incarnation
+ * answers. Members are never removed: one that is down stays a member whose calls fail until
+ * it is back.
  */
 export class StaticProvider implements ClusterProvider {
   readonly name = 'static';
@@ -44,7 +46,10 @@ export class StaticProvider implements ClusterProvider {
   private readonly addresses: readonly string[];
   private readonly probeIntervalMs: number;
   private readonly startupGraceMs: number;
-  private startedAt = 0;
+  /** The startup grace has passed (or was 0). */
+  private graceOver = false;
+  /** Addresses whose confirmed member said it is leaving: probed again until another incarnation answers. */
+  private readonly reprobe = new Set<string>();
   /** Warned once per address: what it claimed that was refused. */
   private readonly warned = new Set<string>();
 
@@ -68,7 +73,6 @@ export class StaticProvider implements ClusterProvider {
 
   async start(member: ProviderMember): Promise<void> {
     this.member = member;
-    this.startedAt = Date.now();
     const self = member.self();
     if (self.address !== '' && !this.addresses.includes(self.address)) {
       member.log(
@@ -76,37 +80,48 @@ export class StaticProvider implements ClusterProvider {
         `StaticProvider: this member's own address ${self.address} is not in the member list (${this.addresses.join(', ')}); the others will not place grains here. List every hosting member by the address it advertises.`,
       );
     }
-    const probe = () => {
-      for (const address of this.addresses) {
-        if (address !== self.address && !this.byAddress.has(address)) member.probe(address);
-      }
-      if (!this.allConfirmed()) {
-        this.timer = setTimeout(probe, this.probeIntervalMs);
-        this.timer.unref();
-      }
-    };
-    probe();
+    this.graceOver = this.startupGraceMs === 0;
+    this.probe();
     this.report();
     if (!this.complete) {
-      this.graceTimer = setTimeout(() => this.report(), Math.max(0, this.startupGraceMs - (Date.now() - this.startedAt)));
+      // NOTE: a flag, not a clock comparison: a timer may fire a millisecond before Date.now()
+      // says the grace has passed, and the membership would then never count as complete.
+      this.graceTimer = setTimeout(() => {
+        this.graceOver = true;
+        this.report();
+      }, this.startupGraceMs);
       this.graceTimer.unref();
     }
   }
 
-  confirmed(address: string, peer: Member): void {
+  confirmed(address: string, peer: Member, leaving = false): void {
     const member = this.member;
     if (member === undefined || !this.addresses.includes(address) || address === member.self().address) return;
-    for (const [other, known] of this.byAddress) {
-      if (other !== address && known.id === peer.id) {
-        if (!this.warned.has(address)) {
-          this.warned.add(address);
-          member.log(
-            'warn',
-            `StaticProvider: ${address} answered as member "${peer.id}", which is confirmed at ${other}; not counted. Give every member its own memberId.`,
-          );
-        }
-        return;
+    const known = this.byAddress.get(address);
+    if (leaving && known !== undefined && known.id === peer.id && known.incarnation === peer.incarnation) {
+      // NOTE: the member there is leaving: it stays listed (placement leaves it out), and its
+      // address is probed again until its next incarnation answers (a restart is learned).
+      if (!this.reprobe.has(address)) {
+        this.reprobe.add(address);
+        this.probe();
       }
+      return;
+    }
+    for (const [other, confirmed] of this.byAddress) {
+      if (other === address || confirmed.id !== peer.id) continue;
+      if (this.reprobe.has(other)) {
+        // NOTE: the member left that address (it said so): it may come back at this one.
+        this.byAddress.delete(other);
+        continue;
+      }
+      if (!this.warned.has(address)) {
+        this.warned.add(address);
+        member.log(
+          'warn',
+          `StaticProvider: ${address} answered as member "${peer.id}", which is confirmed at ${other}; not counted. Give every member its own memberId.`,
+        );
+      }
+      return;
     }
     if (peer.id === member.self().id) {
       if (!this.warned.has(address)) {
@@ -115,21 +130,39 @@ export class StaticProvider implements ClusterProvider {
       }
       return;
     }
-    const known = this.byAddress.get(address);
     const confirmed: Member = { id: peer.id, incarnation: peer.incarnation, address, kinds: [...peer.kinds] };
+    if (leaving) this.reprobe.add(address);
+    else this.reprobe.delete(address);
     if (known !== undefined && known.id === confirmed.id && known.incarnation === confirmed.incarnation && sameKinds(known.kinds, confirmed.kinds)) return;
     this.byAddress.set(address, confirmed);
     this.report();
+    if (this.reprobe.size > 0) this.probe();
   }
 
   /** True once every listed member has answered at least once, or the startup grace has passed. */
   get complete(): boolean {
-    return this.allConfirmed() || Date.now() - this.startedAt >= this.startupGraceMs;
+    return this.allConfirmed() || this.graceOver;
   }
 
   async shutdown(): Promise<void> {
     clearTimeout(this.timer);
     clearTimeout(this.graceTimer);
+    this.member = undefined;
+  }
+
+  /** Dial every listed address not confirmed yet (or whose member left), again every probeInterval until none is left. */
+  private probe(): void {
+    const member = this.member;
+    if (member === undefined || this.timer !== undefined) return;
+    const self = member.self().address;
+    const pending = this.addresses.filter((a) => a !== self && (!this.byAddress.has(a) || this.reprobe.has(a)));
+    for (const address of pending) member.probe(address);
+    if (pending.length === 0) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.probe();
+    }, this.probeIntervalMs);
+    this.timer.unref();
   }
 
   private allConfirmed(): boolean {

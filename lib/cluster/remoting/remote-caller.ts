@@ -102,7 +102,8 @@ export class RemoteCaller implements CallSender, EndpointEvents {
       return;
     }
     if (reason === 'closed') {
-      call.reject(new ClusterShuttingDownError());
+      // NOTE: this member stopped: a call already written may have run there.
+      call.reject(written ? new OutcomeUnknownError(call.kind, call.identity, call.method, detail) : new ClusterShuttingDownError());
       return;
     }
     if (reason === 'refused') {

@@ -119,7 +119,14 @@ export class RedisClaims {
     switch (reply[0]) {
       case 'CLAIMED':
         if (member.incarnation !== incarnation) throw new ClusterUnavailableError(`The lease of this member changed while claiming ${name}; retry.`);
-        return member.activateLocal(kind, identity, Number(reply[1]), activationId);
+        try {
+          return member.activateLocal(kind, identity, Number(reply[1]), activationId);
+        } catch (error) {
+          // NOTE: claimed but not activated (the member began leaving meanwhile): give the claim
+          // back, or the entry would name an activation that does not exist until the lease ends.
+          await this.release(kind, identity, { memberId: member.memberId, incarnation, id: activationId }, Number(reply[1]));
+          throw error;
+        }
       case 'OWNED':
         return this.ownedPid(kind, identity, name, reply, deadline, retired);
       case 'GEN':
