@@ -5,9 +5,10 @@
  *   node dist/bench/run.js [scenario...] [--only group,...] [--rounds 11] [--round-ms 250] [--warmup 3]
  *                          [--concurrency 1000] [--kills 20] [--quick] [--profile] [--gc]
  *
- * Scenarios: local-call, activation, remote-call (worker scenarios, below) and the Redis group
- * (bench/redis/scenarios.ts): activation-redis, cached-call-redis, failover. `redis` (as a
- * positional or `--only redis`) names the whole group; `--only` takes scenario or group names.
+ * Scenarios: local-call, activation, remote-call (worker scenarios, below), the Redis group
+ * (bench/redis/scenarios.ts): activation-redis, cached-call-redis, failover, and the membership
+ * group (bench/membership/scenarios.ts): join, drain, rolling. `redis` and `membership` (as a
+ * positional or `--only`) name a whole group; `--only` takes scenario or group names.
  *
  * --quick: 3 rounds of ~100 ms (smoke test, figures are rough); --profile: also CPU-profile the
  * local-call scenario (bench/profile-local-call.ts) and print its top self-time functions
@@ -37,6 +38,7 @@ import { profileRemoteCall, reportRemoteProfile, type RemoteProfile } from './su
 import { type BreakdownLine, type LatencySample, type Role, ROLES, type ScenarioSpec } from './support/scenario.js';
 import { findScenario, SCENARIOS } from './support/scenarios.js';
 import { REDIS_SCENARIOS, type RedisScenarioId, runRedisGroup } from './redis/scenarios.js';
+import { MEMBERSHIP_SCENARIOS, type MembershipScenarioId, runMembershipGroup } from './membership/scenarios.js';
 import { median, pairedRatios, type Summary, summarize } from './support/stats.js';
 
 interface Options {
@@ -133,9 +135,9 @@ interface ScenarioResult {
 }
 
 /** Scenario groups `--only` (or a positional) may name. */
-const GROUPS: Readonly<Record<string, readonly string[]>> = { redis: REDIS_SCENARIOS };
+const GROUPS: Readonly<Record<string, readonly string[]>> = { redis: REDIS_SCENARIOS, membership: MEMBERSHIP_SCENARIOS };
 
-function parseOptions(): { scenarios: ScenarioSpec[]; redis: RedisScenarioId[]; options: Options } {
+function parseOptions(): { scenarios: ScenarioSpec[]; redis: RedisScenarioId[]; membership: MembershipScenarioId[]; options: Options } {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: {
@@ -167,13 +169,15 @@ function parseOptions(): { scenarios: ScenarioSpec[]; redis: RedisScenarioId[]; 
     kills: int(values.kills, quick ? 3 : 20, 'kills', 1, 100),
   };
   const names = [...positionals, ...(values.only ?? '').split(',').filter((n) => n !== '')].flatMap((n) => GROUPS[n] ?? [n]);
-  if (names.length === 0) return { scenarios: [...SCENARIOS], redis: [...REDIS_SCENARIOS], options };
-  const known = [...SCENARIOS.map((s) => s.id), ...REDIS_SCENARIOS];
+  if (names.length === 0) return { scenarios: [...SCENARIOS], redis: [...REDIS_SCENARIOS], membership: [...MEMBERSHIP_SCENARIOS], options };
+  const known = [...SCENARIOS.map((s) => s.id), ...REDIS_SCENARIOS, ...MEMBERSHIP_SCENARIOS];
   const unknown = names.filter((n) => !known.includes(n));
   if (unknown.length > 0) throw new Error(`unknown scenario(s) ${unknown.join(', ')} (known: ${known.join(', ')}; groups: ${Object.keys(GROUPS).join(', ')})`);
   const redis = REDIS_SCENARIOS.filter((id) => names.includes(id));
-  const scenarios = names.filter((n) => !(REDIS_SCENARIOS as readonly string[]).includes(n)).map(findScenario);
-  return { scenarios: [...new Set(scenarios)], redis, options };
+  const membership = MEMBERSHIP_SCENARIOS.filter((id) => names.includes(id));
+  const grouped: readonly string[] = [...REDIS_SCENARIOS, ...MEMBERSHIP_SCENARIOS];
+  const scenarios = names.filter((n) => !grouped.includes(n)).map(findScenario);
+  return { scenarios: [...new Set(scenarios)], redis, membership, options };
 }
 
 /** The fewest operations each caller performs in a timed round. */
@@ -533,7 +537,7 @@ function reportProfile(p: { subject: string; driver: unknown; summary: ProfileSu
 // Main -------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const { scenarios, redis, options } = parseOptions();
+  const { scenarios, redis, membership, options } = parseOptions();
   const started = new Date();
   const stamp = timestamp(started);
   const env = environment();
@@ -552,6 +556,9 @@ async function main(): Promise<void> {
   // The Redis group: its own processes (redis-server, members, the SET NX baseline) and reports.
   const redisGroup = redis.length === 0 ? undefined : await runRedisGroup(redis, options, stamp);
   if (redisGroup !== undefined) reports.push(...redisGroup.reports);
+  // The membership group: its own processes (redis-server, members; the Consul test agent in this process).
+  const membershipGroup = membership.length === 0 ? undefined : await runMembershipGroup(membership, { quick: options.quick }, stamp);
+  if (membershipGroup !== undefined) reports.push(...membershipGroup.reports);
   const profiles: Array<{ subject: string; driver: unknown; summary: ProfileSummary }> = [];
   if (options.profile) {
     for (const subject of ['grain-distinct', 'grain-one']) {
@@ -578,13 +585,14 @@ async function main(): Promise<void> {
     options,
     scenarios: results,
     ...(redisGroup === undefined ? {} : { redisScenarios: redisGroup.results }),
+    ...(membershipGroup === undefined ? {} : { membershipScenarios: membershipGroup.results }),
     ...(profiles.length > 0 ? { profiles } : {}),
     ...(remoteProfile === undefined ? {} : { remoteProfile }),
   };
   const latestPath = writeJson('latest.json', latest);
   process.stdout.write(`\n${reports.join('\n\n')}\n\n`);
   process.stdout.write(
-    `results: ${[...results, ...(redisGroup?.results ?? [])].map((r) => `bench/results/${r.scenario}-${stamp}.json`).join(', ')}, ${latestPath}` +
+    `results: ${[...results, ...(redisGroup?.results ?? []), ...(membershipGroup?.results ?? [])].map((r) => `bench/results/${r.scenario}-${stamp}.json`).join(', ')}, ${latestPath}` +
       ` (total ${latest.durationS.toFixed(1)} s, loadavg at end ${latest.loadavgAtEnd.join(' ')})\n`,
   );
 }
