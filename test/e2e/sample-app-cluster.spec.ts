@@ -211,7 +211,11 @@ describe('sample app: invalid configuration', () => {
   it('ends the process at startup with exit code 1 and one line naming the variable, no stack trace', async () => {
     const cases: Array<[Record<string, string>, string]> = [
       [{ REMOTE_PORT: 'abc' }, 'Configuration error: REMOTE_PORT must be a port number from 1 to 65535; got "abc".'],
-      [{ REMOTE_PORT: '4001', CLUSTER_PROVIDER: 'consul' }, 'Configuration error: CLUSTER_PROVIDER must be one of: static; got "consul".'],
+      [{ REMOTE_PORT: '4001', CLUSTER_PROVIDER: 'etcd' }, 'Configuration error: CLUSTER_PROVIDER must be one of: static, consul; got "etcd".'],
+      [
+        { REMOTE_PORT: '4001', CLUSTER_PROVIDER: 'consul', STATIC_MEMBERS: '127.0.0.1:4001' },
+        'Configuration error: STATIC_MEMBERS is set but CLUSTER_PROVIDER is "consul": with Consul the members find each other there; unset STATIC_MEMBERS (or set CLUSTER_PROVIDER=static).',
+      ],
     ];
     const bankEnv = [
       'REMOTE_PORT',
@@ -220,6 +224,8 @@ describe('sample app: invalid configuration', () => {
       'CLUSTER_NAME',
       'CLUSTER_PROVIDER',
       'STATIC_MEMBERS',
+      'CONSUL_URL',
+      'CONSUL_TOKEN',
       'IDENTITY_LOOKUP',
       'CLIENT_ONLY',
       'HTTP_PORT',
