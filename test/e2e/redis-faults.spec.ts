@@ -41,6 +41,7 @@ import {
   type TurnOverlap,
   turnRecordsFrom,
 } from '../support/turn-checker.js';
+import type { ListReply, RawOpResult } from '../support/list-load.js';
 
 const REDIS_MEMBER_SCRIPT = join(ROOT, 'dist', 'test', 'support', 'members', 'redis-member.js');
 /** The fast lease preset (FAST_LEASE): lease 1.5 s, validity margin 250 ms. */
@@ -65,15 +66,6 @@ type OpSpec =
   | { op: 'read'; identity: string; opId: string; holdMs?: number; timeoutMs?: number }
   | { op: 'leave'; identity: string; opId: string; timeoutMs?: number };
 
-interface ListReply {
-  member: string;
-  activation: string;
-  epoch: number;
-  generation: string;
-  length: number;
-  list?: string[];
-}
-
 /** One operation's outcome, as the calling member saw it. */
 interface OpResult {
   /** Index of the calling member. */
@@ -88,14 +80,6 @@ interface OpResult {
   /** hrtime ns at the caller, just before the call / just after its outcome. */
   invokedAt: bigint;
   settledAt: bigint;
-}
-
-interface RawOpResult {
-  ok: boolean;
-  value?: ListReply;
-  error?: CallError;
-  invokedAt: string;
-  settledAt: string;
 }
 
 /** Every workload of the current test, stopped in afterEach even when the test failed. */

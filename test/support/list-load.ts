@@ -87,7 +87,8 @@ export interface OpResult {
   settledAt: bigint;
 }
 
-interface RawOpResult {
+/** An operation's outcome as a member process reports it (JSON: hrtimes as decimal strings). */
+export interface RawOpResult {
   ok: boolean;
   value?: ListReply;
   error?: CallError;
