@@ -51,7 +51,7 @@ export class MethodNotCallableError extends GrainError {
     readonly method: string,
   ) {
     super(
-      `"${method}" is not a callable method of grain kind "${kind}". Callable methods are the functions on the grain class's prototype chain, except constructor, lifecycle hooks, names starting with "_", and symbols.`,
+      `"${method}" is not a callable method of grain kind "${kind}". Callable methods are those the grain's author wrote (the class and its own base classes, never a built-in one such as EventEmitter), except constructor, lifecycle hooks, names starting with "_", and symbols.`,
       'GRAIN_METHOD_NOT_CALLABLE',
     );
   }

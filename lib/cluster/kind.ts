@@ -39,6 +39,13 @@ export interface KindDefinition<T extends object = object> {
   readonly idempotentMethods?: Iterable<string>;
   /** Refuse identities before anything is stored or constructed (`GrainIdentityRefusedError`). */
   readonly canActivate?: (identity: string) => boolean;
+  /**
+   * The base classes whose methods are callable, besides the grain class's own; the first
+   * base class not listed ends them (see `callableMethods`). Name the app's own base classes
+   * when the grain extends a class from a package. @default `@Grain({ callableBases })`, else
+   * every base class up to the first built-in one (`EventEmitter`, streams, `Object`, …)
+   */
+  readonly callableBases?: Iterable<GrainClass>;
 }
 
 const KIND_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -77,7 +84,7 @@ export class ClusterKind<T extends object = object> {
     }
     this.name = definition.name;
     this.canActivate = definition.canActivate;
-    this.callable = callableMethods(definition.grainClass);
+    this.callable = callableMethods(definition.grainClass, definition.callableBases);
     this.interleaveAll = definition.interleave === true;
     this.interleaved = new Set(definition.interleavedMethods ?? []);
     for (const method of this.interleaved) {

@@ -1,6 +1,8 @@
 import { DiscoveryService } from '@nestjs/core';
+import { declareCallableBases } from '../../cluster/callable-methods.js';
 import type { Duration } from '../../cluster/duration.js';
 import { GrainConfigurationError } from '../../cluster/errors.js';
+import type { GrainClass } from '../../cluster/kind.js';
 
 /** Options of `@Grain()`. */
 export interface GrainOptions {
@@ -24,6 +26,14 @@ export interface GrainOptions {
    * identity fails with `GrainIdentityRefusedError`. Synchronous; a throw counts as a refusal.
    */
   canActivate?: (identity: string) => boolean;
+  /**
+   * The base classes whose methods are callable, besides the class's own; the first base
+   * class not listed ends them. Only needed when the grain extends a class from a package,
+   * which nothing at run time tells from the app's: list the app's own base classes (often
+   * none: `[]`) and the package's methods stay uncallable. @default every base class up to
+   * the first built-in one (`EventEmitter`, streams, `Object`, …), which never counts
+   */
+  callableBases?: readonly GrainClass[];
 }
 
 /** What `@Grain()` stores: the options with the kind resolved. */
@@ -52,6 +62,7 @@ export function Grain(options: GrainOptions = {}): ClassDecorator {
   return (target) => {
     const kind = options.kind ?? defaultKindName(target.name);
     if (kind.length === 0) throw new GrainConfigurationError('@Grain(): the kind name is empty; pass @Grain({ kind: "..." }).');
+    declareCallableBases(target as unknown as GrainClass, options.callableBases);
     GrainDiscoverable({ ...options, kind })(target);
   };
 }
