@@ -7,7 +7,7 @@ export interface AmountBody {
   readonly amount: number;
 }
 
-/** Validates an `AmountBody`: a JSON object with a positive money `amount` and nothing else; else 400. */
+/** Validates an `AmountBody`: a JSON object with an `amount` of whole cents (`amountProblem`) and nothing else; else 400. */
 @Injectable()
 export class AmountBodyPipe implements PipeTransform<unknown, AmountBody> {
   transform(value: unknown): AmountBody {

@@ -14,7 +14,7 @@ export interface TransferBody {
 
 /**
  * Validates a `TransferBody`: optional `id`, `from` and `to` account ids that differ, a
- * positive money `amount`, nothing else; else 400.
+ * `amount` of whole cents (`amountProblem`), nothing else; else 400.
  */
 @Injectable()
 export class TransferBodyPipe implements PipeTransform<unknown, TransferBody> {

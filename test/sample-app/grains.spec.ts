@@ -29,6 +29,8 @@ describe('sample app: grains validate their own arguments', () => {
     ['-1', -1],
     ['0', 0],
     ['0.001', 0.001],
+    ['1e-9 (would move nothing)', 1e-9],
+    ['0.30000000000000004', 0.1 + 0.2],
     ['the string "5"', '5'],
     ['undefined', undefined],
   ])('deposit and withdraw refuse %s with INVALID_AMOUNT', async (_name, amount) => {
@@ -53,6 +55,7 @@ describe('sample app: grains validate their own arguments', () => {
     ['a non-string to', 'g-a', 42, 1, 'INVALID_TRANSFER'],
     ['a negative amount', 'g-a', 'g-b', -1, 'INVALID_AMOUNT'],
     ['a NaN amount', 'g-a', 'g-b', Number.NaN, 'INVALID_AMOUNT'],
+    ['a 1e-9 amount', 'g-a', 'g-b', 1e-9, 'INVALID_AMOUNT'],
   ])('transfer execute refuses %s', async (_name, from, to, amount, code) => {
     await expect(transfers.get(`g-bad-${String(_name).replace(/\W+/g, '-')}`).execute(from as string, to as string, amount)).rejects.toMatchObject({
       remoteCode: code,

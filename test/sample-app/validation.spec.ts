@@ -26,6 +26,16 @@ const BAD_AMOUNT_BODIES: readonly BadBody[] = [
   { name: 'zero amount', body: json({ amount: 0 }), message: 'Amount must be greater than 0' },
   { name: 'amount below a cent', body: json({ amount: 0.001 }), message: 'at most 2 decimal places' },
   { name: 'amount too large', body: json({ amount: 1e10 }), message: 'Amount must be at most' },
+  {
+    name: 'amount of a billionth (1e-9: moves nothing)',
+    body: json({ amount: 1e-9 }),
+    message: 'Amount must be whole cents: at most 2 decimal places, got 1e-9',
+  },
+  { name: 'the smallest positive number (5e-324)', body: '{"amount":5e-324}', message: 'at most 2 decimal places' },
+  { name: 'amount a hair above a cent (0.010000001)', body: '{"amount":0.010000001}', message: 'at most 2 decimal places' },
+  { name: 'amount with three decimals (10.005)', body: '{"amount":10.005}', message: 'at most 2 decimal places' },
+  { name: 'amount with float noise (0.30000000000000004)', body: '{"amount":0.30000000000000004}', message: 'at most 2 decimal places' },
+  { name: 'amount a cent over the maximum', body: '{"amount":1000000000.01}', message: 'Amount must be at most 1000000000' },
   { name: 'amount null', body: json({ amount: null }), message: 'Amount must be a number, got null' },
   { name: 'amount true', body: json({ amount: true }), message: 'Amount must be a number, got boolean' },
   { name: 'amount as an array', body: json({ amount: [5] }), message: 'Amount must be a number, got an array' },
@@ -50,6 +60,9 @@ const BAD_TRANSFER_BODIES: readonly BadBody[] = [
   { name: 'missing amount', body: json({ from: 'v-a', to: 'v-b' }), message: 'Amount is required' },
   { name: 'zero amount', body: json({ from: 'v-a', to: 'v-b', amount: 0 }), message: 'Amount must be greater than 0' },
   { name: 'negative amount', body: json({ from: 'v-a', to: 'v-b', amount: -1 }), message: 'Amount must be greater than 0' },
+  { name: 'amount of a billionth (1e-9: moves nothing)', body: json({ from: 'v-a', to: 'v-b', amount: 1e-9 }), message: 'Amount must be whole cents' },
+  { name: 'amount below a cent', body: json({ from: 'v-a', to: 'v-b', amount: 0.001 }), message: 'at most 2 decimal places' },
+  { name: 'amount with three decimals (10.005)', body: '{"from":"v-a","to":"v-b","amount":10.005}', message: 'at most 2 decimal places' },
   { name: 'amount "NaN"', body: json({ from: 'v-a', to: 'v-b', amount: 'NaN' }), message: 'Amount must be a number, got string' },
   { name: 'an unknown property', body: json({ from: 'v-a', to: 'v-b', amount: 1, memo: 'x' }), message: 'Unknown property "memo"' },
   { name: 'a JSON array body', body: json([]), message: 'must be a JSON object' },
@@ -81,6 +94,13 @@ describe('sample app: request validation', () => {
     it.each(BAD_AMOUNT_BODIES)('400 for $name', async (bad) => {
       await expect400(await send(`/accounts/v-a/${operation}`, bad), bad.message);
     });
+  });
+
+  it('whole cents up to the maximum are accepted exactly (0.29, 0.01, 999999999.99)', async () => {
+    const deposit = (amount: number) => request(app.getHttpServer()).post('/accounts/v-cents/deposit').send({ amount });
+    expect((await deposit(0.29).expect(200)).body).toEqual({ id: 'v-cents', balance: 0.29 });
+    expect((await deposit(0.01).expect(200)).body).toEqual({ id: 'v-cents', balance: 0.3 });
+    expect((await deposit(999_999_999.99).expect(200)).body).toEqual({ id: 'v-cents', balance: 1_000_000_000.29 });
   });
 
   it('400 for a malformed account id', async () => {
