@@ -336,9 +336,26 @@ function isRedisUrl(value: string): boolean {
   );
 }
 
-/** `value` with the password of `user:password@` replaced, for error messages. */
+/**
+ * `value` fit for an error message: the user info replaced by `***` (the user name kept when
+ * a password follows it), and everything after a `?` or `#` too (ioredis reads a password
+ * from the query). The value is not a valid URL here, so it is not parsed as one: everything
+ * from the scheme to the LAST `@` counts as user info, so a password holding an unencoded
+ * `/`, `@`, `#`, `?` or `:` is hidden whole (at worst, more than the user info is).
+ */
 function redactPassword(value: string): string {
-  return value.replace(/^([^:/]*:\/\/[^:@/]*:)[^@/]*@/, '$1***@');
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(value)?.[0] ?? '';
+  let rest = value.slice(scheme.length);
+  let userinfo = '';
+  const at = rest.lastIndexOf('@');
+  if (at !== -1) {
+    const colon = rest.indexOf(':');
+    userinfo = `${colon !== -1 && colon < at ? rest.slice(0, colon + 1) : ''}***@`;
+    rest = rest.slice(at + 1);
+  }
+  const tail = rest.search(/[?#]/);
+  if (tail !== -1) rest = `${rest.slice(0, tail + 1)}***`;
+  return scheme + userinfo + rest;
 }
 
 function isOneOf<T extends string>(value: string, allowed: readonly T[]): value is T {

@@ -57,6 +57,18 @@ describe('ConsulProvider options', () => {
       expect(() => new ConsulProvider(options as never), JSON.stringify(options)).toThrow(GrainConfigurationError);
       expect(() => new ConsulProvider(options as never), JSON.stringify(options)).toThrow(message);
     }
+    // a URL's credentials never show in the error
+    for (const url of ['ftp://admin:hunter2@127.0.0.1:8500', 'http://admin:hunter2@127.0.0.1:8500/?x=1', 'http://admin:hun ter2@bad url']) {
+      let message = '';
+      try {
+        new ConsulProvider({ url });
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message, url).toMatch(/url/);
+      expect(message, url).not.toContain('hunter2');
+      expect(message, url).not.toContain('hun ter2');
+    }
     expect(() => new ConsulProvider()).not.toThrow();
     expect(
       () => new ConsulProvider({ url: 'https://consul.internal:8501/proxy/', token: 'b1gs33cr3t', datacenter: 'eu-1', serviceName: 'grains.v2' }),

@@ -386,6 +386,38 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
       expect(error.message).toContain('"https://bank:***@redis.internal:6379"');
     });
 
+    it.each<[string, 'REDIS_URL' | 'CONSUL_URL', string, string, string]>([
+      ['a "/" in the password', 'REDIS_URL', 'redis://bank:hun/ter2@redis.internal:6379', 'hun/ter2', 'redis://bank:***@redis.internal:6379'],
+      ['an "@" in the password', 'REDIS_URL', 'redis://bank:hun@ter2@redis.internal:6379/bank', 'hun@ter2', 'redis://bank:***@redis.internal:6379/bank'],
+      ['a "#" in the password', 'REDIS_URL', 'redis://bank:hun#ter2@redis.internal:6379', 'hun#ter2', 'redis://bank:***@redis.internal:6379'],
+      ['a "?" in the password', 'REDIS_URL', 'rediss://bank:hun?ter2@redis.internal:6380', 'hun?ter2', 'rediss://bank:***@redis.internal:6380'],
+      ['a ":" in the password', 'REDIS_URL', 'redis://bank:hun:ter2@redis.internal:6379/bank', 'hun:ter2', 'redis://bank:***@redis.internal:6379/bank'],
+      ['no user and every special character', 'REDIS_URL', 'redis://:h/u@n#t?e:r2@redis.internal:6379', 'h/u@n#t?e:r2', 'redis://:***@redis.internal:6379'],
+      [
+        'a percent-encoded password',
+        'REDIS_URL',
+        'redis://bank:hun%2Fter2@redis.internal:6379/bank',
+        'hun%2Fter2',
+        'redis://bank:***@redis.internal:6379/bank',
+      ],
+      [
+        'only a user name (which may be the secret)',
+        'REDIS_URL',
+        'redis://hunter2@redis.internal:6379/bank',
+        'hunter2',
+        'redis://***@redis.internal:6379/bank',
+      ],
+      ['a password in the query', 'REDIS_URL', 'rediss://redis.internal:6380/0?password=hunter2', 'hunter2', 'rediss://redis.internal:6380/0?***'],
+      ['no scheme', 'REDIS_URL', 'bank:hun/ter2@redis.internal:6379', 'hun/ter2', 'bank:***@redis.internal:6379'],
+      ['a "/" in a CONSUL_URL password', 'CONSUL_URL', 'http://ops:hun/ter2@consul.internal:8500', 'hun/ter2', 'http://ops:***@consul.internal:8500'],
+    ])('never repeats a password with %s', (_case, variable, value, secret, shown) => {
+      const env = variable === 'REDIS_URL' ? { ...REDIS_ENV, REDIS_URL: value } : { ...CONSUL_ENV, CONSUL_URL: value };
+      const error = configError(env);
+      expect(error.variable).toBe(variable);
+      expect(error.message).toContain(`got "${shown}".`);
+      for (const part of [secret, ...secret.split(/[/@#?:%]/).filter((p) => p.length > 1)]) expect(error.message).not.toContain(part);
+    });
+
     it('bankOptionsOf: a RedisIdentityLookup, and the ledger and journal in the same Redis under the same prefix', () => {
       const options = bankOptionsOf(readBankConfig({ ...REDIS_ENV, REDIS_KEY_PREFIX: 'eu', REDIS_LEASE: 'safe', CLUSTER_NAME: 'east' }));
       expect(options.clientOnly).toBe(false);

@@ -15,15 +15,28 @@
  *     port was taken meanwhile, it retries on another free port. Rejects (with the
  *     server's output) when it exits or does not answer within `startTimeoutMs`.
  *     options: { args?, maxmemoryPolicy? ('noeviction'), disableConfig?, port?,
- *                startTimeoutMs? (10 s), label? }
+ *                startTimeoutMs? (10 s), label?, requirepass?, users?, tls? }
  *       disableConfig: CONFIG is renamed to a secret name, so clients get
  *         "ERR unknown command 'config'" (as on a managed Redis) while the handle's
  *         configGet/configSet still work. To remove CONFIG entirely instead, pass
  *         `args: ['--rename-command', 'CONFIG', '']` (then configGet/configSet reject);
  *         do not combine the two.
+ *       requirepass: the default user's password (`redis://:<password>@…`); clients that do
+ *         not AUTH get NOAUTH. users: ACL users `{ username, password }` with every
+ *         permission (`redis://<username>:<password>@…`). Both are set with ACL SETUSER
+ *         as soon as the server answers (the launcher's readiness PING sends no password),
+ *         and again after every restart; the handle's own commands authenticate.
+ *       tls: TLS on a second port, `redis.tlsPort` (the plain port stays for the handle):
+ *         `true` or `{ authClients: 'yes' (default: clients must present a certificate
+ *         signed by the CA) | 'optional' | 'no' }`. The CA, the server certificate
+ *         (127.0.0.1 and localhost) and a client certificate are made once per process
+ *         with the `openssl` CLI; `redis.tls` holds the PEMs a client needs.
  *
  *   redis.host ('127.0.0.1')  .port  .url ('redis://127.0.0.1:<port>')  .pid (undefined
  *   while down)  .alive  .paused  .dir  .label  .configCommand (the name CONFIG answers to)
+ *   .password (requirepass)  .tlsPort  .tlsUrl ('rediss://127.0.0.1:<tlsPort>')
+ *   .tls ({ ca, cert, key }: the CA and the client certificate and key, PEM) — undefined
+ *   without the option
  *   redis.restart({ keepData?, ...options }?)  stop the server (SIGCONT, SIGTERM, SIGKILL
  *        after 2 s) and start it again on the SAME port; resolves when it answers. Without
  *        persistence the data is lost and the run_id is new. keepData: SAVE first (when the
@@ -59,15 +72,19 @@
  * Never leaks processes: see bench/support/redis-server.ts (setpriv --pdeathsig KILL where
  * available, and an exit hook that SIGKILLs every server and removes its directory).
  *
- * Needs `redis-server` on PATH (`.ci/run` installs it), or REDIS_SERVER_BIN.
+ * Needs `redis-server` on PATH (`.ci/run` installs it), or REDIS_SERVER_BIN; `tls` also
+ * needs `openssl` (and a redis-server built with TLS, as Debian's is).
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 import {
   createRedisDir,
   type ExitStatus,
+  freeLoopbackPort,
   launchRedisServer,
   OutputLines,
   openRedis,
@@ -79,6 +96,7 @@ import {
   type RedisProcess,
   type RedisReply,
   redisServerArgs,
+  RedisTimeoutError,
   removeRedisDir,
 } from '../../bench/support/redis-server.js';
 
@@ -98,6 +116,19 @@ export interface RedisServerOptions {
   startTimeoutMs?: number;
   /** For messages. */
   label?: string;
+  /** The default user's password: clients must AUTH (`redis://:<password>@host:port`). */
+  requirepass?: string;
+  /** ACL users with every permission (`redis://<username>:<password>@host:port`). */
+  users?: ReadonlyArray<{ username: string; password: string }>;
+  /** TLS on `tlsPort` too; `authClients` default 'yes' (a client certificate is required). */
+  tls?: boolean | { authClients?: 'yes' | 'no' | 'optional' };
+}
+
+/** What a TLS client needs: the CA that signed the server's certificate, and a client certificate and key (PEM). */
+export interface RedisTlsMaterial {
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
 }
 
 export interface RestartOptions extends Omit<RedisServerOptions, 'port'> {
@@ -115,6 +146,10 @@ export interface RedisHandle {
   readonly dir: string;
   readonly label: string;
   readonly configCommand: string;
+  readonly password: string | undefined;
+  readonly tlsPort: number | undefined;
+  readonly tlsUrl: string | undefined;
+  readonly tls: RedisTlsMaterial | undefined;
   restart(options?: RestartOptions): Promise<void>;
   stop(): Promise<void>;
   kill(signal?: NodeJS.Signals): Promise<ExitStatus>;
@@ -155,6 +190,116 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+const DEFAULT_TIMEOUT_MS = 2_000;
+
+interface TlsFiles extends RedisTlsMaterial {
+  readonly caFile: string;
+  readonly serverCertFile: string;
+  readonly serverKeyFile: string;
+}
+
+let tlsFiles: Promise<TlsFiles> | undefined;
+
+/** A CA, a server certificate (127.0.0.1, localhost) and a client certificate, made once per process with openssl. */
+function makeTlsFiles(): Promise<TlsFiles> {
+  tlsFiles ??= (async () => {
+    const dir = createRedisDir(); // removed at exit
+    const openssl = (...args: string[]) => promisify(execFile)('openssl', args, { cwd: dir, timeout: 30_000 });
+    const file = (name: string) => join(dir, name);
+    const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+    try {
+      await openssl(
+        'req',
+        '-x509',
+        ...key,
+        '-keyout',
+        'ca.key',
+        '-out',
+        'ca.crt',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=nestjs-grains test CA',
+        '-addext',
+        'basicConstraints=critical,CA:TRUE',
+        '-addext',
+        'keyUsage=critical,keyCertSign,cRLSign',
+      );
+      for (const [name, cn, extensions] of [
+        ['server', 'localhost', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n'],
+        ['client', 'nestjs-grains test client', 'extendedKeyUsage=clientAuth\n'],
+      ] as const) {
+        writeFileSync(file(`${name}.ext`), extensions);
+        await openssl('req', ...key, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
+        await openssl(
+          'x509',
+          '-req',
+          '-in',
+          `${name}.csr`,
+          '-CA',
+          'ca.crt',
+          '-CAkey',
+          'ca.key',
+          '-CAcreateserial',
+          '-days',
+          '2',
+          '-out',
+          `${name}.crt`,
+          '-extfile',
+          `${name}.ext`,
+        );
+      }
+    } catch (error) {
+      tlsFiles = undefined;
+      throw new Error(`redis tls: could not make the certificates with openssl: ${(error as Error).message}`);
+    }
+    return {
+      caFile: file('ca.crt'),
+      serverCertFile: file('server.crt'),
+      serverKeyFile: file('server.key'),
+      ca: readFileSync(file('ca.crt'), 'utf8'),
+      cert: readFileSync(file('client.crt'), 'utf8'),
+      key: readFileSync(file('client.key'), 'utf8'),
+    };
+  })();
+  return tlsFiles;
+}
+
+/** A client of the handle's own that authenticates: fails instead of waiting (nothing queued, retried or reconnected). */
+async function openAuthenticated(port: number, password: string, timeoutMs: number): Promise<Redis> {
+  const client = new Redis({
+    host: REDIS_HOST,
+    port,
+    password,
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    enableReadyCheck: false,
+    disableClientInfo: true,
+    disconnectTimeout: 0,
+  });
+  let socketError: Error | undefined;
+  client.on('error', (error: Error) => (socketError ??= error));
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      client.connect(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new RedisTimeoutError(`connect to ${REDIS_HOST}:${port}: no reply within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+  } catch (error) {
+    client.disconnect();
+    throw socketError ?? error;
+  } finally {
+    clearTimeout(timer);
+  }
+  return client;
+}
+
 /** The process state letter from /proc (R, S, T, Z, ...); undefined when unknown. */
 function procState(pid: number): string | undefined {
   try {
@@ -174,8 +319,13 @@ class RedisServer implements RedisHandle {
   paused = false;
   private options: RedisServerOptions;
   private running: RedisProcess | undefined;
+  tlsPort: number | undefined;
+  tls: RedisTlsMaterial | undefined;
   private readonly log = new OutputLines();
   private stopped = false;
+  private tlsFiles: TlsFiles | undefined;
+  /** Ports for TLS to try, one per launch attempt (the launcher moves to another port when one is taken). */
+  private tlsPortCandidates: number[] = [];
 
   constructor(options: RedisServerOptions) {
     this.options = { ...options };
@@ -185,6 +335,14 @@ class RedisServer implements RedisHandle {
 
   get url(): string {
     return `redis://${REDIS_HOST}:${this.port}`;
+  }
+
+  get password(): string | undefined {
+    return this.options.requirepass;
+  }
+
+  get tlsUrl(): string | undefined {
+    return this.tlsPort === undefined ? undefined : `rediss://${REDIS_HOST}:${this.tlsPort}`;
   }
 
   get pid(): number | undefined {
@@ -202,6 +360,16 @@ class RedisServer implements RedisHandle {
   /** Starts the server; `anyPort`: a port taken by someone else is replaced by another free one. */
   async launch(anyPort: boolean): Promise<void> {
     this.paused = false;
+    if (this.options.tls) {
+      this.tlsFiles = await makeTlsFiles();
+      this.tls = { ca: this.tlsFiles.ca, cert: this.tlsFiles.cert, key: this.tlsFiles.key };
+      // NOTE: a restart keeps its TLS port, as it keeps its plain one.
+      this.tlsPortCandidates = this.tlsPort !== undefined ? [this.tlsPort] : await Promise.all([1, 2, 3].map(() => freeLoopbackPort()));
+    } else {
+      this.tlsFiles = undefined;
+      this.tls = undefined;
+      this.tlsPort = undefined;
+    }
     this.running = await launchRedisServer({
       port: this.port === 0 ? undefined : this.port,
       anyPort,
@@ -211,6 +379,16 @@ class RedisServer implements RedisHandle {
       label: this.label,
     });
     this.port = this.running.port;
+    await this.applyAuth();
+  }
+
+  /** The ACL users, then the default user's password (after which every client must AUTH). */
+  private async applyAuth(): Promise<void> {
+    const { requirepass, users = [] } = this.options;
+    for (const { username, password } of users) {
+      await redisCommand(this.port, ['ACL', 'SETUSER', username, 'reset', 'on', `>${password}`, '~*', '&*', '+@all']);
+    }
+    if (requirepass !== undefined) await redisCommand(this.port, ['ACL', 'SETUSER', 'default', 'resetpass', `>${requirepass}`]);
   }
 
   private args(port: number): string[] {
@@ -220,6 +398,13 @@ class RedisServer implements RedisHandle {
       args.push('--rename-command', 'CONFIG', this.configCommand);
     } else {
       this.configCommand = 'CONFIG';
+    }
+    const files = this.tlsFiles;
+    if (files !== undefined && this.options.tls) {
+      this.tlsPort = this.tlsPortCandidates.length > 1 ? this.tlsPortCandidates.shift()! : this.tlsPortCandidates[0]!;
+      const authClients = this.options.tls === true ? 'yes' : (this.options.tls.authClients ?? 'yes');
+      args.push('--tls-port', String(this.tlsPort), '--tls-cert-file', files.serverCertFile, '--tls-key-file', files.serverKeyFile);
+      args.push('--tls-ca-cert-file', files.caFile, '--tls-auth-clients', authClients);
     }
     return [...args, ...(this.options.args ?? [])];
   }
@@ -288,16 +473,37 @@ class RedisServer implements RedisHandle {
   }
 
   command(...args: RedisArg[]): Promise<RedisReply> {
-    return redisCommand(this.port, args);
+    return this.commandWithTimeout(args, DEFAULT_TIMEOUT_MS);
   }
 
-  commandWithTimeout(args: ReadonlyArray<RedisArg>, timeoutMs: number): Promise<RedisReply> {
-    return redisCommand(this.port, args, { timeoutMs });
+  /** One command on its own connection (authenticated with `requirepass` when set). */
+  async commandWithTimeout(args: ReadonlyArray<RedisArg>, timeoutMs: number): Promise<RedisReply> {
+    const password = this.options.requirepass;
+    if (password === undefined) return redisCommand(this.port, args, { timeoutMs });
+    const [name, ...rest] = args;
+    if (name === undefined) throw new Error('command: no command');
+    let timer: NodeJS.Timeout | undefined;
+    let client: Redis | undefined;
+    const reply = (async () => {
+      client = await openAuthenticated(this.port, password, timeoutMs);
+      return (await client.call(String(name), ...rest)) as RedisReply;
+    })();
+    try {
+      return await Promise.race([
+        reply,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new RedisTimeoutError(`${String(name)}: no reply within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      reply.catch(() => {}).finally(() => client?.disconnect());
+    }
   }
 
   async ping(timeoutMs = 500): Promise<boolean> {
     try {
-      return (await redisCommand(this.port, ['PING'], { timeoutMs })) === 'PONG';
+      return (await this.commandWithTimeout(['PING'], timeoutMs)) === 'PONG';
     } catch {
       return false;
     }
@@ -333,6 +539,8 @@ class RedisServer implements RedisHandle {
   }
 
   connect(options: Pick<RedisConnectOptions, 'timeoutMs'> = {}): Promise<Redis> {
-    return openRedis(this.port, options);
+    const password = this.options.requirepass;
+    if (password === undefined) return openRedis(this.port, options);
+    return openAuthenticated(this.port, password, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   }
 }

@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { RedisOptions } from 'ioredis';
 import { now } from '../../../actor/clock.js';
+import { GrainConfigurationError } from '../../errors.js';
 import type { LeaseSettings } from './redis-lookup-options.js';
 import type { RedisScript } from './redis-scripts.js';
 
@@ -11,6 +12,47 @@ const JOIN_STOPPED = 'STOPPED';
 
 /** Why a lease ended. */
 export type LeaseEnd = 'lost' | 'generation';
+
+/** ioredis options the renewer's connection does without: it never retries (lease-worker.js). */
+const RECONNECTION_POLICIES = ['retryStrategy', 'reconnectOnError'] as const;
+
+/**
+ * The Redis options as the renewer thread gets them (a structured clone): the TLS and AUTH
+ * options as given, without the caller's reconnection policies (functions, which no thread can
+ * be passed). Throws GrainConfigurationError for any other option a thread cannot be passed (a
+ * function such as `tls.checkServerIdentity`, a `tls.secureContext`), naming the option, never
+ * its value.
+ */
+export function workerRedisOptions(options: RedisOptions): RedisOptions {
+  const copy: Record<string, unknown> = { ...options };
+  for (const name of RECONNECTION_POLICIES) delete copy[name];
+  const path = functionPath(copy, []);
+  let cloneable = path === undefined;
+  if (cloneable) {
+    try {
+      structuredClone(copy);
+    } catch {
+      cloneable = false;
+    }
+  }
+  if (!cloneable) {
+    throw new GrainConfigurationError(
+      `RedisIdentityLookup redis options: ${path === undefined ? 'an option' : `"${path}"`} cannot be passed to the lease worker thread, which opens its own connection with the same options; use plain data (for TLS: ca, cert, key as strings or Buffers, servername, rejectUnauthorized, …), no functions or objects such as a secureContext.`,
+    );
+  }
+  return copy as RedisOptions;
+}
+
+/** The path of the first function (or symbol) in `value`'s own properties, if any. */
+function functionPath(value: unknown, path: string[]): string | undefined {
+  if (typeof value === 'function' || typeof value === 'symbol') return path.join('.');
+  if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value) || path.length > 8) return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const found = functionPath(item, [...path, key]);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
 
 /**
  * The main thread's side of a member lease: starts the renewer thread, ticks so the renewer
@@ -54,7 +96,7 @@ export class LeaseKeeper {
     const worker = new Worker(new URL('./lease-worker.js', import.meta.url), {
       workerData: {
         shared: this.shared,
-        redisOptions: options.redis,
+        redisOptions: workerRedisOptions(options.redis),
         keys: options.keys,
         args: options.args,
         leaseMs,

@@ -5,12 +5,19 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { ClusterUnavailableError, GrainConfigurationError } from '../../errors.js';
 import type { LookupMember } from '../identity-lookup.js';
+import { workerRedisOptions } from './lease-keeper.js';
 
 /** The only `maxmemory-policy` under which no entry can disappear. */
 const REQUIRED_EVICTION_POLICY = 'noeviction';
 
-/** A connection for lookup commands (not connected yet: see `connect`). */
+/**
+ * A connection for lookup commands (not connected yet: see `connect`). Throws
+ * GrainConfigurationError when the options cannot reach the lease worker thread.
+ */
 export function openConnection(options: RedisOptions, commandTimeoutMs: number): Redis {
+  // NOTE: the same options open the lease worker's connection (lease-keeper.ts); refused here,
+  // at setup, since there every join would fail and the start never end.
+  workerRedisOptions(options);
   const redis = new Redis({
     ...options,
     // NOTE: lookup commands never wait in an offline queue or get resent after a
@@ -25,13 +32,33 @@ export function openConnection(options: RedisOptions, commandTimeoutMs: number):
   return redis;
 }
 
-/** Connect; a failure disconnects (no retries) and is ClusterUnavailableError. */
+/** What Redis answers a client whose user name or password is wrong or missing, or whose user may not run a command. */
+const REFUSED_USER = /^(?:WRONGPASS|NOAUTH|NOPERM)\b|^ERR (?:invalid password|invalid username-password pair)/;
+
+/**
+ * Connect; a failure disconnects (no retries). Refused credentials (a wrong or missing
+ * password or user name) are a GrainConfigurationError, anything else ClusterUnavailableError;
+ * both say why, in Redis' or the socket's words (never the options: they hold the password).
+ */
 export async function connect(redis: Redis): Promise<void> {
+  // NOTE: connect() often rejects with a bare "Connection is closed." while the reason
+  // (WRONGPASS, NOAUTH, a certificate error, ECONNREFUSED) went to the 'error' event.
+  let reason: Error | undefined;
+  const onError = (error: Error) => (reason ??= error);
+  redis.on('error', onError);
   try {
     await redis.connect();
   } catch (error) {
     redis.disconnect();
-    throw new ClusterUnavailableError(`RedisIdentityLookup could not connect to Redis: ${(error as Error).message}`);
+    const why = reason ?? (error as Error);
+    if (REFUSED_USER.test(why.message)) {
+      throw new GrainConfigurationError(
+        `RedisIdentityLookup: Redis refused the credentials (${why.message}). Check the user name and password of the url (or of the redis options), and the user's ACL.`,
+      );
+    }
+    throw new ClusterUnavailableError(`RedisIdentityLookup could not connect to Redis: ${why.message}`);
+  } finally {
+    redis.off('error', onError);
   }
 }
 

@@ -649,18 +649,20 @@ function checkServiceName(name: string, option: string): string {
 
 /** The client's base URL (`…/v1`) and the URL for logs (without credentials). */
 function parseUrl(url: string): { baseUrl: string; display: string } {
+  // NOTE: a URL may carry credentials (user:password@): errors show it without them, or not at all.
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw new GrainConfigurationError(`ConsulProvider url: "${String(url)}" is not a URL; use one such as "${DEFAULT_URL}".`);
+    throw new GrainConfigurationError(`ConsulProvider url is not a URL (not shown: it may hold credentials); use one such as "${DEFAULT_URL}".`);
   }
+  const shown = `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new GrainConfigurationError(`ConsulProvider url: "${url}" must be http:// or https:// (Consul's HTTP API).`);
+    throw new GrainConfigurationError(`ConsulProvider url: "${shown}" must be http:// or https:// (Consul's HTTP API).`);
   }
   if (parsed.search !== '' || parsed.hash !== '') {
     throw new GrainConfigurationError(
-      `ConsulProvider url: "${url}" must not have a query or fragment; set the token and datacenter through their own options.`,
+      `ConsulProvider url: "${shown}" must not have a query or fragment; set the token and datacenter through their own options.`,
     );
   }
   const path = parsed.pathname.replace(/\/+$/, '');
