@@ -122,4 +122,28 @@ export const mutants = [
     replace: 'if (outcome.forgetPid && response.status !== Status.NOT_HERE) this.deps.routing.forgetPid(call);',
     tests: ['test/cluster/not-here.spec.ts'],
   },
+  {
+    id: 'leave-without-close',
+    description: 'a leaving member ends its streams without telling callers it is closing: requests they wrote meanwhile are lost',
+    file: 'lib/cluster/cluster.ts',
+    find: 'await this.#remoting?.close(Math.min(this.#drainTimeoutMs, MAX_CLOSE_GRACE_MS));',
+    replace: 'void MAX_CLOSE_GRACE_MS;',
+    tests: ['test/remote/leave-protocol.spec.ts'],
+  },
+  {
+    id: 'leaving-member-claims',
+    description: 'a leaving member still places and claims grains on itself (Redis lookup), leaving entries with no activation',
+    file: 'lib/cluster/lookup-member.ts',
+    find: 'hostsKind: (kind) => !members.isLeaving && member.hosts(kind),',
+    replace: 'hostsKind: (kind) => member.hosts(kind),',
+    tests: ['test/redis/graceful-leave.spec.ts'],
+  },
+  {
+    id: 'forged-id-counts',
+    description: 'a listed address answering under a member id confirmed at another address replaces it (StaticProvider)',
+    file: 'lib/cluster/providers/static-provider.ts',
+    find: 'if (other === address || confirmed.id !== peer.id) continue;',
+    replace: 'continue;',
+    tests: ['test/cluster/membership.spec.ts'],
+  },
 ];
