@@ -147,7 +147,7 @@ const FrameType = root.lookupType(`${PROTO_PACKAGE}.Frame`);
 
 /** Encode a frame (protobufjs generates the encoder once, at first use). */
 export function encodeFrame(frame: Frame): Buffer {
-  const bytes = FrameType.encode(frame as unknown as protobuf.Message).finish();
+  const bytes = FrameType.encode(wellFormedFrame(frame) as unknown as protobuf.Message).finish();
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
@@ -167,6 +167,46 @@ export function decodeFrame(bytes: Uint8Array): Frame {
   if (message['handshakeAck'] != null) return { handshakeAck: validAck(message['handshakeAck'] as HandshakeAck) };
   if (message['batch'] != null) return { batch: validBatch(message['batch'] as Batch) };
   throw new WireError('empty frame');
+}
+
+/**
+ * `frame`, or a copy whose strings hold U+FFFD for lone surrogates. NOTE: protobufjs writes a
+ * lone surrogate as bytes that are not UTF-8, and its decoder refuses the whole frame for them
+ * (proto3 strings are UTF-8): one grain error message cut in the middle of an emoji would lose
+ * every response of its batch. The codec turns lone surrogates into U+FFFD too.
+ */
+function wellFormedFrame(frame: Frame): Frame {
+  if ('batch' in frame) {
+    const batch = frame.batch;
+    const strings = batch.strings.every(isWellFormed) ? batch.strings : batch.strings.map((s) => s.toWellFormed());
+    const responses = batch.responses.every((r) => r.error == null || wellFormedValue(r.error) === r.error)
+      ? batch.responses
+      : batch.responses.map((r) => (r.error == null ? r : { ...r, error: wellFormedValue(r.error) }));
+    return strings === batch.strings && responses === batch.responses ? frame : { batch: { ...batch, strings, responses } };
+  }
+  // Handshakes: rare, and all strings.
+  return wellFormedValue(frame);
+}
+
+function isWellFormed(s: string): boolean {
+  return s.isWellFormed();
+}
+
+/** `value`, or a copy with well-formed strings, through plain objects and arrays. */
+function wellFormedValue<T>(value: T): T {
+  if (typeof value === 'string') return (value.isWellFormed() ? value : value.toWellFormed()) as T;
+  if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value)) return value;
+  if (Array.isArray(value)) {
+    const items = value.map(wellFormedValue);
+    return (items.every((item, i) => item === value[i]) ? value : items) as T;
+  }
+  const object = value as Record<string, unknown>;
+  let copy: Record<string, unknown> | undefined;
+  for (const key of Object.keys(object)) {
+    const fixed = wellFormedValue(object[key]);
+    if (fixed !== object[key]) (copy ??= { ...object })[key] = fixed;
+  }
+  return (copy ?? value) as T;
 }
 
 function validMember(member: MemberInfo | null | undefined): MemberInfo {
@@ -190,12 +230,19 @@ function validAck(a: HandshakeAck): HandshakeAck {
   };
 }
 
+/** An absent bytes field. */
+const NO_BYTES = new Uint8Array(0);
+
 function validBatch(batch: Batch): Batch {
   const size = batch.strings.length;
   const index = (i: number, what: string) => {
     if (i >= size) throw new WireError(`${what} index ${i} outside the batch's ${size} strings`);
   };
   for (const request of batch.requests) {
+    // NOTE: protobufjs leaves an empty bytes field out (proto3), and reads an absent one as
+    // its default, an empty *array*: `result.byteLength` would be undefined, and an undefined
+    // result (empty bytes) failed to decode. Absent bytes are empty bytes.
+    if (!(request.args instanceof Uint8Array)) request.args = NO_BYTES;
     index(request.kind, 'kind');
     index(request.identity, 'identity');
     index(request.method, 'method');
@@ -206,6 +253,7 @@ function validBatch(batch: Batch): Batch {
     }
   }
   for (const response of batch.responses) {
+    if (!(response.result instanceof Uint8Array)) response.result = NO_BYTES;
     if (!STATUSES.has(response.status)) throw new WireError(`unknown status ${response.status}`);
     if (response.status !== Status.OK && response.error == null) throw new WireError(`status ${response.status} without an error`);
   }

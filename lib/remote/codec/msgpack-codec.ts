@@ -13,9 +13,23 @@
  *   `M` and Set `S` (a MessagePack map / array inside the extension).
  * The decoder accepts these forms, non-minimal lengths and float32, and nothing else
  * (no 64-bit int formats, no other extension types, no trailing bytes).
+ * Limits (codec.ts, README.md): `maxBytes`, `maxDepth`, and the collection limits `maxSetSize`,
+ * `maxMapSize`, `maxSetAndMapEntries` (hash flooding) and `maxEntries`, checked the same way
+ * by the encoder and the decoder.
  */
 import { Buffer } from 'node:buffer';
-import { type Codec, CodecError, type CodecErrorCode, type CodecLimits, DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH } from './codec.js';
+import {
+  type Codec,
+  CodecError,
+  type CodecErrorCode,
+  type CodecLimits,
+  DEFAULT_MAX_BYTES,
+  DEFAULT_MAX_DEPTH,
+  DEFAULT_MAX_ENTRIES,
+  DEFAULT_MAX_MAP_SIZE,
+  DEFAULT_MAX_SET_AND_MAP_ENTRIES,
+  DEFAULT_MAX_SET_SIZE,
+} from './codec.js';
 
 /** Encodings are written one after another into a slab this size; a full slab is left to the GC. */
 const SLAB_BYTES = 64 * 1024;
@@ -59,8 +73,11 @@ const keyCache: (string | undefined)[] = new Array<string | undefined>(KEY_CACHE
 /** Reused argument arrays for `String.fromCharCode.apply`, one per length. */
 const CHAR_CODES: number[][] = Array.from({ length: JS_ASCII_MAX_BYTES }, (_, n) => new Array<number>(n).fill(0));
 
-/** Options of the default codec. */
+/** Options of the default codec (defaults and reasons in codec.ts and README.md). */
 export type MsgpackCodecOptions = CodecLimits;
+
+/** Every limit, resolved. */
+type Limits = Readonly<Required<CodecLimits>>;
 
 /**
  * The default codec. One instance per member is enough: encode and decode are synchronous and
@@ -70,25 +87,120 @@ export class MsgpackCodec implements Codec {
   readonly name = 'grains-msgpack/1';
   readonly maxBytes: number;
   readonly maxDepth: number;
+  readonly maxSetSize: number;
+  readonly maxMapSize: number;
+  readonly maxSetAndMapEntries: number;
+  readonly maxEntries: number;
+  private readonly limits: Limits;
   private readonly encoder: Encoder;
   private readonly decoder: Decoder;
 
   constructor(options: MsgpackCodecOptions = {}) {
     this.maxBytes = positiveInteger(options.maxBytes ?? DEFAULT_MAX_BYTES, 'maxBytes');
     this.maxDepth = positiveInteger(options.maxDepth ?? DEFAULT_MAX_DEPTH, 'maxDepth');
-    this.encoder = new Encoder(this.maxBytes, this.maxDepth);
-    this.decoder = new Decoder(this.maxBytes, this.maxDepth);
+    this.maxSetSize = positiveInteger(options.maxSetSize ?? DEFAULT_MAX_SET_SIZE, 'maxSetSize');
+    this.maxMapSize = positiveInteger(options.maxMapSize ?? DEFAULT_MAX_MAP_SIZE, 'maxMapSize');
+    this.maxSetAndMapEntries = positiveInteger(options.maxSetAndMapEntries ?? DEFAULT_MAX_SET_AND_MAP_ENTRIES, 'maxSetAndMapEntries');
+    this.maxEntries = positiveInteger(options.maxEntries ?? DEFAULT_MAX_ENTRIES, 'maxEntries');
+    this.limits = {
+      maxBytes: this.maxBytes,
+      maxDepth: this.maxDepth,
+      maxSetSize: this.maxSetSize,
+      maxMapSize: this.maxMapSize,
+      maxSetAndMapEntries: this.maxSetAndMapEntries,
+      maxEntries: this.maxEntries,
+    };
+    this.encoder = new Encoder(this.limits);
+    this.decoder = new Decoder(this.limits);
   }
 
   encode(value: unknown): Uint8Array {
     // NOTE: re-entry is possible only through a getter that encodes; give it its own encoder.
-    if (this.encoder.busy) return new Encoder(this.maxBytes, this.maxDepth).encode(value);
+    if (this.encoder.busy) return new Encoder(this.limits).encode(value);
     return this.encoder.encode(value);
   }
 
   decode(bytes: Uint8Array): unknown {
-    if (this.decoder.busy) return new Decoder(this.maxBytes, this.maxDepth).decode(bytes);
+    if (this.decoder.busy) return new Decoder(this.limits).decode(bytes);
     return this.decoder.decode(bytes);
+  }
+}
+
+/**
+ * What a Set item or Map key counts toward `maxSetSize`, `maxMapSize` and
+ * `maxSetAndMapEntries`: 1, but a BigInt 1 plus its size in 64-bit words. NOTE: V8 hashes a
+ * BigInt by its lowest word only and compares colliding ones word by word, so big BigInts
+ * that share their lowest word cost more per collision than numbers; counted this way, no key
+ * type costs more than colliding doubles do per unit (measured, README.md).
+ */
+function keyWeight(key: unknown): number {
+  if (typeof key !== 'bigint') return 1;
+  if (key >= INT64_MIN && key <= INT64_MAX) return 2;
+  return 1 + Math.ceil((key < 0n ? -key : key).toString(16).length / 16);
+}
+
+type Collection = 'array' | 'object' | 'Set' | 'Map';
+
+/**
+ * A message's collection entries, counted against `maxEntries`, `maxSetSize`, `maxMapSize` and
+ * `maxSetAndMapEntries` as encode writes them or decode reads them. NOTE: the hot checks are
+ * inlined by the callers (`(counter.entriesLeft -= n) < 0`); the methods here say why a value
+ * is over a limit, and run only then (or per Set and Map).
+ */
+class EntryCounter {
+  /** Collection entries the message may still have (`maxEntries`). */
+  entriesLeft = 0;
+  /** Set items and Map entries, by weight, it may still have (`maxSetAndMapEntries`). */
+  keyedLeft = 0;
+
+  constructor(private readonly limits: Limits) {}
+
+  reset(): void {
+    this.entriesLeft = this.limits.maxEntries;
+    this.keyedLeft = this.limits.maxSetAndMapEntries;
+  }
+
+  /** Why `n` entries of a `kind` went over `maxEntries` (after `entriesLeft` went below 0). */
+  tooManyEntries(kind: Collection, n: number): string {
+    const what = `${describeCollection(kind, n)}, which makes more collection entries than one message carries`;
+    return `${what}: the limit is ${this.limits.maxEntries} (maxEntries)`;
+  }
+
+  /** A Set's or Map's `n` items, before any is written or read: why they are too many, or undefined. */
+  keyed(kind: 'Set' | 'Map', n: number): string | undefined {
+    const limit = kind === 'Set' ? this.limits.maxSetSize : this.limits.maxMapSize;
+    if (n > limit) return `${describeCollection(kind, n)}: the limit is ${limit} (${kind === 'Set' ? 'maxSetSize' : 'maxMapSize'})`;
+    if ((this.entriesLeft -= n) < 0) return this.tooManyEntries(kind, n);
+    return (this.keyedLeft -= n) < 0 ? this.tooManyKeyed(kind, n) : undefined;
+  }
+
+  /**
+   * A BigInt item or key of a Set or Map of `n`: `extra` more than the 1 that `keyed` counted,
+   * `weight` the collection's weight with it. Why that is too much, or undefined.
+   */
+  keyWeight(kind: 'Set' | 'Map', n: number, extra: number, weight: number): string | undefined {
+    const limit = kind === 'Set' ? this.limits.maxSetSize : this.limits.maxMapSize;
+    const counting = 'a BigInt counting 1 plus its 64-bit words';
+    if (weight > limit) return `${describeCollection(kind, n)} (${counting}): the limit is ${limit} (${kind === 'Set' ? 'maxSetSize' : 'maxMapSize'})`;
+    return (this.keyedLeft -= extra) < 0 ? `${this.tooManyKeyed(kind, n)} (${counting})` : undefined;
+  }
+
+  private tooManyKeyed(kind: 'Set' | 'Map', n: number): string {
+    const what = `${describeCollection(kind, n)}, which makes more Set items and Map entries than one message carries`;
+    return `${what}: the limit is ${this.limits.maxSetAndMapEntries} (maxSetAndMapEntries)`;
+  }
+}
+
+function describeCollection(kind: Collection, n: number): string {
+  switch (kind) {
+    case 'array':
+      return `an array of ${n} items`;
+    case 'object':
+      return `an object of ${n} properties`;
+    case 'Set':
+      return `a Set of ${n} items`;
+    default:
+      return `a Map of ${n} entries`;
   }
 }
 
@@ -145,14 +257,19 @@ class Encoder {
   /** Where the encoding in progress starts in the slab. */
   private start = 0;
   private pos = 0;
+  private readonly maxBytes: number;
+  private readonly maxDepth: number;
+  private readonly counter: EntryCounter;
 
-  constructor(
-    private readonly maxBytes: number,
-    private readonly maxDepth: number,
-  ) {}
+  constructor(limits: Limits) {
+    this.maxBytes = limits.maxBytes;
+    this.maxDepth = limits.maxDepth;
+    this.counter = new EntryCounter(limits);
+  }
 
   encode(value: unknown): Uint8Array {
     this.busy = true;
+    this.counter.reset();
     try {
       this.write(value, 0);
       const length = this.pos - this.start;
@@ -267,6 +384,7 @@ class Encoder {
   private writeArray(array: readonly unknown[], depth: number): void {
     this.enter(array, depth);
     const n = array.length;
+    if ((this.counter.entriesLeft -= n) < 0) throw new EncodeFailure('CODEC_LIMIT_EXCEEDED', this.counter.tooManyEntries('array', n));
     this.writeContainerHeader(n, 0x90, 0xdc);
     let i = 0;
     try {
@@ -280,6 +398,7 @@ class Encoder {
     this.enter(object, depth);
     const keys = Object.keys(object);
     const n = keys.length;
+    if ((this.counter.entriesLeft -= n) < 0) throw new EncodeFailure('CODEC_LIMIT_EXCEEDED', this.counter.tooManyEntries('object', n));
     this.writeContainerHeader(n, 0x80, 0xde);
     let i = 0;
     try {
@@ -311,43 +430,62 @@ class Encoder {
 
   private writeMap(map: Map<unknown, unknown>, depth: number): void {
     this.enter(map, depth);
-    const lengthAt = this.openExtension(EXT_MAP);
     const n = map.size;
+    const tooMany = this.counter.keyed('Map', n);
+    if (tooMany !== undefined) throw new EncodeFailure('CODEC_LIMIT_EXCEEDED', tooMany);
+    const lengthAt = this.openExtension(EXT_MAP);
     this.writeContainerHeader(n, 0x80, 0xde);
     let i = 0;
     let segment = '';
+    let weight = n;
+    // NOTE: thrown once out of the loop, so that its path is the Map's, not the key's.
+    let over: string | undefined;
     try {
       for (const [key, value] of map) {
         if (i === n) break;
+        if (typeof key === 'bigint') {
+          const extra = keyWeight(key) - 1;
+          if ((over = this.counter.keyWeight('Map', n, extra, (weight += extra))) !== undefined) break;
+        }
         segment = `.<map key #${i}>`;
         this.write(key, depth + 1);
         segment = `.get(${previewKey(key)})`;
         this.write(value, depth + 1);
         i++;
       }
-      if (i !== n) throw new EncodeFailure('CODEC_UNSUPPORTED_VALUE', 'a Map that changed while it was being encoded');
+      if (over === undefined && i !== n) throw new EncodeFailure('CODEC_UNSUPPORTED_VALUE', 'a Map that changed while it was being encoded');
     } catch (error) {
       throw this.failIn(error, map, segment);
     }
+    if (over !== undefined) throw new EncodeFailure('CODEC_LIMIT_EXCEEDED', over);
     this.closeExtension(lengthAt);
   }
 
   private writeSet(set: Set<unknown>, depth: number): void {
     this.enter(set, depth);
-    const lengthAt = this.openExtension(EXT_SET);
     const n = set.size;
+    const tooMany = this.counter.keyed('Set', n);
+    if (tooMany !== undefined) throw new EncodeFailure('CODEC_LIMIT_EXCEEDED', tooMany);
+    const lengthAt = this.openExtension(EXT_SET);
     this.writeContainerHeader(n, 0x90, 0xdc);
     let i = 0;
+    let weight = n;
+    let over: string | undefined;
     try {
       for (const item of set) {
         if (i === n) break;
+        if (typeof item === 'bigint') {
+          const extra = keyWeight(item) - 1;
+          if ((over = this.counter.keyWeight('Set', n, extra, (weight += extra))) !== undefined) break;
+        }
         this.write(item, depth + 1);
         i++;
       }
-      if (i !== n) throw new EncodeFailure('CODEC_UNSUPPORTED_VALUE', 'a Set that changed while it was being encoded');
+      if (over === undefined && i !== n) throw new EncodeFailure('CODEC_UNSUPPORTED_VALUE', 'a Set that changed while it was being encoded');
     } catch (error) {
       throw this.failIn(error, set, `.<set item #${i}>`);
     }
+    if (over !== undefined) throw new EncodeFailure('CODEC_LIMIT_EXCEEDED', over);
     this.closeExtension(lengthAt);
   }
 
@@ -682,11 +820,15 @@ class Decoder {
   private end = 0;
   /** Array slots the input can still pay for (each element takes at least one byte). */
   private budget = 0;
+  private readonly maxBytes: number;
+  private readonly maxDepth: number;
+  private readonly counter: EntryCounter;
 
-  constructor(
-    private readonly maxBytes: number,
-    private readonly maxDepth: number,
-  ) {}
+  constructor(limits: Limits) {
+    this.maxBytes = limits.maxBytes;
+    this.maxDepth = limits.maxDepth;
+    this.counter = new EntryCounter(limits);
+  }
 
   decode(bytes: Uint8Array): unknown {
     if (!(bytes instanceof Uint8Array)) {
@@ -700,6 +842,7 @@ class Decoder {
     this.pos = 0;
     this.end = bytes.byteLength;
     this.budget = bytes.byteLength;
+    this.counter.reset();
     try {
       const value = this.read(0);
       if (this.pos !== this.end) throw this.malformed(`${this.end - this.pos} bytes after the value`);
@@ -719,6 +862,11 @@ class Decoder {
 
   private malformed(reason: string): CodecError {
     return new CodecError('CODEC_MALFORMED', `Malformed grains-msgpack/1 input at byte ${this.pos}: ${reason}`);
+  }
+
+  /** A collection limit's error: never a partial value. */
+  private overLimit(reason: string): CodecError {
+    return new CodecError('CODEC_LIMIT_EXCEEDED', `Cannot decode grains-msgpack/1 input at byte ${this.pos}: ${reason}`);
   }
 
   private need(n: number): void {
@@ -854,6 +1002,7 @@ class Decoder {
     this.enter(depth);
     // NOTE: a length header is never trusted for an allocation the input cannot pay for.
     if (n > this.end - this.pos || (this.budget -= n) < 0) throw this.malformed(`array of ${n} items: truncated`);
+    if ((this.counter.entriesLeft -= n) < 0) throw this.overLimit(this.counter.tooManyEntries('array', n));
     const array = new Array<unknown>(n);
     for (let i = 0; i < n; i++) array[i] = this.read(depth + 1);
     return array;
@@ -862,6 +1011,7 @@ class Decoder {
   private readObject(n: number, depth: number): Record<string, unknown> {
     this.enter(depth);
     if (n * 2 > this.end - this.pos) throw this.malformed(`object of ${n} properties: truncated`);
+    if ((this.counter.entriesLeft -= n) < 0) throw this.overLimit(this.counter.tooManyEntries('object', n));
     const object: Record<string, unknown> = {};
     for (let i = 0; i < n; i++) {
       const key = this.readKey();
@@ -972,9 +1122,10 @@ class Decoder {
       case EXT_BIGINT:
         return this.readBigInt(n);
       case EXT_BUFFER: {
-        // NOTE: allocUnsafe + set is about 5x faster than Buffer.copyBytesFrom here; every
-        // byte of `out` is overwritten at once, so nothing uninitialised escapes.
-        const out = Buffer.allocUnsafe(n);
+        // NOTE: allocUnsafeSlow, not allocUnsafe: a small Buffer from allocUnsafe is a view
+        // into Node's shared pool, and its `.buffer` would show whatever else is there (other
+        // messages). Every byte of `out` is overwritten at once, so nothing uninitialised escapes.
+        const out = Buffer.allocUnsafeSlow(n);
         out.set(this.src.subarray(this.pos, end));
         this.pos = end;
         return out;
@@ -998,9 +1149,18 @@ class Decoder {
     const n = b >= 0x80 && b < 0x90 ? b & 0x0f : b === 0xde ? this.u16() : b === 0xdf ? this.u32() : -1;
     if (n < 0) throw this.malformed('a Map without a map header');
     if (n * 2 > this.end - this.pos) throw this.malformed(`Map of ${n} entries: truncated`);
+    // NOTE: counted before any key is inserted: colliding keys cost O(size) each (README.md).
+    const tooMany = this.counter.keyed('Map', n);
+    if (tooMany !== undefined) throw this.overLimit(tooMany);
     const map = new Map<unknown, unknown>();
+    let weight = n;
     for (let i = 0; i < n; i++) {
       const key = this.read(depth + 1);
+      if (typeof key === 'bigint') {
+        const extra = keyWeight(key) - 1;
+        const over = this.counter.keyWeight('Map', n, extra, (weight += extra));
+        if (over !== undefined) throw this.overLimit(over);
+      }
       map.set(key, this.read(depth + 1));
     }
     return map;
@@ -1011,8 +1171,19 @@ class Decoder {
     const n = b >= 0x90 && b < 0xa0 ? b & 0x0f : b === 0xdc ? this.u16() : b === 0xdd ? this.u32() : -1;
     if (n < 0) throw this.malformed('a Set without an array header');
     if (n > this.end - this.pos) throw this.malformed(`Set of ${n} items: truncated`);
+    const tooMany = this.counter.keyed('Set', n);
+    if (tooMany !== undefined) throw this.overLimit(tooMany);
     const set = new Set<unknown>();
-    for (let i = 0; i < n; i++) set.add(this.read(depth + 1));
+    let weight = n;
+    for (let i = 0; i < n; i++) {
+      const item = this.read(depth + 1);
+      if (typeof item === 'bigint') {
+        const extra = keyWeight(item) - 1;
+        const over = this.counter.keyWeight('Set', n, extra, (weight += extra));
+        if (over !== undefined) throw this.overLimit(over);
+      }
+      set.add(item);
+    }
     return set;
   }
 
