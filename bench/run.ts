@@ -5,7 +5,7 @@
  *   node dist/bench/run.js [scenario...] [--only group,...] [--rounds 11] [--round-ms 250] [--warmup 3]
  *                          [--concurrency 1000] [--kills 20] [--quick] [--profile] [--gc]
  *
- * Scenarios: local-call, activation, remote-call (worker scenarios, below), the Redis group
+ * Scenarios: local-call, activation, remote-call, remote-call-tls (worker scenarios, below), the Redis group
  * (bench/redis/scenarios.ts): activation-redis, cached-call-redis, failover, and the membership
  * group (bench/membership/scenarios.ts): join, drain, rolling. `redis` and `membership` (as a
  * positional or `--only`) name a whole group; `--only` takes scenario or group names.

@@ -36,9 +36,11 @@ export { FAST_LEASE, type LeaseSettings, type RedisIdentityLookupOptions, SAFE_L
 export type { GetHint, TurnGuard } from './cluster/identity/identity-lookup.js';
 export type { Placement } from './cluster/placement/placement.js';
 export type { PlacementStrategy } from './cluster/placement/placement-strategy.js';
-export type { RemoteOptions } from './remote/remote-options.js';
+export type { RemoteOptions, RemoteTlsOptions } from './remote/remote-options.js';
+export type { InboundLimitOptions } from './remote/inbound-limits.js';
 export type { ProtocolRange } from './remote/protocol.js';
-export { type Codec, CodecError, type CodecErrorCode } from './remote/codec/codec.js';
+export { type Codec, CodecError, type CodecErrorCode, type CodecLimits } from './remote/codec/codec.js';
+export { MsgpackCodec, type MsgpackCodecOptions } from './remote/codec/msgpack-codec.js';
 export type { Pid } from './actor/pid.js';
 
 // Errors

@@ -5,7 +5,9 @@
  * lists the same address and learns B from B's handshake. Exits on `stop` (after a graceful shutdown, so `--cpu-prof` writes its
  * profile) or when its parent goes away.
  *
- *   node [--cpu-prof …] dist/bench/remote/member.js
+ *   node [--cpu-prof …] dist/bench/remote/member.js [CA_FILE CERT_FILE KEY_FILE]
+ *
+ * With the three PEM files (remote-call-tls), B serves over mutual TLS (`remote.tls`).
  */
 import { createServer, type AddressInfo } from 'node:net';
 import type { Cluster } from 'nestjs-grains';
@@ -25,6 +27,9 @@ function freePort(): Promise<number> {
   });
 }
 
+const [caFile, certFile, keyFile] = process.argv.slice(2);
+const tls = caFile !== undefined && certFile !== undefined && keyFile !== undefined ? { caFile, certFile, keyFile } : undefined;
+
 try {
   const { Cluster, GrainConfigurationError, HashIdentityLookup, StaticProvider } = await loadRuntime();
   const logger = new SilentLogger();
@@ -38,7 +43,7 @@ try {
       logger,
       provider: new StaticProvider({ members: [`127.0.0.1:${port}`] }),
       identityLookup: new HashIdentityLookup(),
-      remote: { host: '127.0.0.1', port },
+      remote: { host: '127.0.0.1', port, ...(tls !== undefined && { tls }) },
     });
     candidate.registerKind({ name: ECHO_KIND, grainClass: EchoGrain, create: (ctx) => new EchoGrain(ctx) });
     try {

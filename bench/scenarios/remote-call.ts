@@ -20,6 +20,7 @@ import type { Cluster, GrainRef } from 'nestjs-grains';
 import { builtScript, cpuMicros, ServerChild } from '../remote/child-process.js';
 import { ECHO_KIND, type EchoGrain, REMOTE_CLUSTER_NAME } from '../remote/echo-grain.js';
 import { BatchedEchoClient, echoService } from '../remote/echo-wire.js';
+import { type BenchCerts, makeBenchCerts } from '../remote/tls-certs.js';
 import { loadRuntime, SilentLogger } from '../support/runtime.js';
 import type { BenchParams, LatencySample, ScenarioSpec, Subject } from '../support/scenario.js';
 import { hrtimeNs, nsSince, yieldToEventLoop } from '../support/timing.js';
@@ -186,6 +187,8 @@ class CpuMeter {
 export interface GrainSubjectOptions {
   /** execArgv of member B (e.g. --cpu-prof flags); none by default. */
   readonly memberExecArgv?: readonly string[];
+  /** Mutual TLS between A and B (`remote.tls`, certificates made with openssl for the run). */
+  readonly tls?: boolean;
 }
 
 /** Member A here (client-only), member B in a child process; one `echo` grain per caller. */
@@ -199,6 +202,7 @@ export class RemoteGrainSubject implements Subject {
   private readonly logger = new SilentLogger();
   private memberProblems = 0;
   private readonly cpu = new CpuMeter();
+  private certs: BenchCerts | undefined;
 
   constructor(
     private readonly params: BenchParams,
@@ -211,14 +215,16 @@ export class RemoteGrainSubject implements Subject {
 
   async setup(): Promise<void> {
     try {
-      this.member = await ServerChild.start('member B', builtScript('../remote/member.js', import.meta.url), [], this.options.memberExecArgv ?? []);
+      const certs = (this.certs = this.options.tls ? makeBenchCerts() : undefined);
+      const tlsArgs = certs === undefined ? [] : [certs.b.caFile, certs.b.certFile, certs.b.keyFile];
+      this.member = await ServerChild.start('member B', builtScript('../remote/member.js', import.meta.url), tlsArgs, this.options.memberExecArgv ?? []);
       const { Cluster, HashIdentityLookup, StaticProvider } = await loadRuntime();
       const cluster = new Cluster({
         clusterName: REMOTE_CLUSTER_NAME,
         logger: this.logger,
         provider: new StaticProvider({ members: [this.member.address] }),
         identityLookup: new HashIdentityLookup(),
-        remote: {},
+        remote: certs === undefined ? {} : { tls: certs.a },
       });
       this.cluster = cluster;
       await cluster.start();
@@ -293,6 +299,8 @@ export class RemoteGrainSubject implements Subject {
       this.cluster = undefined;
       await this.member?.stop();
       this.member = undefined;
+      this.certs?.remove();
+      this.certs = undefined;
     }
   }
 

@@ -166,6 +166,7 @@ export class Cluster {
           redirect: (call) => router.redirect(call),
           forgetPid: (call) => router.forgetPid(call),
           forgetAddress: (address) => router.forgetAddress(address),
+          inboundRouteProblem: (request) => router.inboundRouteProblem(request),
           serveInbound: (request, args, resolve, reject) => router.serveInbound(request, args, resolve, reject),
         },
         // NOTE: only connections this member dialled confirm anything, and only what the

@@ -211,6 +211,14 @@ export class RequestRouter implements GrainInvoker {
    * `reject`. Returns the error instead when the request names a kind or method this member
    * does not serve; nothing was dispatched then.
    */
+  /** Why a peer's request is not served here, judged on its kind and method alone (before its arguments are decoded); undefined when it may be. */
+  inboundRouteProblem(request: InboundCallRequest): GrainError | undefined {
+    const clusterKind = this.kinds.get(request.kind);
+    if (clusterKind === undefined) return new NotHereError(request.kind, request.identity);
+    if (!clusterKind.routes.has(request.method)) return new MethodNotCallableError(request.kind, request.method);
+    return undefined;
+  }
+
   serveInbound(request: InboundCallRequest, args: unknown[], resolve: (value: unknown) => void, reject: (error: unknown) => void): GrainError | undefined {
     const clusterKind = this.kinds.get(request.kind);
     if (clusterKind === undefined) return new NotHereError(request.kind, request.identity);

@@ -6,6 +6,17 @@ import { type Batch, encodeFrame, StringTable, type WireRequest, type WireRespon
 export const MAX_ENVELOPES_PER_BATCH = 1_000;
 /** Payload bytes per write (beside the per-envelope overhead). */
 export const MAX_BATCH_BYTES = 1 << 20;
+/**
+ * Decoded values (every tag: messages, fields, strings) per write, estimated from above: a
+ * reader refuses a frame of more than 16 per request it accepts (inbound-limits.ts), and
+ * accepts at least MAX_ENVELOPES_PER_BATCH requests. Plain requests take about 10 each, so
+ * this only splits batches of requests with long call chains.
+ */
+export const MAX_ENTRIES_PER_WRITE = 16 * MAX_ENVELOPES_PER_BATCH;
+/** Bytes (arguments, results, error texts) that may wait per stream by default. */
+export const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
+/** What an envelope counts for beside its payload, in queued bytes. */
+const ENVELOPE_BYTES = 64;
 
 /** What a writer needs of a gRPC duplex stream. */
 export interface WritableStream {
@@ -16,9 +27,10 @@ export interface WritableStream {
 /**
  * Coalesces the envelopes queued for one stream into batches: everything queued before the
  * next turn of the event loop goes out in as few writes as possible (up to
- * MAX_ENVELOPES_PER_BATCH and MAX_BATCH_BYTES each). When `write()` returns false the writer
- * waits for 'drain'; meanwhile the queue grows only up to `maxQueued`, after which
- * `enqueue*` refuses, so nothing buffers without a bound.
+ * MAX_ENVELOPES_PER_BATCH, MAX_BATCH_BYTES and MAX_ENTRIES_PER_WRITE each). When `write()`
+ * returns false the writer waits for 'drain'; meanwhile the queue grows only up to
+ * `maxQueued` envelopes and `maxQueuedBytes` bytes, after which `enqueue*` refuses, so
+ * nothing buffers without a bound.
  */
 export class BatchWriter {
   private requests: OutboundRequest[] = [];
@@ -26,6 +38,7 @@ export class BatchWriter {
   private scheduled = false;
   private blocked = false;
   private closed = false;
+  private bytes = 0;
   /** Waiting for everything queued to be handed to the stream (`flushed`). */
   private waitingForFlush: (() => void)[] = [];
 
@@ -34,24 +47,44 @@ export class BatchWriter {
     private readonly maxQueued: number,
     /** Called for each request dropped unwritten because its deadline passed first. */
     private readonly onExpiredUnwritten: (request: OutboundRequest) => void = () => {},
+    private readonly maxQueuedBytes: number = DEFAULT_MAX_QUEUED_BYTES,
   ) {}
 
   get queued(): number {
     return this.requests.length + this.responses.length;
   }
 
+  /** Bytes queued: arguments, results and error texts, plus a little per envelope. */
+  get queuedBytes(): number {
+    return this.bytes;
+  }
+
+  /** The stream does not take more now, and the queue is past half a bound: the peer reads slower than it asks. */
+  get congested(): boolean {
+    return this.blocked && (this.queued >= this.maxQueued / 2 || this.bytes >= this.maxQueuedBytes / 2);
+  }
+
   enqueueRequest(request: OutboundRequest): boolean {
-    if (this.closed || this.queued >= this.maxQueued) return false;
+    const size = requestBytes(request);
+    if (!this.admits(size)) return false;
     this.requests.push(request);
+    this.bytes += size;
     this.schedule();
     return true;
   }
 
   enqueueResponse(response: OutboundResponse): boolean {
-    if (this.closed || this.queued >= this.maxQueued) return false;
+    const size = responseBytes(response);
+    if (!this.admits(size)) return false;
     this.responses.push(response);
+    this.bytes += size;
     this.schedule();
     return true;
+  }
+
+  private admits(size: number): boolean {
+    // NOTE: one envelope is always taken when nothing waits, however large (the message size limit bounds it).
+    return !this.closed && this.queued < this.maxQueued && (this.queued === 0 || this.bytes + size <= this.maxQueuedBytes);
   }
 
   /** Resolves once everything queued now has been handed to the stream (or the writer closed). */
@@ -67,6 +100,7 @@ export class BatchWriter {
     const unwritten = this.requests;
     this.requests = [];
     this.responses = [];
+    this.bytes = 0;
     return unwritten;
   }
 
@@ -108,11 +142,19 @@ export class BatchWriter {
     const responses: WireResponse[] = [];
     let bytes = 0;
     let taken = 0;
+    // NOTE: the Frame and Batch tags.
+    let entries = 2;
     const at = now();
     while (taken < this.requests.length && requests.length < MAX_ENVELOPES_PER_BATCH && (bytes < MAX_BATCH_BYTES || requests.length === 0)) {
+      const next = this.requests[taken]!;
+      // NOTE: a request's tag, its 7 fields, 4 strings at most, and per chain link a tag, 3 fields and 2 strings.
+      const cost = 12 + 6 * next.call.chain.length;
+      if (requests.length > 0 && entries + cost > MAX_ENTRIES_PER_WRITE) break;
       const request = this.requests[taken++]!;
+      this.bytes -= requestBytes(request);
       const call = request.call;
       if (call.settled) continue;
+      entries += cost;
       const remaining = Math.floor(call.deadline - at);
       if (remaining <= 0) {
         this.onExpiredUnwritten(request);
@@ -141,8 +183,14 @@ export class BatchWriter {
       requests.length + responses.length < MAX_ENVELOPES_PER_BATCH &&
       (bytes < MAX_BATCH_BYTES || responses.length === 0)
     ) {
+      // NOTE: a response's tag, its 4 fields, and its error's tag, 4 fields and cycle.
+      const cost = 10 + (this.responses[answered]!.error?.cycle.length ?? 0);
+      if (requests.length + responses.length > 0 && entries + cost > MAX_ENTRIES_PER_WRITE) break;
+      entries += cost;
       const response = this.responses[answered++]!;
-      bytes += response.result?.byteLength ?? 0;
+      const size = responseBytes(response);
+      this.bytes -= size;
+      bytes += size - ENVELOPE_BYTES;
       responses.push({ id: response.id, status: response.status, result: response.result ?? EMPTY, error: response.error ?? null });
     }
     this.responses = answered === this.responses.length ? [] : this.responses.slice(answered);
@@ -152,3 +200,13 @@ export class BatchWriter {
 
 const EMPTY = new Uint8Array(0);
 const NO_LINKS: WireRequest['chain'] = [];
+
+function requestBytes(request: OutboundRequest): number {
+  return ENVELOPE_BYTES + request.args.byteLength;
+}
+
+function responseBytes(response: OutboundResponse): number {
+  const error = response.error;
+  const text = error === undefined ? 0 : error.name.length + error.message.length + error.code.length + error.origin.length;
+  return ENVELOPE_BYTES + (response.result?.byteLength ?? 0) + text;
+}

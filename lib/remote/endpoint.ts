@@ -1,11 +1,13 @@
-import { type Client, type ClientDuplexStream, credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
+import { type ChannelCredentials, type Client, type ClientDuplexStream, credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
 import type { DeadlineSweeper, Sweepable } from '../actor/deadline-sweeper.js';
 import { Backoff, INITIAL_BACKOFF_MS, MAX_BACKOFF_MS } from './backoff.js';
 import { BatchWriter } from './batch-writer.js';
 import type { OutboundRequest } from './envelopes.js';
 import { KEEPALIVE_OPTIONS, remotingService } from './service-definition.js';
 import type { LeavePhase } from './remote-server.js';
-import { decodeFrame, encodeFrame, type Handshake, type HandshakeAck, type MemberInfo, type WireResponse, type WireError } from './wire.js';
+import { TLS_SERVER_NAME } from './tls.js';
+import { DEFAULT_MAX_REQUESTS_PER_BATCH, inspectFrame } from './inbound-limits.js';
+import { decodeFrame, encodeFrame, type Handshake, type HandshakeAck, type MemberInfo, type WireResponse, WireError } from './wire.js';
 
 /** Why a request did not get a response. */
 export type FailureReason =
@@ -38,6 +40,13 @@ export interface EndpointSettings {
   readonly handshake: () => Handshake;
   readonly maxMessageSize: number;
   readonly maxQueued: number;
+  /**
+   * Bytes of requests that may wait per stream. NOTE: not read yet: the writer of connect()
+   * uses DEFAULT_MAX_QUEUED_BYTES (64 MiB) until it passes this on.
+   */
+  readonly maxQueuedBytes?: number;
+  /** TLS (the cluster CA, this member's certificate); plaintext when undefined. */
+  readonly credentials?: ChannelCredentials;
   readonly sweeper: DeadlineSweeper;
   readonly events: EndpointEvents;
 }
@@ -71,6 +80,8 @@ export class Endpoint implements Sweepable {
   private watched = false;
   /** Close once idle (the peer left the membership). */
   private closing = false;
+  /** A failed TLS handshake was logged; not again until a handshake succeeds. */
+  private tlsFailureLogged = false;
   private nextCheck = Infinity;
   /** The peer as of the last accepted handshake. */
   peer: MemberInfo | undefined;
@@ -93,7 +104,7 @@ export class Endpoint implements Sweepable {
       this.inFlight.set(request.id, request);
       if (!this.writer!.enqueueRequest(request)) {
         this.inFlight.delete(request.id);
-        this.settings.events.failed(request, false, 'overloaded', `more than ${this.settings.maxQueued} envelopes wait for ${this.address}`);
+        this.settings.events.failed(request, false, 'overloaded', `more than ${this.settings.maxQueued} envelopes (or their bytes) wait for ${this.address}`);
       }
       return;
     }
@@ -194,8 +205,11 @@ export class Endpoint implements Sweepable {
 
   private connect(): void {
     this.state = State.Connecting;
-    this.client ??= new RemotingClient(this.address, credentials.createInsecure(), {
+    this.client ??= new RemotingClient(this.address, this.settings.credentials ?? credentials.createInsecure(), {
       ...KEEPALIVE_OPTIONS,
+      // NOTE: the server name sent over TLS (SNI), instead of the peer's IP address; the peer's
+      // certificate is not checked against any name (tls.ts).
+      ...(this.settings.credentials !== undefined && { 'grpc.ssl_target_name_override': TLS_SERVER_NAME }),
       // NOTE: grpc-js refuses new streams while its channel backs off after a failed connect
       // (1 s at first by default). This endpoint paces reconnects itself, so the channel's own
       // backoff (the subchannel's BackoffTimeout: first delay, cap) starts at ours.
@@ -219,6 +233,10 @@ export class Endpoint implements Sweepable {
       }
       let frame;
       try {
+        // NOTE: the callee is untrusted too: a frame's shape is checked on its bytes before
+        // protobufjs decodes it (a huge frame of empty envelopes would stall this member).
+        const problem = inspectFrame(chunk, DEFAULT_MAX_REQUESTS_PER_BATCH);
+        if (problem !== undefined) throw new WireError(problem);
         frame = decodeFrame(chunk);
       } catch (error) {
         this.settings.events.log('warn', `Remote ${this.address}: dropped a malformed frame (${(error as WireError).message}).`);
@@ -272,10 +290,15 @@ export class Endpoint implements Sweepable {
     stream.on('error', (error: Error) => this.ended(stream, error.message));
     stream.on('end', () => this.ended(stream, 'the peer closed the stream'));
     stream.on('close', () => this.ended(stream, 'the stream closed'));
-    this.writer = new BatchWriter(stream, this.settings.maxQueued, (request) => {
-      this.inFlight.delete(request.id);
-      this.settings.events.expired(request);
-    });
+    this.writer = new BatchWriter(
+      stream,
+      this.settings.maxQueued,
+      (request) => {
+        this.inFlight.delete(request.id);
+        this.settings.events.expired(request);
+      },
+      this.settings.maxQueuedBytes,
+    );
     stream.write(encodeHandshake(hello));
   }
 
@@ -283,6 +306,7 @@ export class Endpoint implements Sweepable {
     if (this.stream !== stream) return;
     this.state = State.Ready;
     this.backoff.reset();
+    this.tlsFailureLogged = false;
     this.peer = ack.member;
     this.protocol = ack.protocol;
     this.settings.events.peer(ack.member, ack.protocol, this.address, phaseOf(ack));
@@ -332,6 +356,7 @@ export class Endpoint implements Sweepable {
     if (inFlight === undefined) return;
     let frame;
     try {
+      if (inspectFrame(chunk, DEFAULT_MAX_REQUESTS_PER_BATCH) !== undefined) return;
       frame = decodeFrame(chunk);
     } catch {
       return;
@@ -361,6 +386,14 @@ export class Endpoint implements Sweepable {
 
   private fail(stream: ClientDuplexStream<Buffer, Buffer>, reason: FailureReason, detail: string): void {
     if (this.stream !== stream) return;
+    if (this.settings.credentials !== undefined && !this.tlsFailureLogged && TLS_FAILURE.test(detail)) {
+      // NOTE: a peer that is not a member of this CA, or speaks plaintext, is otherwise only "unreachable".
+      this.tlsFailureLogged = true;
+      this.settings.events.log(
+        'warn',
+        `Remote ${this.address}: the TLS handshake failed (${tlsReason(detail)}); is it a member with remote.tls and a certificate of the cluster CA?`,
+      );
+    }
     this.teardown(reason, detail);
     stream.cancel();
     if (this.state === State.Closed) return;
@@ -394,6 +427,17 @@ export class Endpoint implements Sweepable {
     this.waiting = [];
     for (const request of waiting) this.settings.events.failed(request, false, reason, detail);
   }
+}
+
+/** How grpc-js reports a connection that failed its TLS handshake (OpenSSL's and Node's words). */
+const TLS_FAILURE = /SSL routines|certificate|\bTLS\b|secure TLS connection/i;
+
+/** The reason in a grpc-js connection failure: OpenSSL's (`wrong version number`) or Node's (`self-signed certificate in certificate chain`). */
+function tlsReason(detail: string): string {
+  const openssl = /SSL routines:[^:]*:([^:]+)/.exec(detail);
+  if (openssl !== null) return openssl[1]!.trim();
+  const last = /Last error: (?:Error: )?([\s\S]*?)\.?\s*(?:Resolution note:|$)/.exec(detail);
+  return (last?.[1] ?? detail).replace(/\s+/g, ' ').trim();
 }
 
 function phaseOf(ack: HandshakeAck): LeavePhase {

@@ -1,9 +1,11 @@
 import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
-import { BatchWriter } from './batch-writer.js';
+import { BatchWriter, DEFAULT_MAX_QUEUED_BYTES } from './batch-writer.js';
 import type { InboundRequest, OutboundResponse } from './envelopes.js';
 import { negotiate, type ProtocolRange } from './protocol.js';
 import { KEEPALIVE_OPTIONS, remotingService } from './service-definition.js';
-import { decodeFrame, encodeFrame, type Handshake, type HandshakeAck, type MemberInfo } from './wire.js';
+import { inboundLimits, type InboundLimits, inspectFrame, NAME_ALLOWANCE, requestProblem } from './inbound-limits.js';
+import { PeerLog, quote } from './peer-log.js';
+import { type Batch, decodeFrame, encodeFrame, type Frame, type Handshake, type HandshakeAck, type MemberInfo, Status, type WireRequest } from './wire.js';
 
 /** How long a new stream may take to send its handshake before it is closed. */
 const HANDSHAKE_TIMEOUT_MS = 5_000;
@@ -42,12 +44,18 @@ export interface RemoteServerSettings {
   readonly port: number;
   readonly maxMessageSize: number;
   readonly maxQueued: number;
+  /** What a peer may make this member do (inbound-limits.ts). @default `inboundLimits` of no options, identities of 1 KiB */
+  readonly limits?: InboundLimits;
+  /** Mutual TLS (tls.ts): only peers with a certificate of the cluster CA get through. Plaintext when undefined. */
+  readonly credentials?: ServerCredentials;
 }
 
 /**
  * The member's gRPC server: accepts one stream per calling member, handshakes it (refusing
- * strangers with a reason), then serves its requests and batches the responses back.
- * A malformed frame is logged and dropped; the stream and the member carry on.
+ * strangers, who learn nothing but that), then serves its requests and batches the responses
+ * back. A malformed frame is logged and dropped; the stream and the member carry on, up to
+ * `maxMalformedFramesPerStream`. What a peer may make it do is bounded (inbound-limits.ts),
+ * and so are the log lines it causes (peer-log.ts).
  */
 export class RemoteServer {
   private readonly server: Server;
@@ -57,6 +65,13 @@ export class RemoteServer {
   private phase: LeavePhase = 'active';
   /** Resolved when the last open stream ends (while closing). */
   private allEnded: (() => void) | undefined;
+  private readonly limits: InboundLimits = this.settings.limits ?? inboundLimits(undefined, 1024, DEFAULT_MAX_QUEUED_BYTES);
+  /** Open streams per connection (`ip:port`). */
+  private readonly connections = new Map<string, number>();
+  /** Accepted open streams per member id the caller claimed. */
+  private readonly memberStreams = new Map<string, number>();
+  /** The log lines peers cause, rate-limited. */
+  private readonly peerLog = new PeerLog((level, message) => this.handler.log(level, message));
 
   constructor(
     private readonly settings: RemoteServerSettings,
@@ -73,9 +88,10 @@ export class RemoteServer {
   /** Listen; resolves to the bound port. */
   start(): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(`${this.settings.host}:${this.settings.port}`, ServerCredentials.createInsecure(), (error, port) =>
-        error ? reject(error) : resolve(port),
-      );
+      // NOTE: with TLS a peer without a certificate of the cluster CA, or speaking plaintext, fails
+      // the TLS handshake: it never reaches serve(), and learns nothing (no cluster name, no reason).
+      const credentials = this.settings.credentials ?? ServerCredentials.createInsecure();
+      this.server.bindAsync(`${this.settings.host}:${this.settings.port}`, credentials, (error, port) => (error ? reject(error) : resolve(port)));
     });
   }
 
@@ -116,6 +132,7 @@ export class RemoteServer {
   }
 
   async shutdown(): Promise<void> {
+    this.peerLog.close();
     for (const stream of this.streams) stream.end();
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => {
@@ -130,12 +147,21 @@ export class RemoteServer {
   }
 
   private serve(stream: ServerDuplexStream<Buffer, Buffer>): void {
+    const limits = this.limits;
+    // NOTE: `ip:port` of the peer's socket: one per connection (grpc-js getPeer()).
+    const connection = stream.getPeer();
+    const from = hostOf(connection);
     this.streams.add(stream);
+    this.connections.set(connection, (this.connections.get(connection) ?? 0) + 1);
     let caller: Caller | undefined;
     let open = true;
-    const writer = new BatchWriter(stream, this.settings.maxQueued);
+    const writer = new BatchWriter(stream, this.settings.maxQueued, undefined, limits.maxQueuedBytes);
+    const who = () => (caller === undefined ? `an unidentified peer at ${from}` : `member ${quote(caller.member.memberId)} at ${from}`);
+    // NOTE: what a peer makes this member log is rate-limited per peer (its address, and the member it claims).
+    const log = (level: 'warn' | 'log', message: string) =>
+      this.peerLog.log(caller === undefined ? from : `${from} ${caller.member.memberId}`, who(), level, message);
     const timer = setTimeout(() => {
-      if (caller === undefined) this.refuse(stream, `no handshake within ${HANDSHAKE_TIMEOUT_MS / 1_000} s`);
+      if (caller === undefined) shut(`no handshake within ${HANDSHAKE_TIMEOUT_MS / 1_000} s`);
     }, HANDSHAKE_TIMEOUT_MS);
     timer.unref();
     const close = () => {
@@ -143,9 +169,25 @@ export class RemoteServer {
       open = false;
       clearTimeout(timer);
       writer.close();
+      backlog.length = 0;
       this.streams.delete(stream);
-      this.callers.delete(stream);
+      if (this.callers.delete(stream)) count(this.memberStreams, caller!.member.memberId, -1);
+      count(this.connections, connection, -1);
       if (this.streams.size === 0) this.allEnded?.();
+    };
+    /** Close the stream now, for `reason` (logged); a peer not yet accepted is told only that it was refused. */
+    const shut = (reason: string) => {
+      if (!open) return;
+      log('warn', `Remote: closed the stream of ${who()}: ${reason}`);
+      if (caller === undefined) stream.write(encodeFrame({ handshakeAck: REFUSED }));
+      close();
+      stream.end();
+    };
+    let malformed = 0;
+    const dropMalformed = (detail: string) => {
+      malformed++;
+      log('warn', `Remote: dropped a malformed frame from ${who()}: ${detail}`);
+      if (malformed >= limits.maxMalformedFramesPerStream) shut(`${malformed} malformed frames (remote.inbound.maxMalformedFramesPerStream)`);
     };
     // NOTE: a caller that ends its side (it heard this member is closing, or it is stopping)
     // still gets the answers to what it wrote: the stream ends once they are written.
@@ -157,97 +199,206 @@ export class RemoteServer {
         stream.end();
       });
     };
+    // NOTE: reading pauses while a batch is served in slices (so one batch cannot hold the
+    // event loop), and while the caller does not read its responses (so it cannot queue work
+    // whose answers pile up here).
+    let slicing = false;
+    let congested = false;
+    let paused = false;
+    const flow = () => {
+      const hold = open && (slicing || congested);
+      if (hold === paused) return;
+      paused = hold;
+      if (hold) stream.pause();
+      else stream.resume();
+    };
+    const queue = (response: OutboundResponse) => {
+      if (!open) return;
+      writer.enqueueResponse(response);
+      if (congested || !writer.congested) return;
+      congested = true;
+      flow();
+      void writer.flushed().then(() => {
+        congested = false;
+        flow();
+      });
+    };
     stream.on('error', close);
     stream.on('close', close);
     stream.on('end', () => {
       callerEnded = true;
-      if (unanswered === 0) finish();
+      if (unanswered === 0 && backlog.length === 0) finish();
     });
     // NOTE: one function per stream answers every request of it: a response for a caller whose
     // stream is gone, or beyond the queue bound, is dropped, and the caller accounts for it
     // (outcome unknown, or its deadline).
     const respond = (response: OutboundResponse) => {
-      if (open) writer.enqueueResponse(response);
-      if (--unanswered === 0 && callerEnded) finish();
+      queue(response);
+      if (--unanswered === 0 && callerEnded && backlog.length === 0) finish();
+    };
+    /** Batches received and not yet served in full; `next` is the first request of the first not served. */
+    const backlog: Batch[] = [];
+    let next = 0;
+    let badRequests = 0;
+    let firstProblem: string | undefined;
+    const admit = (wire: WireRequest, strings: readonly string[]) => {
+      const problem = requestProblem(wire, strings, limits);
+      if (problem !== undefined) {
+        badRequests++;
+        firstProblem ??= problem;
+        queue({ id: wire.id, status: Status.BAD_REQUEST, error: { name: 'InvalidGrainCallError', message: problem, code: '', origin: '', cycle: [] } });
+        return;
+      }
+      const request: InboundRequest = {
+        id: wire.id,
+        kind: strings[wire.kind]!,
+        identity: strings[wire.identity]!,
+        method: strings[wire.method]!,
+        args: wire.args,
+        timeoutMs: wire.timeoutMs,
+        chain:
+          wire.chain.length === 0
+            ? NO_LINKS
+            : wire.chain.map((link) => ({ activationId: strings[link.activationId]!, label: strings[link.label]!, interleaved: link.interleaved })),
+        targetIncarnation: strings[wire.targetIncarnation]!,
+      };
+      unanswered++;
+      this.handler.request(request, respond, caller!.member);
+    };
+    const serveBacklog = () => {
+      const started = performance.now();
+      let served = 0;
+      while (open && backlog.length > 0) {
+        const { strings, requests } = backlog[0]!;
+        while (open && next < requests.length) {
+          // NOTE: the count bounds what runs after the slice too (turns start in microtasks).
+          if (served === SLICE_REQUESTS || ((served & 15) === 15 && performance.now() - started >= SLICE_MS)) {
+            slicing = true;
+            flow();
+            setImmediate(serveBacklog);
+            return;
+          }
+          served++;
+          admit(requests[next++]!, strings);
+        }
+        backlog.shift();
+        next = 0;
+        if (badRequests > 0) {
+          log('warn', `Remote: answered ${badRequests} request${badRequests === 1 ? '' : 's'} of a batch from ${who()} BAD_REQUEST: ${firstProblem}`);
+          badRequests = 0;
+          firstProblem = undefined;
+        }
+      }
+      slicing = false;
+      flow();
+      if (open && callerEnded && unanswered === 0) finish();
     };
     stream.on('data', (chunk: Buffer) => {
-      let frame;
+      if (!open) return;
+      // NOTE: the shape of the bytes first (cheap, builds nothing): protobufjs takes about a
+      // second to build a frame of four million empty requests.
+      const problem = inspectFrame(chunk, limits.maxRequestsPerBatch);
+      if (problem !== undefined) return dropMalformed(problem);
+      let frame: Frame;
       try {
         frame = decodeFrame(chunk);
       } catch (error) {
-        this.handler.log('warn', `Remote: dropped a malformed frame from ${caller?.member.memberId ?? 'an unidentified peer'}: ${(error as Error).message}`);
-        return;
+        return dropMalformed((error as Error).message);
       }
       if (caller === undefined) {
-        if (!('handshake' in frame)) {
-          this.refuse(stream, 'the first frame was not a handshake');
-          return;
-        }
-        const ack = this.answerHandshake(frame.handshake);
-        stream.write(encodeFrame({ handshakeAck: ack }));
-        if (!ack.accepted) {
-          this.handler.log(
-            'warn',
-            `Remote: refused member ${frame.handshake.member.memberId} (${frame.handshake.member.address || 'client only'}): ${ack.reason}`,
-          );
+        if (!('handshake' in frame)) return shut('the first frame was not a handshake');
+        const hello = frame.handshake;
+        const answer = this.answerHandshake(hello);
+        if (typeof answer === 'string') {
+          // NOTE: the peer hears "refused" and nothing else (not this cluster's name, this
+          // member, its protocol or codec); the reason, and what it claimed, are logged here.
+          const claimed = hello.member.address === '' ? 'client only' : quote(hello.member.address);
+          log('warn', `Remote: refused member ${quote(hello.member.memberId)} (${claimed}, from ${from}): ${answer}`);
+          stream.write(encodeFrame({ handshakeAck: REFUSED }));
+          close();
           stream.end();
           return;
         }
-        caller = { member: frame.handshake.member, protocol: ack.protocol };
-        if (open) this.callers.set(stream, caller);
+        caller = { member: hello.member, protocol: answer };
+        stream.write(encodeFrame({ handshakeAck: this.accepted(answer) }));
+        if (open) {
+          this.callers.set(stream, caller);
+          count(this.memberStreams, caller.member.memberId, 1);
+        }
         clearTimeout(timer);
         this.handler.peer(caller.member, caller.protocol);
         return;
       }
-      if (!('batch' in frame)) return;
-      const { strings, requests } = frame.batch;
-      for (const wire of requests) {
-        const request: InboundRequest = {
-          id: wire.id,
-          kind: strings[wire.kind]!,
-          identity: strings[wire.identity]!,
-          method: strings[wire.method]!,
-          args: wire.args,
-          timeoutMs: wire.timeoutMs,
-          chain:
-            wire.chain.length === 0
-              ? NO_LINKS
-              : wire.chain.map((link) => ({ activationId: strings[link.activationId]!, label: strings[link.label]!, interleaved: link.interleaved })),
-          targetIncarnation: strings[wire.targetIncarnation]!,
-        };
-        unanswered++;
-        this.handler.request(request, respond, caller.member);
-      }
+      if (!('batch' in frame) || frame.batch.requests.length === 0) return;
+      backlog.push(frame.batch);
+      if (!slicing) serveBacklog();
     });
+    if (this.connections.get(connection)! > limits.maxStreamsPerConnection) {
+      shut(`more than ${limits.maxStreamsPerConnection} open streams on one connection (remote.inbound.maxStreamsPerConnection)`);
+    }
   }
 
-  private answerHandshake(handshake: Handshake): HandshakeAck {
-    const self = this.handler.self();
-    const refuse = (reason: string): HandshakeAck => ({ accepted: false, protocol: 0, member: self, reason, leaving: false, closing: false });
+  /** The protocol version to accept `handshake` on, or why it is refused (for this member's log only). */
+  private answerHandshake(handshake: Handshake): number | string {
+    const { member } = handshake;
+    const maxName = this.limits.maxIdentityBytes + NAME_ALLOWANCE;
+    if (Math.max(handshake.clusterName.length, handshake.codec.length, member.memberId.length, member.incarnation.length, member.address.length) > maxName) {
+      return `a cluster name, codec, member id, incarnation or address of more than ${maxName} characters`;
+    }
     if (handshake.clusterName !== this.handler.clusterName) {
-      return refuse(`cluster "${handshake.clusterName}" is not this member's cluster "${this.handler.clusterName}"`);
+      return `cluster ${quote(handshake.clusterName)} is not this member's cluster ${quote(this.handler.clusterName)}`;
     }
     const protocol = negotiate({ min: handshake.minProtocol, max: handshake.maxProtocol }, this.handler.protocol);
     if (protocol === undefined) {
-      return refuse(
-        `no common protocol version: the caller speaks ${handshake.minProtocol}..${handshake.maxProtocol}, this member ${this.handler.protocol.min}..${this.handler.protocol.max}`,
-      );
+      return `no common protocol version: the caller speaks ${handshake.minProtocol}..${handshake.maxProtocol}, this member ${this.handler.protocol.min}..${this.handler.protocol.max}`;
     }
     if (handshake.codec !== this.handler.codecName) {
-      return refuse(`codec "${handshake.codec}" differs from this member's "${this.handler.codecName}"`);
+      return `codec ${quote(handshake.codec)} differs from this member's ${quote(this.handler.codecName)}`;
+    }
+    const open = this.memberStreams.get(member.memberId) ?? 0;
+    if (open >= this.limits.maxStreamsPerMember) {
+      return `it has ${open} open streams to this member already (remote.inbound.maxStreamsPerMember)`;
     }
     // NOTE: incarnations are not checked here: the caller learns this one from the ack, and each
     // request names the incarnation it targets (another one is answered NOT_HERE).
-    return this.accepted(protocol);
+    return protocol;
   }
 
   private accepted(protocol: number): HandshakeAck {
     return { accepted: true, protocol, member: this.handler.self(), reason: '', leaving: this.phase !== 'active', closing: this.phase === 'closing' };
   }
+}
 
-  private refuse(stream: ServerDuplexStream<Buffer, Buffer>, reason: string): void {
-    this.handler.log('warn', `Remote: closed a stream: ${reason}`);
-    stream.write(encodeFrame({ handshakeAck: { accepted: false, protocol: 0, member: this.handler.self(), reason, leaving: false, closing: false } }));
-    stream.end();
-  }
+/**
+ * What every refused peer is told, whatever the reason: nothing of this member (cluster name,
+ * member id, incarnation, address, kinds) nor of why (protocol range, codec). Both sides log
+ * their side: the reason here, "refused" there.
+ */
+const REFUSED: HandshakeAck = {
+  accepted: false,
+  protocol: 0,
+  member: { memberId: '', incarnation: '', address: '', kinds: [] },
+  reason: 'refused',
+  leaving: false,
+  closing: false,
+};
+
+/**
+ * How long, and how many requests, a batch is served before reading yields to the event loop
+ * (the rest is served on the next turn). Admitting a request is quick, but what it starts (an
+ * activation, a turn) runs in the microtasks right after: so both bound a slice.
+ */
+const SLICE_MS = 5;
+const SLICE_REQUESTS = 256;
+
+/** The host part of grpc-js's `getPeer()` (`ip:port`, `[v6]:port`, or a path). */
+function hostOf(peer: string): string {
+  const colon = peer.lastIndexOf(':');
+  return colon > 0 && /^\d+$/.test(peer.slice(colon + 1)) ? peer.slice(0, colon).replace(/^\[|\]$/g, '') : peer;
+}
+
+function count(counts: Map<string, number>, key: string, by: number): void {
+  const n = (counts.get(key) ?? 0) + by;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
 }

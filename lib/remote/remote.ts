@@ -1,7 +1,9 @@
 import type { DeadlineSweeper } from '../actor/deadline-sweeper.js';
 import { Endpoint, type EndpointEvents } from './endpoint.js';
 import type { OutboundRequest } from './envelopes.js';
+import type { InboundLimits } from './inbound-limits.js';
 import { type InboundHandler, RemoteServer } from './remote-server.js';
+import type { RemoteCredentials } from './tls.js';
 import type { Handshake } from './wire.js';
 
 export interface RemoteSettings {
@@ -9,6 +11,10 @@ export interface RemoteSettings {
   readonly server?: { host: string; port: number };
   readonly maxMessageSize: number;
   readonly maxQueuedPerPeer: number;
+  /** What a peer may make this member do, and bytes queued per peer stream (inbound-limits.ts). */
+  readonly inboundLimits?: InboundLimits;
+  /** Mutual TLS on both sides of every connection; plaintext when undefined. */
+  readonly credentials?: RemoteCredentials;
   readonly sweeper: DeadlineSweeper;
   readonly handshake: () => Handshake;
   readonly events: EndpointEvents;
@@ -33,7 +39,13 @@ export class Remote {
     const { server } = this.settings;
     if (server === undefined) return undefined;
     this.server = new RemoteServer(
-      { ...server, maxMessageSize: this.settings.maxMessageSize, maxQueued: this.settings.maxQueuedPerPeer },
+      {
+        ...server,
+        maxMessageSize: this.settings.maxMessageSize,
+        maxQueued: this.settings.maxQueuedPerPeer,
+        ...(this.settings.inboundLimits !== undefined && { limits: this.settings.inboundLimits }),
+        ...(this.settings.credentials !== undefined && { credentials: this.settings.credentials.server }),
+      },
       this.settings.inbound,
     );
     return this.server.start();
@@ -83,6 +95,8 @@ export class Remote {
         handshake: this.settings.handshake,
         maxMessageSize: this.settings.maxMessageSize,
         maxQueued: this.settings.maxQueuedPerPeer,
+        ...(this.settings.inboundLimits !== undefined && { maxQueuedBytes: this.settings.inboundLimits.maxQueuedBytes }),
+        ...(this.settings.credentials !== undefined && { credentials: this.settings.credentials.channel }),
         sweeper: this.settings.sweeper,
         events: this.settings.events,
       });

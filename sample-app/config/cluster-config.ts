@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { type ClusterModuleOptions, ConsulProvider, HashIdentityLookup, RedisIdentityLookup, StaticProvider } from 'nestjs-grains';
 import type { BankOptions } from '../app.module.js';
@@ -23,6 +24,9 @@ import type { BankOptions } from '../app.module.js';
  * | `REDIS_KEY_PREFIX` | with `redis`: first part of every key (hash tag `{prefix:cluster}`). Default `grains` |
  * | `REDIS_LEASE` | with `redis`: member lease timing, `fast` (failover within ~2 s) or `safe` (~6 s). Default `fast` |
  * | `CLIENT_ONLY` | `true`: join the cluster hosting no kinds (no `REMOTE_PORT`); calls go to the members listed. Default `false` |
+ * | `REMOTE_TLS_CA` | mutual TLS between members (`remote.tls`): path of the cluster CA certificate (PEM). All three `REMOTE_TLS_*` or none; the same CA on every member. Default none (plaintext) |
+ * | `REMOTE_TLS_CERT` | with TLS: path of this member's certificate (PEM), signed by the cluster CA, usable as TLS server and client |
+ * | `REMOTE_TLS_KEY` | with TLS: path of this member's private key (PEM, unencrypted). The three files are re-read while the member runs: replace them to rotate certificates |
  *
  * A member's id is its advertised address (`ADVERTISED_HOST:REMOTE_PORT`), which is also how
  * the others know it: so every hosting member must find its own advertised address in
@@ -85,15 +89,26 @@ export type ClusterModeConfig =
   /** `IDENTITY_LOOKUP=redis`: claims and leases in Redis; the ledger and the journal in Redis too. */
   | { readonly provider: ProviderConfig; readonly identityLookup: 'redis'; readonly redis: RedisConfig };
 
+/** `REMOTE_TLS_CA`, `REMOTE_TLS_CERT`, `REMOTE_TLS_KEY`: mutual TLS between members, from PEM files. */
+export interface TlsFilesConfig {
+  readonly caFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
 /** A member that hosts the bank's kinds and serves them to the others on `port`. */
 export type MemberConfig = ClusterModeConfig & {
   readonly mode: 'member';
   readonly remote: { readonly host: string; readonly port: number; readonly advertisedHost: string };
+  /** Set when the `REMOTE_TLS_*` variables are. */
+  readonly tls?: TlsFilesConfig;
 };
 
 /** A member that hosts no kinds and serves nothing: its controllers call the grains of the others. */
 export type ClientOnlyConfig = ClusterModeConfig & {
   readonly mode: 'client';
+  /** Set when the `REMOTE_TLS_*` variables are. */
+  readonly tls?: TlsFilesConfig;
 };
 
 /** A configuration problem: `variable` is the environment variable at fault; the message says what is allowed. */
@@ -127,6 +142,9 @@ const CLUSTER_ONLY_VARIABLES = [
   'REMOTE_HOST',
   'ADVERTISED_HOST',
   ...REDIS_VARIABLES,
+  'REMOTE_TLS_CA',
+  'REMOTE_TLS_CERT',
+  'REMOTE_TLS_KEY',
 ] as const;
 const PROVIDERS = ['static', 'consul'] as const;
 const LOOKUPS = ['hash', 'redis'] as const;
@@ -201,7 +219,8 @@ export function readBankConfig(env: NodeJS.ProcessEnv = process.env): BankConfig
       );
     common = { provider, identityLookup: 'hash' };
   }
-  if (clientOnly) return { httpPort, clusterName, cluster: { mode: 'client', ...common } };
+  const tls = readTlsFiles(get);
+  if (clientOnly) return { httpPort, clusterName, cluster: { mode: 'client', ...common, ...(tls !== undefined && { tls }) } };
 
   const port = remotePort!;
   const host = get('REMOTE_HOST') ?? DEFAULT_REMOTE_HOST;
@@ -225,7 +244,7 @@ export function readBankConfig(env: NodeJS.ProcessEnv = process.env): BankConfig
       `STATIC_MEMBERS must list this member's own address ${self} (ADVERTISED_HOST:REMOTE_PORT), the address the other members know it by; got "${provider.members.join(',')}".`,
     );
   }
-  return { httpPort, clusterName, cluster: { mode: 'member', ...common, remote: { host, port, advertisedHost } } };
+  return { httpPort, clusterName, cluster: { mode: 'member', ...common, remote: { host, port, advertisedHost }, ...(tls !== undefined && { tls }) } };
 }
 
 /**
@@ -244,13 +263,41 @@ export function bankOptionsOf(config: BankConfig): BankOptions {
         : new ConsulProvider({ url: cluster.provider.url, ...(cluster.provider.token !== undefined && { token: cluster.provider.token }) }),
     identityLookup:
       redis === undefined ? new HashIdentityLookup() : new RedisIdentityLookup({ url: redis.url, keyPrefix: redis.keyPrefix, lease: redis.lease }),
-    remote: cluster.mode === 'member' ? { ...cluster.remote } : {},
+    remote: {
+      ...(cluster.mode === 'member' && cluster.remote),
+      ...(cluster.tls !== undefined && { tls: { ...cluster.tls } }),
+    },
   };
   const clientOnly = cluster.mode === 'client';
   // NOTE: a client-only member keeps no ledger or journal (the hosting members do); it needs
   // Redis for the lookup only.
   if (redis === undefined || clientOnly) return { cluster: options, clientOnly };
   return { cluster: options, clientOnly, redisStores: { url: redis.url, keyPrefix: redis.keyPrefix } };
+}
+
+/** The `REMOTE_TLS_*` variables: all three (each an existing file) or none. */
+function readTlsFiles(get: (name: string) => string | undefined): TlsFilesConfig | undefined {
+  const variables = ['REMOTE_TLS_CA', 'REMOTE_TLS_CERT', 'REMOTE_TLS_KEY'] as const;
+  const set = variables.filter((name) => get(name) !== undefined);
+  if (set.length === 0) return undefined;
+  const missing = variables.find((name) => get(name) === undefined);
+  if (missing !== undefined)
+    throw new BankConfigError(
+      missing,
+      `${missing} is required with ${set.join(' and ')}: mutual TLS between members needs all three of REMOTE_TLS_CA, REMOTE_TLS_CERT and REMOTE_TLS_KEY (paths of PEM files), or none.`,
+    );
+  const [caFile, certFile, keyFile] = variables.map((name) => {
+    const path = get(name)!;
+    let isFile = false;
+    try {
+      isFile = statSync(path).isFile();
+    } catch {
+      // not there, or not reachable: said below
+    }
+    if (!isFile) throw new BankConfigError(name, `${name} must be the path of a PEM file; "${path}" is not a file.`);
+    return path;
+  });
+  return { caFile: caFile!, certFile: certFile!, keyFile: keyFile! };
 }
 
 /** `STATIC_MEMBERS`, for `CLUSTER_PROVIDER=static` (the `CONSUL_*` variables are refused then). */

@@ -61,10 +61,10 @@ describe('the handshake between an endpoint and a server', () => {
     for (const step of cleanup.splice(0).reverse()) await step();
   });
 
-  function endpoint(address: string, range: ProtocolRange, events: EndpointEvents): Endpoint {
+  function endpoint(address: string, range: ProtocolRange, events: EndpointEvents, clusterName = CLUSTER): Endpoint {
     const sweeper = new DeadlineSweeper();
     const created = new Endpoint(address, {
-      handshake: () => ({ clusterName: CLUSTER, member: caller, minProtocol: range.min, maxProtocol: range.max, codec: CODEC }),
+      handshake: () => ({ clusterName, member: caller, minProtocol: range.min, maxProtocol: range.max, codec: CODEC }),
       maxMessageSize: MAX_MESSAGE_SIZE,
       maxQueued: 100,
       sweeper,
@@ -100,6 +100,36 @@ describe('the handshake between an endpoint and a server', () => {
     expect(peer.protocol).toBe(2);
     expect(events.peers).toEqual([{ info: callee, protocol: 2 }]);
     expect(inboundPeers).toEqual([{ info: caller, protocol: 2 }]);
+  });
+
+  it('refuses a stranger telling it nothing; each side logs its side', async () => {
+    const serverLog: string[] = [];
+    const handler: InboundHandler = {
+      clusterName: CLUSTER,
+      codecName: CODEC,
+      protocol: { min: 1, max: 1 },
+      self: () => callee,
+      request: () => expect.unreachable('a refused caller is never served'),
+      peer: () => expect.unreachable('a refused caller is no peer'),
+      log: (_level, message) => serverLog.push(message),
+    };
+    const server = new RemoteServer({ host: '127.0.0.1', port: 0, maxMessageSize: MAX_MESSAGE_SIZE, maxQueued: 100 }, handler);
+    const port = await server.start();
+    cleanup.push(() => server.shutdown());
+    const events = new RecordingEvents();
+    const stranger = endpoint(`127.0.0.1:${port}`, { min: 1, max: 1 }, events, 'elsewhere');
+    const request = outbound(stranger.address);
+
+    stranger.send(request);
+    await vi.waitFor(() => expect(events.failures).toHaveLength(1), { timeout: 5_000 });
+    // the caller: refused, and nothing of the callee (its cluster, id, kinds) nor why
+    expect(events.failures[0]).toMatchObject({ request, written: false, reason: 'refused', detail: 'refused' });
+    expect(events.warnings).toEqual([`Remote ${stranger.address} refused this member: refused`]);
+    expect(stranger.peer).toBeUndefined();
+    // the callee: who the stranger claimed to be, and why it was refused
+    expect(serverLog).toEqual([
+      expect.stringMatching(/^Remote: refused member "caller" \(client only, from 127\.0\.0\.1\): cluster "elsewhere" is not this member's cluster "unit"$/),
+    ]);
   });
 
   it("treats an ack accepted on a version outside this member's range as a refusal", async () => {

@@ -1,5 +1,8 @@
 import 'reflect-metadata';
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConsulProvider, HashIdentityLookup, RedisIdentityLookup, StaticProvider } from 'nestjs-grains';
 import { AppModule } from '../../sample-app/app.module.js';
 import { type BankConfig, BankConfigError, bankOptionsOf, readBankConfig } from '../../sample-app/config/cluster-config.js';
@@ -433,6 +436,62 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
       expect(options.clientOnly).toBe(true);
       expect(options.cluster?.identityLookup).toBeInstanceOf(RedisIdentityLookup);
       expect(options.redisStores).toBeUndefined();
+    });
+  });
+
+  describe('REMOTE_TLS_CA, REMOTE_TLS_CERT, REMOTE_TLS_KEY: mutual TLS between members', () => {
+    // NOTE: the configuration checks that the files exist; what is in them is checked when the member starts.
+    const dir = mkdtempSync(join(tmpdir(), 'bank-tls-'));
+    const TLS_ENV = { REMOTE_TLS_CA: join(dir, 'ca.pem'), REMOTE_TLS_CERT: join(dir, 'member.pem'), REMOTE_TLS_KEY: join(dir, 'member.key') };
+    for (const path of Object.values(TLS_ENV)) writeFileSync(path, 'PEM\n');
+    const TLS_FILES = { caFile: TLS_ENV.REMOTE_TLS_CA, certFile: TLS_ENV.REMOTE_TLS_CERT, keyFile: TLS_ENV.REMOTE_TLS_KEY };
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    it('a hosting member with all three: remote.tls from the files, beside its host and port', () => {
+      const config = readBankConfig({ ...MEMBER_ENV, ...TLS_ENV });
+      expect(config.cluster).toMatchObject({ mode: 'member', remote: { host: '0.0.0.0', port: 4001, advertisedHost: '127.0.0.1' }, tls: TLS_FILES });
+      expect(bankOptionsOf(config).cluster?.remote).toEqual({ host: '0.0.0.0', port: 4001, advertisedHost: '127.0.0.1', tls: TLS_FILES });
+    });
+
+    it('a client-only member with all three: a remote with TLS and no port', () => {
+      const config = readBankConfig({ ...CLIENT_ENV, ...TLS_ENV });
+      expect(config.cluster).toMatchObject({ mode: 'client', tls: TLS_FILES });
+      expect(bankOptionsOf(config).cluster?.remote).toEqual({ tls: TLS_FILES });
+    });
+
+    it('none (or empty): no TLS, as before', () => {
+      expect(readBankConfig(MEMBER_ENV).cluster).not.toHaveProperty('tls');
+      expect(readBankConfig({ ...MEMBER_ENV, REMOTE_TLS_CA: '', REMOTE_TLS_CERT: '', REMOTE_TLS_KEY: '' }).cluster).not.toHaveProperty('tls');
+      expect(bankOptionsOf(readBankConfig(MEMBER_ENV)).cluster?.remote).not.toHaveProperty('tls');
+    });
+
+    it.each<[string, NodeJS.ProcessEnv, string, RegExp]>([
+      [
+        'the CA only',
+        { ...MEMBER_ENV, REMOTE_TLS_CA: TLS_ENV.REMOTE_TLS_CA },
+        'REMOTE_TLS_CERT',
+        /^REMOTE_TLS_CERT is required with REMOTE_TLS_CA: .*all three/,
+      ],
+      [
+        'no key',
+        { ...CLIENT_ENV, REMOTE_TLS_CA: TLS_ENV.REMOTE_TLS_CA, REMOTE_TLS_CERT: TLS_ENV.REMOTE_TLS_CERT },
+        'REMOTE_TLS_KEY',
+        /^REMOTE_TLS_KEY is required with REMOTE_TLS_CA and REMOTE_TLS_CERT/,
+      ],
+      ['the key only', { ...MEMBER_ENV, REMOTE_TLS_KEY: TLS_ENV.REMOTE_TLS_KEY }, 'REMOTE_TLS_CA', /^REMOTE_TLS_CA is required with REMOTE_TLS_KEY/],
+      [
+        'a file that does not exist',
+        { ...MEMBER_ENV, ...TLS_ENV, REMOTE_TLS_CERT: join(dir, 'nope.pem') },
+        'REMOTE_TLS_CERT',
+        /^REMOTE_TLS_CERT must be the path of a PEM file; ".*nope\.pem" is not a file\.$/,
+      ],
+      ['a directory', { ...MEMBER_ENV, ...TLS_ENV, REMOTE_TLS_KEY: dir }, 'REMOTE_TLS_KEY', /^REMOTE_TLS_KEY must be the path of a PEM file/],
+      ['set without REMOTE_PORT (embedded)', { ...TLS_ENV }, 'REMOTE_TLS_CA', /^REMOTE_TLS_CA is set but REMOTE_PORT is not/],
+    ])('invalid: %s', (_case, env, variable, message) => {
+      const error = configError(env);
+      expect(error.variable).toBe(variable);
+      expect(error.message).toMatch(message);
+      expect(error.message).not.toContain('\n');
     });
   });
 });

@@ -73,6 +73,8 @@ export function requestBatch(requests: RequestSpec[]): Frame {
  */
 export class RawPeer {
   readonly frames: Frame[] = [];
+  /** Every message the member sent, as bytes. */
+  readonly raw: Buffer[] = [];
   /** Bytes the member sent that did not decode. */
   readonly undecodable: Error[] = [];
   /** Set when the stream ended: the gRPC status (0 = OK) and details. */
@@ -94,6 +96,7 @@ export class RawPeer {
       this.notify();
     };
     this.stream.on('data', (chunk: Buffer) => {
+      this.raw.push(chunk);
       try {
         this.frames.push(decodeFrame(chunk));
       } catch (error) {

@@ -1,6 +1,7 @@
 import { type Duration, toMs } from '../duration.js';
 import { GrainConfigurationError } from '../errors.js';
 import type { ClusterProvider, Member, ProviderMember } from './cluster-provider.js';
+import { quote } from '../../remote/peer-log.js';
 
 /** Options of `StaticProvider`. */
 export interface StaticProviderOptions {
@@ -118,7 +119,7 @@ export class StaticProvider implements ClusterProvider {
         this.warned.add(address);
         member.log(
           'warn',
-          `StaticProvider: ${address} answered as member "${peer.id}", which is confirmed at ${other}; not counted. Give every member its own memberId.`,
+          `StaticProvider: ${address} answered as member ${quote(peer.id)}, which is confirmed at ${other}; not counted. Give every member its own memberId.`,
         );
       }
       return;
@@ -126,7 +127,7 @@ export class StaticProvider implements ClusterProvider {
     if (peer.id === member.self().id) {
       if (!this.warned.has(address)) {
         this.warned.add(address);
-        member.log('warn', `StaticProvider: ${address} answered with this member's own id "${peer.id}"; not counted. Give every member its own memberId.`);
+        member.log('warn', `StaticProvider: ${address} answered with this member's own id ${quote(peer.id)}; not counted. Give every member its own memberId.`);
       }
       return;
     }

@@ -1,8 +1,17 @@
 import type { DeadlineSweeper } from '../../actor/deadline-sweeper.js';
 import { defaultCodec } from '../../remote/codec/default-codec.js';
 import { PROTOCOL_MAX, PROTOCOL_MIN } from '../../remote/protocol.js';
-import { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_QUEUED_PER_PEER, type RemoteOptions } from '../../remote/remote-options.js';
+import { isIP } from 'node:net';
+import {
+  DEFAULT_MAX_MESSAGE_SIZE,
+  DEFAULT_MAX_QUEUED_PER_PEER,
+  DEFAULT_TLS_RELOAD_INTERVAL_MS,
+  type RemoteOptions,
+  type RemoteTlsOptions,
+} from '../../remote/remote-options.js';
+import { DEFAULT_MAX_QUEUED_BYTES_PER_PEER, inboundLimits, type InboundLimits } from '../../remote/inbound-limits.js';
 import { Remote } from '../../remote/remote.js';
+import { TlsConfigError, TlsMaterial } from '../../remote/tls.js';
 import type { LeavePhase } from '../../remote/remote-server.js';
 import type { MemberInfo } from '../../remote/wire.js';
 import { GrainConfigurationError } from '../errors.js';
@@ -53,6 +62,9 @@ export class ClusterRemoting {
   private readonly server: ServerAddress | undefined;
   private readonly maxMessageSize: number;
   private readonly maxQueuedPerPeer: number;
+  private readonly inboundLimits: InboundLimits;
+  private readonly tlsOptions: RemoteTlsOptions | undefined;
+  private tls: TlsMaterial | undefined;
   private remote: Remote | undefined;
 
   constructor(
@@ -63,6 +75,8 @@ export class ClusterRemoting {
     this.server = server;
     this.maxMessageSize = options?.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.maxQueuedPerPeer = options?.maxQueuedPerPeer ?? DEFAULT_MAX_QUEUED_PER_PEER;
+    this.inboundLimits = limitsOf(options, deps.maxIdentityBytes);
+    this.tlsOptions = options?.tls;
     const codec = options?.codec ?? defaultCodec(this.maxMessageSize);
     const peerSeen = (info: MemberInfo, address: string, phase: LeavePhase) =>
       deps.peerSeen({ id: info.memberId, incarnation: info.incarnation, address: info.address, kinds: info.kinds }, address, phase);
@@ -88,13 +102,21 @@ export class ClusterRemoting {
 
   /** Start the gRPC server (unless client-only) and the caller side; sets the member's address. */
   async start(): Promise<void> {
-    const { member, sweeper } = this.deps;
+    const { member, sweeper, logger } = this.deps;
     const callee = this.callee;
     const server = this.server;
+    const tls = await this.loadTls();
+    if (tls === undefined && server !== undefined && !isLoopback(server.host)) {
+      logger.warn(
+        `Remote: the remote port (${server.host}:${server.port}) runs without TLS: anyone who can reach it can call any grain; put it on a trusted network or configure remote.tls.`,
+      );
+    }
     const remote = new Remote({
       ...(server !== undefined && { server: { host: server.host, port: server.port } }),
       maxMessageSize: this.maxMessageSize,
       maxQueuedPerPeer: this.maxQueuedPerPeer,
+      inboundLimits: this.inboundLimits,
+      ...(tls !== undefined && { credentials: tls.credentials() }),
       sweeper,
       handshake: () => ({
         clusterName: member.clusterName,
@@ -116,6 +138,20 @@ export class ClusterRemoting {
       );
     }
     if (port !== undefined) member.address = `${server!.advertisedHost}:${port}`;
+    tls?.watch(this.tlsOptions?.reloadIntervalMs ?? DEFAULT_TLS_RELOAD_INTERVAL_MS);
+  }
+
+  /** The TLS material of `remote.tls`, read and checked; undefined without TLS. */
+  private async loadTls(): Promise<TlsMaterial | undefined> {
+    if (this.tlsOptions === undefined) return undefined;
+    const logger = this.deps.logger;
+    try {
+      this.tls = await TlsMaterial.load(this.tlsOptions, (level, message) => logger[level](message));
+    } catch (error) {
+      if (error instanceof TlsConfigError) throw new GrainConfigurationError(`${error.message}.`);
+      throw error;
+    }
+    return this.tls;
   }
 
   /** Tell the members calling this one what it is now: its incarnation changed. */
@@ -144,6 +180,28 @@ export class ClusterRemoting {
   }
 
   async shutdown(): Promise<void> {
+    this.tls?.close();
     await this.remote?.shutdown();
   }
+}
+
+/** The inbound limits of `options`; throws GrainConfigurationError for one that is not valid. */
+function limitsOf(options: RemoteOptions | undefined, maxIdentityBytes: number): InboundLimits {
+  const maxQueuedBytes = options?.maxQueuedBytesPerPeer ?? DEFAULT_MAX_QUEUED_BYTES_PER_PEER;
+  if (!Number.isInteger(maxQueuedBytes) || maxQueuedBytes < 1) {
+    throw new GrainConfigurationError(`remote.maxQueuedBytesPerPeer must be a positive integer, got ${String(maxQueuedBytes)}.`);
+  }
+  try {
+    return inboundLimits(options?.inbound, maxIdentityBytes, maxQueuedBytes);
+  } catch (error) {
+    throw new GrainConfigurationError(`${(error as Error).message}.`);
+  }
+}
+
+/** True for a host only this machine reaches: `localhost`, 127.0.0.0/8, ::1. */
+function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (bare === 'localhost' || bare === '::1') return true;
+  const v4 = bare.startsWith('::ffff:') ? bare.slice(7) : bare;
+  return isIP(v4) === 4 && v4.startsWith('127.');
 }

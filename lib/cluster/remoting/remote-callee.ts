@@ -18,6 +18,8 @@ const EMPTY = new Uint8Array(0);
 export interface CalleeRouting {
   /** True while the member takes calls. */
   readonly running: boolean;
+  /** Why a peer's request is not served here, on its kind and method alone; checked before its arguments are decoded. */
+  inboundRouteProblem(request: InboundRequest): GrainError | undefined;
   /** Serve a peer's request here; returns the error instead when this member does not serve it. */
   serveInbound(request: InboundRequest, args: unknown[], resolve: (value: unknown) => void, reject: (error: unknown) => void): GrainError | undefined;
 }
@@ -37,8 +39,10 @@ export interface RemoteCalleeDeps {
 
 /**
  * The callee side of the remote seam: admits a peer's request (this member running, the
- * incarnation the caller resolved, a valid lease, time left, well-formed arguments), makes
- * one call into the request path, and encodes the outcome as the response.
+ * incarnation the caller resolved, a valid lease, time left, a valid identity, a kind and
+ * method served here, well-formed arguments), makes one call into the request path, and
+ * encodes the outcome as the response. The remote server has checked the request's shape
+ * before (inbound-limits.ts: string lengths, chain, timeout).
  */
 export class RemoteCallee implements InboundHandler {
   readonly clusterName: string;
@@ -71,6 +75,9 @@ export class RemoteCallee implements InboundHandler {
     // NOTE: what a local caller cannot send (client.get('') throws) a peer cannot either.
     const problem = identityProblem(request.identity, this.deps.maxIdentityBytes);
     if (problem !== undefined) return respond(refusal(request.id, Status.BAD_REQUEST, { name: 'InvalidGrainCallError', message: problem }));
+    // NOTE: a kind not hosted here, or a method not callable, costs no decoding of arguments.
+    const unrouted = routing.inboundRouteProblem(request);
+    if (unrouted !== undefined) return respond(responseForError(request.id, unrouted));
     let args: unknown;
     try {
       args = codec.decode(request.args);

@@ -4,6 +4,7 @@ import type { Codec } from '../../remote/codec/codec.js';
 import type { EndpointEvents, FailureReason } from '../../remote/endpoint.js';
 import type { OutboundRequest } from '../../remote/envelopes.js';
 import type { Remote } from '../../remote/remote.js';
+import { escapeControls, PeerLog, quote } from '../../remote/peer-log.js';
 import type { LeavePhase } from '../../remote/remote-server.js';
 import { type MemberInfo, Status, type WireResponse } from '../../remote/wire.js';
 import {
@@ -47,6 +48,8 @@ export interface RemoteCallerDeps {
 export class RemoteCaller implements CallSender, EndpointEvents {
   /** Set when the member starts its remote. */
   remote: Remote | undefined;
+  /** The endpoints' log lines, rate-limited per peer address. */
+  private readonly peerLog = new PeerLog((level, message) => this.deps.logger[level](message));
 
   constructor(private readonly deps: RemoteCallerDeps) {}
 
@@ -108,8 +111,11 @@ export class RemoteCaller implements CallSender, EndpointEvents {
     }
     if (reason === 'refused') {
       // NOTE: a refusal (another cluster, no common protocol, another codec) lasts: fail now.
+      // The refusing member says nothing more to a peer it refuses; its own log says why.
       call.reject(
-        new ClusterUnavailableError(`Call ${call.kind}/${call.identity}.${call.method}() never ran: the member hosting it refused this member (${detail}).`),
+        new ClusterUnavailableError(
+          `Call ${call.kind}/${call.identity}.${call.method}() never ran: the member hosting it refused this member (it answered ${quote(detail)}; its log says why).`,
+        ),
       );
       return;
     }
@@ -136,6 +142,9 @@ export class RemoteCaller implements CallSender, EndpointEvents {
   }
 
   log(level: 'warn' | 'log', message: string): void {
-    this.deps.logger[level](message);
+    // NOTE: an endpoint's line may hold what the peer sent (a refusal's reason): escaped, and
+    // rate-limited per peer (each line starts "Remote <address>").
+    const address = /^Remote (\S+?):?(?:\s|$)/.exec(message)?.[1] ?? 'Remote';
+    this.peerLog.log(address, `the member at ${address}`, level, escapeControls(message));
   }
 }

@@ -1,11 +1,11 @@
 /**
  * What every test member process shares: its environment helpers, stderr logger, and the
  * control channel the harness speaks (test/support/member-harness.ts): JSON commands on
- * stdin (`call`, `batch`, `stats`, `shutdown`, plus a member's own), one JSON `result` line
+ * stdin (`call`, `batch`, `stats`, `stall`, `shutdown`, plus a member's own), one JSON `result` line
  * each on stdout, `{"event":"ready"}` once every expected hosting member is known, and a
  * graceful exit on SIGTERM/SIGINT or when stdin closes (the parent is gone).
  */
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import type { Cluster, ClusterLogger } from 'nestjs-grains';
 
@@ -84,6 +84,10 @@ export interface ControlOptions {
 export async function serveMember(options: ControlOptions): Promise<void> {
   const { cluster } = options;
   const extra = options.extra ?? (() => ({}));
+  // NOTE: how long this process's event loop was held since the last `stall` command (a
+  // member that stalls about 750 ms loses a FAST_LEASE).
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
 
   async function runCall(spec: CallSpec): Promise<Record<string, unknown>> {
     const started = performance.now();
@@ -155,6 +159,11 @@ export async function serveMember(options: ControlOptions): Promise<void> {
             ...extra(),
           },
         });
+        return;
+      case 'stall':
+        // {"cmd":"stall"} → the longest and the 99th percentile event-loop delay (ms) since the last one; resets
+        emit({ event: 'result', id, ok: true, value: { maxMs: loopDelay.max / 1e6, p99Ms: loopDelay.percentile(99) / 1e6, samples: loopDelay.count } });
+        loopDelay.reset();
         return;
       case 'shutdown':
         emit({ event: 'result', id, ok: true, value: null });

@@ -17,6 +17,9 @@
  *   MAX_MESSAGE_SIZE   remote.maxMessageSize
  *   PROBE_INTERVAL_MS  StaticProvider probe interval (default 100)
  *   STARTUP_GRACE_MS   StaticProvider startupGrace (default: the provider's)
+ *   TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE
+ *                      remote.tls (mutual TLS): the cluster CA, this member's certificate and
+ *                      key, PEM files; all three or none
  *
  * Output: stdout carries JSON lines only —
  *   {"event":"ready","memberId","incarnation","address","members":[...]}  once every
@@ -32,6 +35,8 @@
  *   {"cmd":"batch","calls":[{kind,identity,method,args,timeoutMs?}, ...]}   all at once
  *       → {"event":"result","id","ok":true,"value":[<outcome as above, without id/event>, ...]}
  *   {"cmd":"stats"}  → {"event":"result","id","ok":true,"value":{memberId,incarnation,address,members,stats}}
+ *   {"cmd":"stall"}  → {"event":"result","id","ok":true,"value":{maxMs,p99Ms,samples}}: this process's
+ *       event-loop delay since the previous `stall` (monitorEventLoopDelay), then reset
  *   {"cmd":"shutdown"} → graceful shutdown, then exit 0 (SIGTERM does the same).
  * When stdin ends (the parent is gone) the member exits, so it never outlives its test.
  */
@@ -50,11 +55,15 @@ const protocolMax = intEnv('PROTOCOL_MAX');
 const maxMessageSize = intEnv('MAX_MESSAGE_SIZE');
 const requestTimeout = intEnv('REQUEST_TIMEOUT_MS');
 const startupGraceMs = intEnv('STARTUP_GRACE_MS');
+const tlsFiles = [env('TLS_CA_FILE'), env('TLS_CERT_FILE'), env('TLS_KEY_FILE')] as const;
+if (tlsFiles.some((f) => f === undefined) && tlsFiles.some((f) => f !== undefined))
+  throw new Error('TLS_CA_FILE, TLS_CERT_FILE and TLS_KEY_FILE: all three or none');
 
 const remote: RemoteOptions = {
   ...(!clientOnly && { host, port: port! }),
   ...(protocolMin !== undefined && protocolMax !== undefined && { protocol: { min: protocolMin, max: protocolMax } }),
   ...(maxMessageSize !== undefined && { maxMessageSize }),
+  ...(tlsFiles[0] !== undefined && { tls: { caFile: tlsFiles[0], certFile: tlsFiles[1]!, keyFile: tlsFiles[2]! } }),
 };
 
 const cluster = new Cluster({
