@@ -271,8 +271,10 @@ export class RemoteServer {
       while (open && backlog.length > 0) {
         const { strings, requests } = backlog[0]!;
         while (open && next < requests.length) {
-          // NOTE: the count bounds what runs after the slice too (turns start in microtasks).
-          if (served === SLICE_REQUESTS || ((served & 15) === 15 && performance.now() - started >= SLICE_MS)) {
+          // NOTE: the count bounds what runs after the slice too (turns start in microtasks);
+          // the clock is read after every request, since one request may decode up to the
+          // codec's limits (~20-40 ms for a Set of colliding doubles at maxSetSize).
+          if (served === SLICE_REQUESTS || (served > 0 && performance.now() - started >= SLICE_MS)) {
             slicing = true;
             flow();
             setImmediate(serveBacklog);

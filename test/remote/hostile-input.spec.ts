@@ -9,7 +9,8 @@ import { DEFAULT_MAX_REQUESTS_PER_BATCH, inspectFrame, NESTED_MESSAGES } from '.
 import { escapeControls, PeerLog, quote } from '../../lib/remote/peer-log.js';
 import { type Batch, decodeFrame, encodeFrame, type Frame, Status, type WireResponse } from '../../lib/remote/wire.js';
 import { type CallOutcome, type MemberProcess, MemberHarness, ROOT } from '../support/member-harness.js';
-import { codec, handshake, RawPeer, requestBatch } from '../support/raw-peer.js';
+import { codec, handshake, RawPeer, requestBatch, type RequestSpec } from '../support/raw-peer.js';
+import { type RedisHandle, startRedis } from '../support/redis-server.js';
 
 const MiB = 1024 * 1024;
 /** The victim's limit (the default): what a frame may be, gRPC framing aside. */
@@ -32,6 +33,91 @@ function batchFrame(inner: Buffer): Buffer {
 
 /** `count` copies of `bytes`. */
 const repeat = (bytes: number[], count: number): Buffer => Buffer.alloc(bytes.length * count, Buffer.from(bytes));
+
+// The attacks' payloads -------------------------------------------------------------------------
+
+/** A frame of as many empty requests as fit in the largest frame (two million), written by hand. */
+function emptyRequestsFrame(): Buffer {
+  const flood = batchFrame(Buffer.concat([Buffer.from([0x0a, 0x00]), repeat([0x12, 0x00], (MAX_MESSAGE_SIZE - 64) / 2)]));
+  expect(flood.length).toBeLessThanOrEqual(MAX_MESSAGE_SIZE);
+  return flood;
+}
+
+/** One frame of `count` requests (ids 1..count), `spec(id)` each. */
+const requestsFrame = (count: number, spec: (id: number) => Omit<RequestSpec, 'id'>): Buffer =>
+  encodeFrame(requestBatch(Array.from({ length: count }, (_, n) => ({ id: n + 1, ...spec(n + 1) }))));
+
+/** Arguments of 380 empty maps (the first argument a string): 10,000 of them fill a frame. */
+function emptyObjectsArgs(first: string): Buffer {
+  const count = 380;
+  return Buffer.concat([Buffer.from([0xdc, count >> 8, count & 0xff]), codec.encode(first), Buffer.alloc(count - 1, 0x80)]);
+}
+
+/** Arguments of one list of four million empty maps: more than the codec's maxEntries. */
+function oneListOfEmptyObjectsArgs(): Buffer {
+  const n = MAX_MESSAGE_SIZE - 1_024;
+  const list = Buffer.alloc(n + 5, 0x80);
+  list[0] = 0xdd;
+  list.writeUInt32BE(n, 1);
+  return Buffer.concat([Buffer.from([0x91]), list]);
+}
+
+/** Not a frame: a varint that never ends. */
+const GARBAGE = Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+
+/**
+ * Doubles that V8 hashes alike (as in codec.spec.ts): V8 (Node 20's 11.3) hashes a non-integer
+ * double by Thomas Wang's 64→32 bit hash of its bits, unseeded, and keeps the low 30 bits.
+ * Every step of that hash is invertible on 64 bits, so choose outputs with the same low 30
+ * bits and invert them.
+ */
+function collidingDoubles(count: number): number[] {
+  const mask = (1n << 64n) - 1n;
+  const inverse = (k: bigint): bigint => {
+    let x = k;
+    for (let i = 0; i < 7; i++) x = (x * (2n - ((k * x) & mask))) & mask; // Newton, mod 2^64
+    return x;
+  };
+  const unshift = (y: bigint, s: bigint): bigint => {
+    let x = y;
+    for (let i = 0; i < 64; i += Number(s)) x = y ^ (x >> s);
+    return x;
+  };
+  const [inv65, inv21, invK] = [inverse(65n), inverse(21n), inverse((1n << 18n) - 1n)];
+  const bits = new BigUint64Array(1);
+  const doubles = new Float64Array(bits.buffer);
+  const out: number[] = [];
+  for (let i = 1n; out.length < count; i++) {
+    // hash = ~h + (h << 18); h ^= h >> 31; h *= 21; h ^= h >> 11; h += h << 6; h ^= h >> 22
+    let h = (i << 30n) | 0x1234567n;
+    h = unshift(h, 22n);
+    h = (h * inv65) & mask;
+    h = unshift(h, 11n);
+    h = (h * inv21) & mask;
+    h = unshift(h, 31n);
+    h = ((h + 1n) * invK) & mask;
+    bits[0] = h;
+    const d = doubles[0]!;
+    if (Number.isFinite(d) && !Number.isInteger(d)) out.push(d);
+  }
+  return out;
+}
+
+/** Arguments of one Set of `items` doubles, written by hand (building the Set would hash them). */
+function setOfDoublesArgs(items: number[]): Buffer {
+  const content = Buffer.alloc(1 + 5 + items.length * 9);
+  content[0] = 0x53;
+  content[1] = 0xdd;
+  content.writeUInt32BE(items.length, 2);
+  items.forEach((d, i) => {
+    content[6 + i * 9] = 0xcb;
+    content.writeDoubleBE(d, 7 + i * 9);
+  });
+  const header = Buffer.alloc(5);
+  header[0] = 0xc9;
+  header.writeUInt32BE(content.length - 1, 1);
+  return Buffer.concat([Buffer.from([0x91]), header, content]);
+}
 
 describe('inbound limits, in this process', () => {
   it("inspectFrame's table of nested messages is remote.proto's", () => {
@@ -174,49 +260,39 @@ describe('inbound limits, in this process', () => {
 
 type Stall = { maxMs: number; p99Ms: number; samples: number };
 
+/** Who is attacked, and the calls a legit caller keeps making meanwhile. */
+interface Target {
+  victim(): MemberProcess;
+  /** The caller's `n`th call during attack `name` (one after another). */
+  legit(name: string, n: number): Promise<CallOutcome>;
+}
+
 /**
- * A member process (the victim) attacked over gRPC by a raw peer in this process, while a
- * member process (the caller) keeps calling it. Each attack: the victim's longest event-loop
- * stall (measured inside it), every call of the caller answered meanwhile, and nothing of
- * what was refused ran.
+ * The attacks' tools, for one victim: raw peers to it, and `underAttack`, which runs an attack
+ * while the caller calls the victim, then checks the victim's longest event-loop stall
+ * (measured inside it, `stall` of control.ts) and every call of the caller.
  */
-describe('a member under hostile input from a peer', () => {
-  let h: MemberHarness | undefined;
-  let victim: MemberProcess;
-  let caller: MemberProcess;
+function attackKit(target: Target) {
   const stalls: Record<string, number> = {};
   const peers: RawPeer[] = [];
   const open = (): RawPeer => {
-    const peer = new RawPeer(victim.address);
+    const peer = new RawPeer(target.victim().address);
     peers.push(peer);
     return peer;
   };
   const closePeers = () => {
     for (const p of peers.splice(0)) p.close();
   };
-  const ran = (prefix: string) => h!.execEvents().filter((e) => typeof e.callId === 'string' && e.callId.startsWith(prefix));
-  const stderrLines = () => victim.lines.filter((l) => l.stream === 'stderr').map((l) => l.text);
-
-  beforeAll(async () => {
-    h = await MemberHarness.start([{ label: 'victim' }, { clientOnly: true, label: 'caller' }]);
-    [victim, caller] = h.members as [MemberProcess, MemberProcess];
-  }, 30_000);
-
-  afterAll(async () => {
-    closePeers();
-    await h?.shutdown();
-    // the measurements, for the record
-    console.log(`victim's longest event-loop stall per attack (ms): ${JSON.stringify(stalls)}`);
-  }, 30_000);
 
   /** Run `attack` while the caller calls the victim, one call after another; then check the stall and the calls. */
   async function underAttack(name: string, attack: () => Promise<void>): Promise<void> {
+    const victim = target.victim();
     await victim.request({ cmd: 'stall' }); // reset
     let stop = false;
     const outcomes: CallOutcome[] = [];
     const load = (async () => {
       for (let n = 0; !stop || outcomes.length === 0; n++) {
-        outcomes.push(await caller.call('counter', `legit-${n % 4}`, 'exec', [`legit-${name}-${n}`], { timeoutMs: 5_000 }));
+        outcomes.push(await target.legit(name, n));
         await sleep(5);
       }
     })();
@@ -260,13 +336,57 @@ describe('a member under hostile input from a peer', () => {
     return peer;
   }
 
+  /** 1,000 garbage frames on one stream (refused, and closed), then 8 each on `streams` more, 10 at a time. */
+  async function garbage(streams: number): Promise<void> {
+    const first = open();
+    for (let n = 0; n < 1_000; n++) first.send(GARBAGE);
+    const refused = await first.waitFrame((f) => 'handshakeAck' in f, 10_000, 'a refusal');
+    expect(refused).toMatchObject({ handshakeAck: { accepted: false, reason: 'refused' } });
+    await first.ended;
+    for (let group = 0; group < streams / 10; group++) {
+      const round = Array.from({ length: 10 }, () => open());
+      for (const p of round) for (let n = 0; n < 8; n++) p.send(GARBAGE);
+      await Promise.all(round.map((p) => p.ended));
+      closePeers();
+    }
+  }
+
+  return { stalls, open, closePeers, underAttack, answered, accepted, garbage };
+}
+
+/**
+ * A member process (the victim) attacked over gRPC by a raw peer in this process, while a
+ * member process (the caller) keeps calling it. Each attack: the victim's longest event-loop
+ * stall (measured inside it), every call of the caller answered meanwhile, and nothing of
+ * what was refused ran.
+ */
+describe('a member under hostile input from a peer', () => {
+  let h: MemberHarness | undefined;
+  let victim: MemberProcess;
+  let caller: MemberProcess;
+  const { stalls, open, closePeers, underAttack, answered, accepted, garbage } = attackKit({
+    victim: () => victim,
+    legit: (name, n) => caller.call('counter', `legit-${n % 4}`, 'exec', [`legit-${name}-${n}`], { timeoutMs: 5_000 }),
+  });
+  const ran = (prefix: string) => h!.execEvents().filter((e) => typeof e.callId === 'string' && e.callId.startsWith(prefix));
+  const stderrLines = () => victim.lines.filter((l) => l.stream === 'stderr').map((l) => l.text);
+
+  beforeAll(async () => {
+    h = await MemberHarness.start([{ label: 'victim' }, { clientOnly: true, label: 'caller' }]);
+    [victim, caller] = h.members as [MemberProcess, MemberProcess];
+  }, 30_000);
+
+  afterAll(async () => {
+    closePeers();
+    await h?.shutdown();
+    // the measurements, for the record
+    console.log(`victim's longest event-loop stall per attack (ms): ${JSON.stringify(stalls)}`);
+  }, 30_000);
+
   it('a frame of as many empty requests as fit (two million): dropped unread; 10,001 real ones: dropped whole', async () => {
     // NOTE: frames are built before the attack, so that this process idles while the victim works
-    const flood = batchFrame(Buffer.concat([Buffer.from([0x0a, 0x00]), repeat([0x12, 0x00], (MAX_MESSAGE_SIZE - 64) / 2)]));
-    expect(flood.length).toBeLessThanOrEqual(MAX_MESSAGE_SIZE);
-    const over = encodeFrame(
-      requestBatch(Array.from({ length: 10_001 }, (_, n) => ({ id: n + 1, kind: 'counter', identity: `over-${n}`, method: 'exec', args: [`over-${n}`] }))),
-    );
+    const flood = emptyRequestsFrame();
+    const over = requestsFrame(10_001, (id) => ({ kind: 'counter', identity: `over-${id}`, method: 'exec', args: [`over-${id}`] }));
     await underAttack('2M empty requests', async () => {
       const peer = await accepted();
       peer.send(flood);
@@ -308,11 +428,7 @@ describe('a member under hostile input from a peer', () => {
   it('a 4 MiB frame of empty objects as arguments: served in slices', async () => {
     // 10,000 requests of 380 empty maps each: almost four million objects to decode in all
     const ids = Array.from({ length: 10_000 }, (_, n) => n + 1);
-    const objects = (id: number) => {
-      const count = 380;
-      return Buffer.concat([Buffer.from([0xdc, count >> 8, count & 0xff]), codec.encode(`objects-${id}`), Buffer.alloc(count - 1, 0x80)]);
-    };
-    const bytes = encodeFrame(requestBatch(ids.map((id) => ({ id, kind: 'counter', identity: 'objects', method: 'exec', rawArgs: objects(id) }))));
+    const bytes = requestsFrame(ids.length, (id) => ({ kind: 'counter', identity: 'objects', method: 'exec', rawArgs: emptyObjectsArgs(`objects-${id}`) }));
     expect(bytes.length).toBeGreaterThan(4 * 1_000_000);
     expect(bytes.length).toBeLessThanOrEqual(MAX_MESSAGE_SIZE);
     await underAttack('4 MiB of empty objects', async () => {
@@ -321,13 +437,7 @@ describe('a member under hostile input from a peer', () => {
       await answered(peer, ids.length);
     });
     // and one request holding a single list of four million empty objects: refused by the codec
-    const n = MAX_MESSAGE_SIZE - 1_024;
-    const list = Buffer.alloc(n + 5, 0x80);
-    list[0] = 0xdd;
-    list.writeUInt32BE(n, 1);
-    const one = encodeFrame(
-      requestBatch([{ id: 1, kind: 'counter', identity: 'objects', method: 'exec', rawArgs: Buffer.concat([Buffer.from([0x91]), list]) }]),
-    );
+    const one = requestsFrame(1, () => ({ kind: 'counter', identity: 'objects', method: 'exec', rawArgs: oneListOfEmptyObjectsArgs() }));
     await underAttack('one argument of 4M empty objects', async () => {
       const peer = await accepted();
       peer.send(one);
@@ -417,21 +527,8 @@ describe('a member under hostile input from a peer', () => {
 
   it('1,000 garbage frames without a handshake: the stream is closed after 8, and the log stays short', async () => {
     const before = stderrLines().length;
-    await underAttack('1,000 garbage frames', async () => {
-      const garbage = Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f]);
-      const first = open();
-      for (let n = 0; n < 1_000; n++) first.send(garbage);
-      const refused = await first.waitFrame((f) => 'handshakeAck' in f, 10_000, 'a refusal');
-      expect(refused).toMatchObject({ handshakeAck: { accepted: false, reason: 'refused' } });
-      await first.ended;
-      // the same from 120 more streams, 10 at a time: 8 frames each, and the log lines they cause are capped
-      for (let group = 0; group < 12; group++) {
-        const round = Array.from({ length: 10 }, () => open());
-        for (const p of round) for (let n = 0; n < 8; n++) p.send(garbage);
-        await Promise.all(round.map((p) => p.ended));
-        closePeers();
-      }
-    });
+    // the same from 120 more streams, 10 at a time: 8 frames each, and the log lines they cause are capped
+    await underAttack('1,000 garbage frames', () => garbage(120));
     const caused = stderrLines()
       .slice(before)
       .filter((l) => l.includes('an unidentified peer at'));
@@ -439,4 +536,161 @@ describe('a member under hostile input from a peer', () => {
     // 20 per peer per 10 s, and perhaps the line saying how many more were suppressed
     expect(caused.length).toBeLessThanOrEqual(21);
   }, 30_000);
+});
+
+/** The built Redis member (test/support/members/redis-member.ts): kind `list`, its state in Redis. */
+const REDIS_MEMBER_SCRIPT = join(ROOT, 'dist', 'test', 'support', 'members', 'redis-member.js');
+/** The keys of cluster `e2e` (lib/cluster/identity/redis/redis-keys.ts; the grain's own in redis-member.ts). */
+const TAG = '{grains:e2e}';
+
+/**
+ * The same attacks on a member of the Redis identity lookup (FAST_LEASE: a stall of 750 ms
+ * lapses its lease, and it rejoins as a new incarnation), while a client-only member keeps
+ * appending to its grains: it stalls as little, its lease holds, and nothing is stored in
+ * Redis for what it refused — no entry, no activation, no data.
+ */
+describe('a Redis member under hostile input: its lease holds, nothing is stored for refused calls', () => {
+  let redis: RedisHandle | undefined;
+  let h: MemberHarness | undefined;
+  let victim: MemberProcess;
+  let caller: MemberProcess;
+  let incarnation: string;
+  /** What the caller appended (and was told so), by identity, in order. */
+  const appended = new Map<string, string[]>();
+  const { stalls, closePeers, underAttack, answered, accepted, garbage } = attackKit({
+    victim: () => victim,
+    legit: async (name, n) => {
+      const identity = `legit-${n % 4}`;
+      const element = `legit-${name}-${n}`;
+      const outcome = await caller.call('list', identity, 'append', [element], { timeoutMs: 5_000 });
+      if (outcome.ok) (appended.get(identity) ?? appended.set(identity, []).get(identity)!).push(element);
+      return outcome;
+    },
+  });
+  const MiBIdentity = 'i'.repeat(MiB);
+  /** The identities that may hold anything in Redis: the caller's, and those of the calls the victim served. */
+  const served = () => [...appended.keys(), 'after-flood', 'objects', 'flood-max'];
+  /** Turns the victim's grains ran whose operation starts with `prefix`. */
+  const turns = (prefix: string) => victim.events.filter((e) => e['event'] === 'turn' && String(e['op']).startsWith(prefix));
+
+  beforeAll(async () => {
+    redis = await startRedis({ label: 'hostile-input' });
+    const spec = (label: string, clientOnly = false) => ({ script: REDIS_MEMBER_SCRIPT, label, clientOnly, env: { REDIS_URL: redis!.url, LEASE: 'fast' } });
+    h = await MemberHarness.start([spec('redis-victim'), spec('redis-caller', true)]);
+    [victim, caller] = h.members as [MemberProcess, MemberProcess];
+    incarnation = String(victim.ready!['incarnation']);
+  }, 30_000);
+
+  afterAll(async () => {
+    closePeers();
+    await h?.shutdown();
+    await redis?.stop();
+    console.log(`Redis victim's longest event-loop stall per attack (ms): ${JSON.stringify(stalls)}`);
+  }, 30_000);
+
+  it('a frame of two million empty requests: dropped unread; 10,001 appends: dropped whole', async () => {
+    const flood = emptyRequestsFrame();
+    const over = requestsFrame(10_001, (id) => ({ kind: 'list', identity: `over-${id}`, method: 'append', args: [`over-${id}`] }));
+    await underAttack('2M empty requests', async () => {
+      const peer = await accepted();
+      peer.send(flood);
+      peer.send(over);
+      peer.send(requestBatch([{ id: 99_999, kind: 'list', identity: 'after-flood', method: 'append', args: ['after-flood-1'] }]));
+      expect((await peer.waitResponses([99_999], 15_000)).get(99_999)!.status).toBe(Status.OK);
+    });
+    await victim.waitFor((l) => l.text.includes('more than 10000 requests in one frame'), 5_000, 'the log line of the dropped frame');
+    expect(turns('over-')).toEqual([]);
+  }, 30_000);
+
+  it('a 1 MiB identity, in 10,000 appends: each answered BAD_REQUEST; nothing runs', async () => {
+    const frame = requestsFrame(10_000, (id) => ({ kind: 'list', identity: MiBIdentity, method: 'append', args: [`huge-${id}`] }));
+    await underAttack('1 MiB identity', async () => {
+      const peer = await accepted();
+      peer.send(frame);
+      const r = await answered(peer, 10_000);
+      expect([...r.values()].filter((response) => response.status !== Status.BAD_REQUEST)).toEqual([]);
+      expect(r.get(1)!.error!.message).toMatch(/at most 1024 UTF-8 bytes/);
+    });
+    expect(turns('huge-')).toEqual([]);
+  }, 30_000);
+
+  it('a 4 MiB frame of empty objects as arguments: served; one argument of 4M empty objects: refused by the codec', async () => {
+    // `read` answers from memory: the arguments' decoding is the work (append would write each to Redis)
+    const bytes = requestsFrame(10_000, (id) => ({ kind: 'list', identity: 'objects', method: 'read', rawArgs: emptyObjectsArgs(`objects-${id}`) }));
+    expect(bytes.length).toBeLessThanOrEqual(MAX_MESSAGE_SIZE);
+    await underAttack('4 MiB of empty objects', async () => {
+      const peer = await accepted();
+      peer.send(bytes);
+      const r = await answered(peer, 10_000);
+      expect([...r.values()].filter((response) => response.status !== Status.OK)).toEqual([]);
+    });
+    const one = requestsFrame(1, () => ({ kind: 'list', identity: 'objects-refused', method: 'append', rawArgs: oneListOfEmptyObjectsArgs() }));
+    await underAttack('one argument of 4M empty objects', async () => {
+      const peer = await accepted();
+      peer.send(one);
+      const r = await peer.waitResponses([1], 15_000);
+      expect(r.get(1)!.status).toBe(Status.BAD_REQUEST);
+      expect(r.get(1)!.error!.message).toContain('maxEntries');
+    });
+  }, 40_000);
+
+  it('hash flooding: Sets of 60,000 colliding doubles appended: refused by the codec before any is hashed', async () => {
+    // seven such arguments (527 KiB each) fill a frame; unchecked, each kept a member busy for seconds
+    const args = setOfDoublesArgs(collidingDoubles(60_000));
+    const frame = requestsFrame(7, (id) => ({ kind: 'list', identity: `flood-refused-${id}`, method: 'append', rawArgs: args }));
+    expect(frame.length).toBeLessThanOrEqual(MAX_MESSAGE_SIZE);
+    await underAttack('Sets of 60,000 colliding doubles', async () => {
+      const peer = await accepted();
+      peer.send(frame);
+      const r = await answered(peer, 7);
+      expect([...r.values()].map((response) => response.status)).toEqual(Array(7).fill(Status.BAD_REQUEST));
+      expect(r.get(1)!.error!.message).toContain('maxSetSize');
+    });
+  }, 30_000);
+
+  it('hash flooding: a frame of appends of the largest Set of colliding doubles the codec takes (4096), ~20 ms each to decode', async () => {
+    const args = setOfDoublesArgs(collidingDoubles(4_096));
+    const count = Math.floor((MAX_MESSAGE_SIZE - 1_024) / (args.length + 32));
+    const frame = requestsFrame(count, () => ({ kind: 'list', identity: 'flood-max', method: 'append', rawArgs: args }));
+    expect(frame.length).toBeLessThanOrEqual(MAX_MESSAGE_SIZE);
+    await underAttack(`${count} Sets of 4096 colliding doubles`, async () => {
+      const peer = await accepted();
+      peer.send(frame);
+      const r = await answered(peer, count);
+      expect([...r.values()].filter((response) => response.status !== Status.OK)).toEqual([]);
+    });
+  }, 30_000);
+
+  it('1,000 garbage frames without a handshake, and 8 each on 40 more streams: closed', async () => {
+    await underAttack('1,000 garbage frames', () => garbage(40));
+  }, 30_000);
+
+  it('after the attacks: the same incarnation, nothing fenced, its lease live; the appends stored; nothing of the refused calls', async () => {
+    const { incarnation: current, stats } = (await victim.request({ cmd: 'stats' }))['value'] as { incarnation: string; stats: { fenced: number } };
+    expect(current, 'a lapsed lease makes the member rejoin as a new incarnation').toBe(incarnation);
+    expect(stats.fenced).toBe(0);
+    expect(Number(await redis!.command('PTTL', `${TAG}:lease:${incarnation}`))).toBeGreaterThan(0);
+    expect(victim.stderr()).not.toMatch(/RedisIdentityLookup: .*rejoining|joining failed/);
+
+    // every append the caller was told of is stored, in order
+    expect(appended.size).toBe(4);
+    for (const [identity, elements] of appended) {
+      const stored = (await redis!.command('HGET', `${TAG}:testlist:${identity}`, 'list')) as string | null;
+      expect(JSON.parse(stored ?? '[]'), identity).toEqual(elements);
+    }
+    // the identities anything is stored for (entries, activation sets, the grain's data): only those served
+    const keys = ((await redis!.command('KEYS', `${TAG}:*`)) as string[]).map(String);
+    const identityOf = (key: string) => /^\{grains:e2e\}:(?:ci:list\/|testlist:|testhist:)([\s\S]*)$/.exec(key)?.[1];
+    const stored = new Set(keys.map(identityOf).filter((id): id is string => id !== undefined));
+    for (const key of keys.filter((k) => k.startsWith(`${TAG}:acts:`))) {
+      for (const name of (await redis!.command('SMEMBERS', key)) as string[]) stored.add(String(name).replace(/^list\//, ''));
+    }
+    expect([...stored].filter((id) => !served().includes(id)).map((id) => (id.length > 64 ? `${id.slice(0, 64)}… (${id.length})` : id))).toEqual([]);
+    expect(keys.filter((k) => k.length > 1_024).length, 'a key of the 1 MiB identity').toBe(0);
+    for (const id of ['after-flood', 'objects', 'flood-max']) expect(stored.has(id), id).toBe(true);
+    expect(JSON.parse(String(await redis!.command('HGET', `${TAG}:testlist:after-flood`, 'list')))).toEqual(['after-flood-1']);
+    // the refused calls ran no turn either
+    expect(turns('huge-').length + turns('over-').length).toBe(0);
+    expect(victim.events.filter((e) => e['event'] === 'activate' && !served().includes(String(e['identity'])))).toEqual([]);
+  }, 20_000);
 });
