@@ -146,4 +146,20 @@ export const mutants = [
     replace: 'continue;',
     tests: ['test/cluster/membership.spec.ts'],
   },
+  {
+    id: 'callable-builtin-base',
+    description: "a grain's built-in base class is callable: an EventEmitter-based grain answers emit() to any caller",
+    file: 'lib/cluster/callable-methods.ts',
+    find: 'if (proto === Object.prototype || isBuiltinClass(ctor)) break;',
+    replace: 'if (proto === Object.prototype) break;',
+    tests: ['test/cluster/callable-surface.spec.ts'],
+  },
+  {
+    id: 'no-set-size-limit',
+    description: 'no Set/Map size limit in the codec: a hash-flooding argument of colliding doubles is decoded (seconds of stall)',
+    file: 'lib/remote/codec/msgpack-codec.ts',
+    find: 'if (n > limit) return `${describeCollection(kind, n)}',
+    replace: 'if (n < 0) return `${describeCollection(kind, n)}',
+    tests: ['test/remote/codec.spec.ts'],
+  },
 ];
