@@ -73,9 +73,10 @@ export class BatchWriter {
     return true;
   }
 
-  enqueueResponse(response: OutboundResponse): boolean {
+  /** Queue a response; `force` takes it beyond the bounds (a small stand-in for one that did not fit). */
+  enqueueResponse(response: OutboundResponse, force = false): boolean {
     const size = responseBytes(response);
-    if (!this.admits(size)) return false;
+    if (this.closed || (!force && !this.admits(size))) return false;
     this.responses.push(response);
     this.bytes += size;
     this.schedule();

@@ -70,6 +70,10 @@ export class RemoteServer {
   private readonly connections = new Map<string, number>();
   /** Accepted open streams per member id the caller claimed. */
   private readonly memberStreams = new Map<string, number>();
+  /** How to close each open stream, for `makeRoomFor`. */
+  private readonly shutters = new Map<ServerDuplexStream<Buffer, Buffer>, (reason: string) => void>();
+  /** The inbound work of every stream, in one budget per event-loop turn. */
+  private readonly budget = new InboundBudget();
   /** The log lines peers cause, rate-limited. */
   private readonly peerLog = new PeerLog((level, message) => this.handler.log(level, message));
 
@@ -169,8 +173,9 @@ export class RemoteServer {
       open = false;
       clearTimeout(timer);
       writer.close();
-      backlog.length = 0;
+      pending.length = 0;
       this.streams.delete(stream);
+      this.shutters.delete(stream);
       if (this.callers.delete(stream)) count(this.memberStreams, caller!.member.memberId, -1);
       count(this.connections, connection, -1);
       if (this.streams.size === 0) this.allEnded?.();
@@ -183,6 +188,7 @@ export class RemoteServer {
       close();
       stream.end();
     };
+    this.shutters.set(stream, shut);
     let malformed = 0;
     const dropMalformed = (detail: string) => {
       malformed++;
@@ -214,7 +220,26 @@ export class RemoteServer {
     };
     const queue = (response: OutboundResponse) => {
       if (!open) return;
-      writer.enqueueResponse(response);
+      if (!writer.enqueueResponse(response)) {
+        // NOTE: no room (the caller does not read its answers fast enough): it still hears, at
+        // once and in a few bytes, that the call ran and its result was dropped, rather than
+        // waiting for its deadline.
+        writer.enqueueResponse(
+          {
+            id: response.id,
+            // NOTE: a call that ran is outcome-unknown to its caller now; one that never ran keeps its status.
+            status: RAN.has(response.status) ? Status.OUTCOME_UNKNOWN : response.status,
+            error: {
+              name: RAN.has(response.status) ? 'OutcomeUnknownError' : 'GrainError',
+              message: 'the answer was dropped: the caller did not read its answers fast enough (remote.maxQueuedBytesPerPeer)',
+              code: '',
+              origin: '',
+              cycle: [],
+            },
+          },
+          true,
+        );
+      }
       if (congested || !writer.congested) return;
       congested = true;
       flow();
@@ -227,17 +252,20 @@ export class RemoteServer {
     stream.on('close', close);
     stream.on('end', () => {
       callerEnded = true;
-      if (unanswered === 0 && backlog.length === 0) finish();
+      if (unanswered === 0 && pending.length === 0) finish();
     });
     // NOTE: one function per stream answers every request of it: a response for a caller whose
     // stream is gone, or beyond the queue bound, is dropped, and the caller accounts for it
     // (outcome unknown, or its deadline).
     const respond = (response: OutboundResponse) => {
       queue(response);
-      if (--unanswered === 0 && callerEnded && backlog.length === 0) finish();
+      if (--unanswered === 0 && callerEnded && pending.length === 0) finish();
     };
-    /** Batches received and not yet served in full; `next` is the first request of the first not served. */
-    const backlog: Batch[] = [];
+    /**
+     * Frames received and not yet handled in full, in order: raw (not decoded yet) or a batch
+     * being served; `next` is the first request of the batch at the head not served yet.
+     */
+    const pending: Array<Buffer | Batch> = [];
     let next = 0;
     let badRequests = 0;
     let firstProblem: string | undefined;
@@ -265,38 +293,8 @@ export class RemoteServer {
       unanswered++;
       this.handler.request(request, respond, caller!.member);
     };
-    const serveBacklog = () => {
-      const started = performance.now();
-      let served = 0;
-      while (open && backlog.length > 0) {
-        const { strings, requests } = backlog[0]!;
-        while (open && next < requests.length) {
-          // NOTE: the count bounds what runs after the slice too (turns start in microtasks);
-          // the clock is read after every request, since one request may decode up to the
-          // codec's limits (~20-40 ms for a Set of colliding doubles at maxSetSize).
-          if (served === SLICE_REQUESTS || (served > 0 && performance.now() - started >= SLICE_MS)) {
-            slicing = true;
-            flow();
-            setImmediate(serveBacklog);
-            return;
-          }
-          served++;
-          admit(requests[next++]!, strings);
-        }
-        backlog.shift();
-        next = 0;
-        if (badRequests > 0) {
-          log('warn', `Remote: answered ${badRequests} request${badRequests === 1 ? '' : 's'} of a batch from ${who()} BAD_REQUEST: ${firstProblem}`);
-          badRequests = 0;
-          firstProblem = undefined;
-        }
-      }
-      slicing = false;
-      flow();
-      if (open && callerEnded && unanswered === 0) finish();
-    };
-    stream.on('data', (chunk: Buffer) => {
-      if (!open) return;
+    /** A frame's bytes: checked, decoded, then the handshake answered or the batch queued. */
+    const read = (chunk: Buffer) => {
       // NOTE: the shape of the bytes first (cheap, builds nothing): protobufjs takes about a
       // second to build a frame of four million empty requests.
       const problem = inspectFrame(chunk, limits.maxRequestsPerBatch);
@@ -324,6 +322,7 @@ export class RemoteServer {
         caller = { member: hello.member, protocol: answer };
         stream.write(encodeFrame({ handshakeAck: this.accepted(answer) }));
         if (open) {
+          this.makeRoomFor(caller.member.memberId);
           this.callers.set(stream, caller);
           count(this.memberStreams, caller.member.memberId, 1);
         }
@@ -332,11 +331,68 @@ export class RemoteServer {
         return;
       }
       if (!('batch' in frame) || frame.batch.requests.length === 0) return;
-      backlog.push(frame.batch);
-      if (!slicing) serveBacklog();
+      pending.push(frame.batch);
+    };
+    /** Handle what is pending while the server's budget for this turn lasts; the rest on a later turn. */
+    const pump = () => {
+      while (open && pending.length > 0) {
+        // NOTE: one unit (a frame decoded, or a request admitted) per draw: the clock is read
+        // after each, since one request may decode up to the codec's limits (~20-40 ms for a
+        // Set of colliding doubles at maxSetSize), and the count bounds what runs in the
+        // microtasks after (turns start there).
+        if (!this.budget.take()) {
+          slicing = true;
+          flow();
+          setImmediate(pump);
+          return;
+        }
+        const head = pending[0]!;
+        if (Buffer.isBuffer(head)) {
+          pending.shift();
+          read(head);
+          continue;
+        }
+        if (next < head.requests.length) {
+          admit(head.requests[next++]!, head.strings);
+          continue;
+        }
+        pending.shift();
+        next = 0;
+        if (badRequests > 0) {
+          log('warn', `Remote: answered ${badRequests} request${badRequests === 1 ? '' : 's'} of a batch from ${who()} BAD_REQUEST: ${firstProblem}`);
+          badRequests = 0;
+          firstProblem = undefined;
+        }
+      }
+      slicing = false;
+      flow();
+      if (open && callerEnded && unanswered === 0 && pending.length === 0) finish();
+    };
+    stream.on('data', (chunk: Buffer) => {
+      if (!open) return;
+      // NOTE: before its handshake a peer is a stranger: nothing larger than a handshake is even looked at.
+      if (caller === undefined && chunk.byteLength > MAX_PRE_HANDSHAKE_FRAME_BYTES) {
+        return shut(`a first frame of ${chunk.byteLength} bytes, more than a handshake can be`);
+      }
+      pending.push(chunk);
+      if (!slicing) pump();
     });
     if (this.connections.get(connection)! > limits.maxStreamsPerConnection) {
       shut(`more than ${limits.maxStreamsPerConnection} open streams on one connection (remote.inbound.maxStreamsPerConnection)`);
+    }
+  }
+
+  /**
+   * A stream of `memberId` is being accepted: when it has `maxStreamsPerMember` open already,
+   * close its oldest. NOTE: not a refusal — a member whose connections died silently (not
+   * noticed yet by keepalive) must get in again, and a refusal would read as lasting to it.
+   */
+  private makeRoomFor(memberId: string): void {
+    if ((this.memberStreams.get(memberId) ?? 0) < this.limits.maxStreamsPerMember) return;
+    for (const [stream, caller] of this.callers) {
+      if (caller.member.memberId !== memberId) continue;
+      this.shutters.get(stream)?.(`a newer stream of the same member replaces it (remote.inbound.maxStreamsPerMember = ${this.limits.maxStreamsPerMember})`);
+      return;
     }
   }
 
@@ -356,10 +412,6 @@ export class RemoteServer {
     }
     if (handshake.codec !== this.handler.codecName) {
       return `codec ${quote(handshake.codec)} differs from this member's ${quote(this.handler.codecName)}`;
-    }
-    const open = this.memberStreams.get(member.memberId) ?? 0;
-    if (open >= this.limits.maxStreamsPerMember) {
-      return `it has ${open} open streams to this member already (remote.inbound.maxStreamsPerMember)`;
     }
     // NOTE: incarnations are not checked here: the caller learns this one from the ack, and each
     // request names the incarnation it targets (another one is answered NOT_HERE).
@@ -392,6 +444,42 @@ const REFUSED: HandshakeAck = {
  */
 const SLICE_MS = 5;
 const SLICE_REQUESTS = 256;
+
+/** Statuses of calls that ran (or may have): their stand-in answer is OUTCOME_UNKNOWN. */
+const RAN: ReadonlySet<Status> = new Set([Status.OK, Status.INVOCATION_FAILED, Status.TOO_LARGE, Status.TIMEOUT, Status.OUTCOME_UNKNOWN]);
+
+/** The largest frame a peer may send before its handshake is accepted (a handshake is far smaller). */
+const MAX_PRE_HANDSHAKE_FRAME_BYTES = 64 * 1024;
+
+/**
+ * The inbound work of the whole server in one event-loop turn: every stream draws on it, so
+ * many streams together hold the loop no longer than one may (a budget per stream was
+ * multiplied by the number of streams: 128 streams stalled a member for a second). A window
+ * opens with the first unit of work in a turn and closes at the next check phase (an
+ * immediate queued when it opened): a poll phase and a check phase each get one window.
+ */
+class InboundBudget {
+  private open = false;
+  private started = 0;
+  private spent = 0;
+  private readonly reset = () => {
+    this.open = false;
+  };
+
+  /** One unit of work (a frame to decode, or a request to admit) may go now; false: yield until the next turn. */
+  take(): boolean {
+    if (!this.open) {
+      this.open = true;
+      this.started = performance.now();
+      this.spent = 0;
+      setImmediate(this.reset);
+    } else if (this.spent >= SLICE_REQUESTS || performance.now() - this.started >= SLICE_MS) {
+      return false;
+    }
+    this.spent++;
+    return true;
+  }
+}
 
 /** The host part of grpc-js's `getPeer()` (`ip:port`, `[v6]:port`, or a path). */
 function hostOf(peer: string): string {

@@ -435,14 +435,17 @@ describe('a member under hostile input from a peer', () => {
     expect(stderrLines().filter((l) => l.startsWith('[nestjs-grains] error: fake'))).toEqual([]);
   }, 30_000);
 
-  it('refuses a fifth stream of one member, a 17th on one connection, timeouts over 10 min and chains over 64 links', async () => {
+  it('replaces the oldest of a member’s streams by a fifth, refuses a 17th on one connection, timeouts over 10 min and chains over 64 links', async () => {
     await underAttack('streams and shapes', async () => {
       const member = handshake('e2e');
       const four = Array.from({ length: 4 }, () => open());
       for (const p of four) expect((await p.handshake(member)).accepted).toBe(true);
+      // a fifth of the same member is let in (its connections may have died unnoticed), and its oldest is closed
       const fifth = open();
-      expect(await fifth.handshake(member)).toMatchObject({ accepted: false, reason: 'refused' });
-      await victim.waitFor((l) => l.text.includes('it has 4 open streams to this member already'), 5_000, 'the per-member refusal');
+      expect((await fifth.handshake(member)).accepted).toBe(true);
+      await victim.waitFor((l) => l.text.includes('a newer stream of the same member replaces it'), 5_000, 'the oldest stream closed');
+      await four[0]!.ended; // the oldest, ended by the victim
+      expect(four.slice(1).every((p) => p.status === undefined)).toBe(true);
       closePeers();
       await sleep(200); // the victim sees them closed
 
@@ -516,7 +519,7 @@ describe('a Redis member under hostile input: its lease holds, nothing is stored
   });
   const MiBIdentity = 'i'.repeat(MiB);
   /** The identities that may hold anything in Redis: the caller's, and those of the calls the victim served. */
-  const served = () => [...appended.keys(), 'after-flood', 'objects', 'flood-max'];
+  const served = () => [...appended.keys(), 'after-flood', 'objects', 'flood-max', 'flood-streams'];
   /** Turns the victim's grains ran whose operation starts with `prefix`. */
   const turns = (prefix: string) => victim.events.filter((e) => e['event'] === 'turn' && String(e['op']).startsWith(prefix));
 
@@ -608,6 +611,22 @@ describe('a Redis member under hostile input: its lease holds, nothing is stored
     });
   }, 30_000);
 
+  it('many streams at once (64 on 4 connections, 2 of those Sets each): one budget for all, not one per stream', async () => {
+    const args = setOfDoublesArgs(collidingDoubles(4_096));
+    const frame = requestsFrame(2, () => ({ kind: 'list', identity: 'flood-streams', method: 'append', rawArgs: args }));
+    await underAttack('64 streams of Sets of colliding doubles', async () => {
+      const peers = Array.from({ length: 64 }, (_, i) => new RawPeer(victim.address, 1 + (i % 4)));
+      try {
+        await Promise.all(peers.map((p) => p.handshake(handshake('e2e'))));
+        for (const p of peers) p.send(frame);
+        const answers = await Promise.all(peers.map((p) => answered(p, 2)));
+        expect(answers.flatMap((r) => [...r.values()]).filter((response) => response.status !== Status.OK)).toEqual([]);
+      } finally {
+        for (const p of peers) p.close();
+      }
+    });
+  }, 60_000);
+
   it('1,000 garbage frames without a handshake, and 8 each on 40 more streams: closed', async () => {
     await underAttack('1,000 garbage frames', () => garbage(40));
   }, 30_000);
@@ -634,7 +653,7 @@ describe('a Redis member under hostile input: its lease holds, nothing is stored
     }
     expect([...stored].filter((id) => !served().includes(id)).map((id) => (id.length > 64 ? `${id.slice(0, 64)}… (${id.length})` : id))).toEqual([]);
     expect(keys.filter((k) => k.length > 1_024).length, 'a key of the 1 MiB identity').toBe(0);
-    for (const id of ['after-flood', 'objects', 'flood-max']) expect(stored.has(id), id).toBe(true);
+    for (const id of ['after-flood', 'objects', 'flood-max', 'flood-streams']) expect(stored.has(id), id).toBe(true);
     expect(JSON.parse(String(await redis!.command('HGET', `${TAG}:testlist:after-flood`, 'list')))).toEqual(['after-flood-1']);
     // the refused calls ran no turn either
     expect(turns('huge-').length + turns('over-').length).toBe(0);

@@ -84,8 +84,13 @@ export class RawPeer {
   private readonly stream: ClientDuplexStream<Buffer, Buffer>;
   private readonly listeners = new Set<() => void>();
 
-  constructor(address: string) {
-    this.client = new RemotingClient(address, credentials.createInsecure(), { 'grpc.max_send_message_length': -1, 'grpc.max_receive_message_length': -1 });
+  /** `connection`: peers with different values get connections of their own (grpc-js shares one per target and options). */
+  constructor(address: string, connection = 0) {
+    this.client = new RemotingClient(address, credentials.createInsecure(), {
+      'grpc.max_send_message_length': -1,
+      'grpc.max_receive_message_length': -1,
+      ...(connection !== 0 && { 'grpc.raw_peer_connection': connection }),
+    });
     this.stream = (this.client as unknown as { connect(): ClientDuplexStream<Buffer, Buffer> }).connect();
     let resolveEnded!: (s: { code: number; details: string }) => void;
     this.ended = new Promise((resolve) => (resolveEnded = resolve));
