@@ -158,8 +158,8 @@ export const mutants = [
     id: 'no-set-size-limit',
     description: 'no Set/Map size limit in the codec: a hash-flooding argument of colliding doubles is decoded (seconds of stall)',
     file: 'lib/remote/codec/msgpack-codec.ts',
-    find: 'if (n > limit) return `${describeCollection(kind, n)}',
-    replace: 'if (n < 0) return `${describeCollection(kind, n)}',
+    find: 'if (weight > limit) return `${describeCollection(kind, n)} (${counting})',
+    replace: 'if (weight < 0) return `${describeCollection(kind, n)} (${counting})',
     tests: ['test/remote/codec.spec.ts'],
   },
 ];

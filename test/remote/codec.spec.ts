@@ -692,6 +692,19 @@ describe('MsgpackCodec collection limits', () => {
     return error;
   }
 
+  it('counts only number and BigInt items and keys toward the Set and Map limits (strings and objects cannot be made to collide)', () => {
+    const state = new Map(range(1_000).map((i) => [`user${i}`, new Set(['a', 'b', 'c', 'd', 'e'])]));
+    expect(roundTrip(state)).toStrictEqual(state);
+    const strings = new Set(range(10_000).map((i) => `s${i}`));
+    expect(roundTrip(strings)).toStrictEqual(strings);
+    const mixed = new Set<unknown>([...range(4096), ...range(1_000).map((i) => `s${i}`)]);
+    expect(roundTrip(mixed)).toStrictEqual(mixed);
+    limited(() => codec.encode([new Set<unknown>([...range(4097), 'x'])]), 'maxSetSize');
+    limited(() => codec.decode(unlimited.encode([new Map(range(4097).map((i) => [i, 'v']))])), 'maxMapSize');
+    // numbers across the message still add up
+    limited(() => codec.encode([new Set(range(3000)), new Set(range(3000, 3000))]), 'maxSetAndMapEntries');
+  });
+
   it('carries a Set and a Map of exactly maxSetSize / maxMapSize', () => {
     const set = new Set(range(4096));
     const map = new Map(range(4096).map((i) => [`k${i}`, i]));

@@ -128,13 +128,17 @@ export class MsgpackCodec implements Codec {
 
 /**
  * What a Set item or Map key counts toward `maxSetSize`, `maxMapSize` and
- * `maxSetAndMapEntries`: 1, but a BigInt 1 plus its size in 64-bit words. NOTE: V8 hashes a
- * BigInt by its lowest word only and compares colliding ones word by word, so big BigInts
- * that share their lowest word cost more per collision than numbers; counted this way, no key
- * type costs more than colliding doubles do per unit (measured, README.md).
+ * `maxSetAndMapEntries`: a number 1, a BigInt 1 plus its size in 64-bit words, anything else
+ * 0. NOTE: only numbers and BigInts can be made to collide in V8's hash tables (it hashes
+ * them unseeded; strings get a per-process random seed, objects hash by identity), and a
+ * BigInt is hashed by its lowest word only and compared word by word, so big BigInts that
+ * share their lowest word cost more per collision; counted this way, no key type costs more
+ * than colliding doubles do per unit (measured, README.md). A `Map<string, Set<string>>` is
+ * bounded by `maxEntries` alone.
  */
 function keyWeight(key: unknown): number {
-  if (typeof key !== 'bigint') return 1;
+  if (typeof key === 'number') return 1;
+  if (typeof key !== 'bigint') return 0;
   if (key >= INT64_MIN && key <= INT64_MAX) return 2;
   return 1 + Math.ceil((key < 0n ? -key : key).toString(16).length / 16);
 }
@@ -168,21 +172,19 @@ class EntryCounter {
 
   /** A Set's or Map's `n` items, before any is written or read: why they are too many, or undefined. */
   keyed(kind: 'Set' | 'Map', n: number): string | undefined {
-    const limit = kind === 'Set' ? this.limits.maxSetSize : this.limits.maxMapSize;
-    if (n > limit) return `${describeCollection(kind, n)}: the limit is ${limit} (${kind === 'Set' ? 'maxSetSize' : 'maxMapSize'})`;
-    if ((this.entriesLeft -= n) < 0) return this.tooManyEntries(kind, n);
-    return (this.keyedLeft -= n) < 0 ? this.tooManyKeyed(kind, n) : undefined;
+    return (this.entriesLeft -= n) < 0 ? this.tooManyEntries(kind, n) : undefined;
   }
 
   /**
-   * A BigInt item or key of a Set or Map of `n`: `extra` more than the 1 that `keyed` counted,
-   * `weight` the collection's weight with it. Why that is too much, or undefined.
+   * A number or BigInt item or key of a Set or Map of `n`, before it is inserted: `w` its
+   * weight (`keyWeight`), `weight` the collection's numeric weight with it. Why that is too
+   * much, or undefined.
    */
-  keyWeight(kind: 'Set' | 'Map', n: number, extra: number, weight: number): string | undefined {
+  keyWeight(kind: 'Set' | 'Map', n: number, w: number, weight: number): string | undefined {
     const limit = kind === 'Set' ? this.limits.maxSetSize : this.limits.maxMapSize;
-    const counting = 'a BigInt counting 1 plus its 64-bit words';
+    const counting = 'numbers counting 1, BigInts 1 plus their 64-bit words';
     if (weight > limit) return `${describeCollection(kind, n)} (${counting}): the limit is ${limit} (${kind === 'Set' ? 'maxSetSize' : 'maxMapSize'})`;
-    return (this.keyedLeft -= extra) < 0 ? `${this.tooManyKeyed(kind, n)} (${counting})` : undefined;
+    return (this.keyedLeft -= w) < 0 ? `${this.tooManyKeyed(kind, n)} (${counting})` : undefined;
   }
 
   private tooManyKeyed(kind: 'Set' | 'Map', n: number): string {
@@ -437,16 +439,14 @@ class Encoder {
     this.writeContainerHeader(n, 0x80, 0xde);
     let i = 0;
     let segment = '';
-    let weight = n;
+    let weight = 0;
     // NOTE: thrown once out of the loop, so that its path is the Map's, not the key's.
     let over: string | undefined;
     try {
       for (const [key, value] of map) {
         if (i === n) break;
-        if (typeof key === 'bigint') {
-          const extra = keyWeight(key) - 1;
-          if ((over = this.counter.keyWeight('Map', n, extra, (weight += extra))) !== undefined) break;
-        }
+        const w = keyWeight(key);
+        if (w > 0 && (over = this.counter.keyWeight('Map', n, w, (weight += w))) !== undefined) break;
         segment = `.<map key #${i}>`;
         this.write(key, depth + 1);
         segment = `.get(${previewKey(key)})`;
@@ -469,15 +469,13 @@ class Encoder {
     const lengthAt = this.openExtension(EXT_SET);
     this.writeContainerHeader(n, 0x90, 0xdc);
     let i = 0;
-    let weight = n;
+    let weight = 0;
     let over: string | undefined;
     try {
       for (const item of set) {
         if (i === n) break;
-        if (typeof item === 'bigint') {
-          const extra = keyWeight(item) - 1;
-          if ((over = this.counter.keyWeight('Set', n, extra, (weight += extra))) !== undefined) break;
-        }
+        const w = keyWeight(item);
+        if (w > 0 && (over = this.counter.keyWeight('Set', n, w, (weight += w))) !== undefined) break;
         this.write(item, depth + 1);
         i++;
       }
@@ -1153,12 +1151,12 @@ class Decoder {
     const tooMany = this.counter.keyed('Map', n);
     if (tooMany !== undefined) throw this.overLimit(tooMany);
     const map = new Map<unknown, unknown>();
-    let weight = n;
+    let weight = 0;
     for (let i = 0; i < n; i++) {
       const key = this.read(depth + 1);
-      if (typeof key === 'bigint') {
-        const extra = keyWeight(key) - 1;
-        const over = this.counter.keyWeight('Map', n, extra, (weight += extra));
+      const w = keyWeight(key);
+      if (w > 0) {
+        const over = this.counter.keyWeight('Map', n, w, (weight += w));
         if (over !== undefined) throw this.overLimit(over);
       }
       map.set(key, this.read(depth + 1));
@@ -1174,12 +1172,12 @@ class Decoder {
     const tooMany = this.counter.keyed('Set', n);
     if (tooMany !== undefined) throw this.overLimit(tooMany);
     const set = new Set<unknown>();
-    let weight = n;
+    let weight = 0;
     for (let i = 0; i < n; i++) {
       const item = this.read(depth + 1);
-      if (typeof item === 'bigint') {
-        const extra = keyWeight(item) - 1;
-        const over = this.counter.keyWeight('Set', n, extra, (weight += extra));
+      const w = keyWeight(item);
+      if (w > 0) {
+        const over = this.counter.keyWeight('Set', n, w, (weight += w));
         if (over !== undefined) throw this.overLimit(over);
       }
       set.add(item);
