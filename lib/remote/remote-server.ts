@@ -9,6 +9,8 @@ import { type Batch, decodeFrame, encodeFrame, type Frame, type Handshake, type 
 
 /** How long a new stream may take to send its handshake before it is closed. */
 const HANDSHAKE_TIMEOUT_MS = 5_000;
+/** How long a caller may leave its answers unread (its stream congested) before its stream is closed. */
+const CONGESTION_TIMEOUT_MS = 30_000;
 /** How long `shutdown` waits for open streams to finish before it cuts them. */
 const SHUTDOWN_GRACE_MS = 1_000;
 /** How long `close` waits for callers to end their streams after being told this member is closing. */
@@ -243,7 +245,12 @@ export class RemoteServer {
       if (congested || !writer.congested) return;
       congested = true;
       flow();
+      // NOTE: a caller that never reads its answers (yet answers keepalive pings) would pin
+      // them, and the stream, for good: it gets a while, then its stream is closed.
+      const stuck = setTimeout(() => shut(`its caller read none of its answers for ${CONGESTION_TIMEOUT_MS / 1_000} s`), CONGESTION_TIMEOUT_MS);
+      stuck.unref();
       void writer.flushed().then(() => {
+        clearTimeout(stuck);
         congested = false;
         flow();
       });
