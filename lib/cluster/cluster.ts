@@ -27,6 +27,7 @@ import { MemberList, type MembershipListener } from './member-list.js';
 import type { ClusterProvider, Member } from './providers/cluster-provider.js';
 import { InMemoryProvider } from './providers/in-memory-provider.js';
 import { ClusterRemoting, serverAddressOf } from './remoting/cluster-remoting.js';
+import { DEFAULT_MAX_TIMEOUT_MS } from '../remote/inbound-limits.js';
 import { RequestRouter } from './request-router.js';
 
 const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -118,6 +119,14 @@ export class Cluster {
     this.identityLookup = options.identityLookup ?? new InMemoryIdentityLookup();
     this.#logger = options.logger ?? consoleLogger;
     const requestTimeoutMs = (this.requestTimeoutMs = toMs(options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT, 'requestTimeout'));
+    const maxInboundTimeoutMs = options.remote?.inbound?.maxTimeoutMs ?? DEFAULT_MAX_TIMEOUT_MS;
+    if (options.remote !== undefined && requestTimeoutMs > maxInboundTimeoutMs) {
+      // NOTE: members refuse calls with a longer deadline (remote.inbound.maxTimeoutMs): every
+      // remote call would fail while local ones work. Say so now, not call by call.
+      throw new GrainConfigurationError(
+        `requestTimeout (${requestTimeoutMs} ms) is longer than members accept (remote.inbound.maxTimeoutMs, ${maxInboundTimeoutMs} ms); raise remote.inbound.maxTimeoutMs on every member, or shorten requestTimeout.`,
+      );
+    }
     this.#idleTimeoutMs = toMs(options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT, 'idleTimeout');
     const hangTimeoutMs = toMs(options.hangTimeout ?? DEFAULT_HANG_TIMEOUT, 'hangTimeout');
     this.#drainTimeoutMs = toMs(options.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT, 'drainTimeout');
