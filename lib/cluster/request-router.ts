@@ -225,7 +225,6 @@ export class RequestRouter implements GrainInvoker {
     const route = clusterKind.routes.get(request.method);
     if (route === undefined) return new MethodNotCallableError(request.kind, request.method);
     const key = `${request.kind}/${request.identity}`;
-    if (this.leaving && this.activations.get(key) === undefined) return new NotHereError(request.kind, request.identity);
     const at = now();
     const call = new Call(request.kind, request.identity, key, request.method, args, at + request.timeoutMs, request.timeoutMs, request.chain, resolve, reject);
     call.interleaved = route.interleaved;

@@ -20,10 +20,13 @@ export function clusterReady(cluster: Cluster): boolean {
  */
 @Injectable()
 export class ClusterReadyGuard implements CanActivate {
+  /** Once known, the membership stays known: `health()` (the whole report) is not built per request after that. */
+  private known = false;
+
   constructor(private readonly cluster: Cluster) {}
 
   canActivate(): boolean {
-    if (clusterReady(this.cluster)) return true;
+    if ((this.known ||= clusterReady(this.cluster))) return true;
     throw new ClusterUnavailableError(`Member ${this.cluster.memberId} has not heard from every member of the cluster yet.`);
   }
 }
