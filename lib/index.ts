@@ -14,6 +14,7 @@ export { InjectGrainContext } from './nest/decorators/inject-grain-context.decor
 export { getGrainClientToken } from './nest/grain-client.token.js';
 export { GRAIN_CONTEXT } from './nest/cluster.constants.js';
 export { ClusterHealthIndicator, type ClusterHealthDetails, type ClusterHealthResult } from './nest/cluster-health.indicator.js';
+export { GrainExceptionFilter, type GrainErrorResponseBody, type GrainExceptionFilterOptions, type GrainHttpMapping } from './nest/grain-exception.filter.js';
 
 // Runtime
 export { Cluster, type ClusterHealth, type ClusterStats } from './cluster/cluster.js';

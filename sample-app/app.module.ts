@@ -9,7 +9,7 @@ import { RedisLedgerService } from './accounts/redis-ledger.service.js';
 import { ClusterController } from './cluster/cluster.controller.js';
 import { HealthController } from './cluster/health.controller.js';
 import { bankOptionsOf, DEFAULT_CLUSTER_NAME, readBankConfig } from './config/cluster-config.js';
-import { GrainExceptionFilter } from './http/grain-exception.filter.js';
+import { BankExceptionFilter } from './http/grain-exception.filter.js';
 import { BANK_REDIS_OPTIONS, BankRedis, type BankRedisOptions, type RedisStoresOptions } from './redis/bank-redis.js';
 import { RedisTransferJournal } from './transfers/redis-transfer-journal.service.js';
 import { TransferJournalService } from './transfers/transfer-journal.service.js';
@@ -72,7 +72,7 @@ export class AppModule {
         TerminusModule.forRoot({ logger: false }),
       ],
       controllers: [AccountsController, TransfersController, ClusterController, HealthController],
-      providers: [...stores, { provide: APP_FILTER, useClass: GrainExceptionFilter }],
+      providers: [...stores, { provide: APP_FILTER, useClass: BankExceptionFilter }],
     };
   }
 }

@@ -57,13 +57,26 @@ export class MethodNotCallableError extends GrainError {
   }
 }
 
-/** The grain method threw (or rejected). Carries the thrown error's name, message and code. */
+/**
+ * The grain method threw (or rejected). Carries the thrown error's name, message and code;
+ * and, when it was an HTTP exception (Nest's `HttpException`: any error with `getStatus()`
+ * and `getResponse()`), its status and response, the same whether the grain ran on this
+ * member or on another.
+ */
 export class GrainInvocationError extends GrainError {
   /**
    * Where the error was first thrown, as `kind/identity.method`: this call's grain, or a
    * grain further down the chain when a grain rethrew what a call of its own failed with.
    */
   readonly origin: string;
+  /** `getStatus()` of the error the grain threw, when it had one from 100 to 599. */
+  readonly httpStatus: number | undefined;
+  /**
+   * `getResponse()` of the error the grain threw, as JSON makes it (a string or an object),
+   * when `httpStatus` is set and it was JSON of at most `MAX_HTTP_RESPONSE_BYTES`; otherwise
+   * undefined, and this error's message says why.
+   */
+  readonly httpResponse: string | object | undefined;
 
   constructor(
     readonly kind: string,
@@ -75,12 +88,15 @@ export class GrainInvocationError extends GrainError {
     readonly remoteMessage: string,
     /** `code` of the error the grain threw, when it had a string or number code. */
     readonly remoteCode: string | undefined,
-    options?: { cause?: unknown; origin?: string },
+    options?: { cause?: unknown; origin?: string; http?: HttpOutcome },
   ) {
     const origin = options?.origin ?? `${kind}/${identity}.${method}`;
     const where = origin === `${kind}/${identity}.${method}` ? '' : ` (from ${origin})`;
-    super(`Grain ${kind}/${identity}.${method}() threw ${remoteName}${where}: ${remoteMessage}`, 'GRAIN_INVOCATION_FAILED', options);
+    const note = options?.http?.note === undefined ? '' : ` (${options.http.note})`;
+    super(`Grain ${kind}/${identity}.${method}() threw ${remoteName}${where}: ${remoteMessage}${note}`, 'GRAIN_INVOCATION_FAILED', options);
     this.origin = origin;
+    this.httpStatus = options?.http?.status;
+    this.httpResponse = options?.http?.status === undefined ? undefined : options.http.response;
   }
 }
 
@@ -244,6 +260,7 @@ export function toInvocationError(kind: string, identity: string, method: string
     return new GrainInvocationError(kind, identity, method, thrown.remoteName, thrown.remoteMessage, thrown.remoteCode, {
       cause: thrown,
       origin: thrown.origin,
+      http: thrown.httpStatus === undefined ? undefined : { status: thrown.httpStatus, response: thrown.httpResponse },
     });
   }
   if (thrown instanceof Error) {
@@ -255,8 +272,87 @@ export function toInvocationError(kind: string, identity: string, method: string
       thrown.name,
       thrown.message,
       typeof code === 'string' || typeof code === 'number' ? String(code) : undefined,
-      { cause: thrown },
+      { cause: thrown, http: httpOutcomeOf(thrown) },
     );
   }
   return new GrainInvocationError(kind, identity, method, 'NonError', String(thrown), undefined, { cause: thrown });
+}
+
+// HTTP exceptions thrown by grains ----------------------------------------------------------
+
+/**
+ * The most bytes of JSON the response of an HTTP exception thrown by a grain may take; a
+ * larger one is dropped (its status is kept). It travels in every error response between
+ * members, so it stays small beside a result.
+ */
+export const MAX_HTTP_RESPONSE_BYTES = 16 * 1024;
+
+/** What an error a grain threw says of itself for HTTP (`GrainInvocationError.httpStatus`, `httpResponse`). */
+export interface HttpOutcome {
+  /** From 100 to 599. */
+  readonly status: number;
+  /** Absent when there was none that could travel (then `note` says why). */
+  readonly response?: string | object | undefined;
+  /** Why the response was dropped, for the error's message (developers, logs). */
+  readonly note?: string;
+}
+
+/**
+ * The status and response of a thrown error that has `getStatus()` and `getResponse()` (Nest's
+ * `HttpException`; duck-typed, so the runtime needs no framework), checked and bounded the
+ * way a peer checks them when they arrive (`httpOutcomeFromWire`): the response goes through
+ * JSON here too, so that a caller on this member gets what a caller on another member gets.
+ */
+export function httpOutcomeOf(thrown: Error): HttpOutcome | undefined {
+  const http = thrown as { getStatus?: unknown; getResponse?: unknown };
+  if (typeof http.getStatus !== 'function' || typeof http.getResponse !== 'function') return undefined;
+  let status: unknown;
+  let response: unknown;
+  try {
+    status = (http.getStatus as () => unknown).call(thrown);
+    response = (http.getResponse as () => unknown).call(thrown);
+  } catch {
+    // NOTE: what a grain's error says of itself may throw; the error still reaches its caller.
+    return undefined;
+  }
+  if (!isHttpStatus(status)) return undefined;
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(response);
+  } catch (error) {
+    return { status, note: `its HTTP response was dropped: JSON cannot hold it (${(error as Error).message})` };
+  }
+  if (json === undefined) return { status, note: 'its HTTP response was dropped: JSON cannot hold it' };
+  return httpResponseOf(status, json, 'its HTTP response was dropped');
+}
+
+/**
+ * `httpOutcomeOf` as a peer sent it (`RemoteError.http_status`, `http_response`): untrusted, so
+ * a status outside 100..599 is ignored, and a response that is not JSON of a string or an
+ * object, or is more than `MAX_HTTP_RESPONSE_BYTES`, is dropped. 0 and '' mean none.
+ */
+export function httpOutcomeFromWire(status: number | undefined, json: string | undefined): HttpOutcome | undefined {
+  if (!isHttpStatus(status)) return undefined;
+  if (json === undefined || json === '') return { status, note: 'its HTTP response was dropped by the member where it was thrown' };
+  return httpResponseOf(status, json, 'the HTTP response its member sent was ignored');
+}
+
+function isHttpStatus(status: unknown): status is number {
+  return Number.isInteger(status) && (status as number) >= 100 && (status as number) <= 599;
+}
+
+function httpResponseOf(status: number, json: string, dropped: string): HttpOutcome {
+  // NOTE: a UTF-16 unit is at least one UTF-8 byte, so a longer string is too long whatever it holds.
+  const bytes = json.length > MAX_HTTP_RESPONSE_BYTES ? json.length : Buffer.byteLength(json);
+  if (bytes > MAX_HTTP_RESPONSE_BYTES) return { status, note: `${dropped}: more than ${MAX_HTTP_RESPONSE_BYTES} bytes of JSON` };
+  let response: unknown;
+  try {
+    response = JSON.parse(json);
+  } catch {
+    return { status, note: `${dropped}: it is not JSON` };
+  }
+  if (typeof response !== 'string' && (typeof response !== 'object' || response === null)) {
+    return { status, note: `${dropped}: it is neither a string nor an object` };
+  }
+  return { status, response };
 }

@@ -184,8 +184,8 @@ export class BatchWriter {
       requests.length + responses.length < MAX_ENVELOPES_PER_BATCH &&
       (bytes < MAX_BATCH_BYTES || responses.length === 0)
     ) {
-      // NOTE: a response's tag, its 4 fields, and its error's tag, 4 fields and cycle.
-      const cost = 10 + (this.responses[answered]!.error?.cycle.length ?? 0);
+      // NOTE: a response's tag, its 4 fields, and its error's tag, 6 fields and cycle.
+      const cost = 12 + (this.responses[answered]!.error?.cycle.length ?? 0);
       if (requests.length + responses.length > 0 && entries + cost > MAX_ENTRIES_PER_WRITE) break;
       entries += cost;
       const response = this.responses[answered++]!;
@@ -208,6 +208,7 @@ function requestBytes(request: OutboundRequest): number {
 
 function responseBytes(response: OutboundResponse): number {
   const error = response.error;
-  const text = error === undefined ? 0 : error.name.length + error.message.length + error.code.length + error.origin.length;
+  const text =
+    error === undefined ? 0 : error.name.length + error.message.length + error.code.length + error.origin.length + (error.httpResponse?.length ?? 0);
   return ENVELOPE_BYTES + (response.result?.byteLength ?? 0) + text;
 }

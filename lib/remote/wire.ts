@@ -85,6 +85,10 @@ export interface RemoteErrorInfo {
   code: string;
   origin: string;
   cycle: string[];
+  /** INVOCATION_FAILED: the HTTP status the grain's error had (`getStatus()`); absent or 0 when none. Untrusted: the caller checks it. */
+  httpStatus?: number;
+  /** INVOCATION_FAILED: its `getResponse()` as JSON, when `httpStatus` is set; absent or '' when none. Untrusted: the caller checks it. */
+  httpResponse?: string;
 }
 
 export interface WireResponse {
@@ -132,7 +136,7 @@ export const WIRE_CONTRACT: WireContract = {
     Batch: fieldsOf<Batch>({ strings: true, requests: true, responses: true }),
     ChainLink: fieldsOf<WireChainLink>({ activationId: true, label: true, interleaved: true }),
     Request: fieldsOf<WireRequest>({ id: true, kind: true, identity: true, method: true, args: true, timeoutMs: true, chain: true, targetIncarnation: true }),
-    RemoteError: fieldsOf<RemoteErrorInfo>({ name: true, message: true, code: true, origin: true, cycle: true }),
+    RemoteError: fieldsOf<RemoteErrorInfo>({ name: true, message: true, code: true, origin: true, cycle: true, httpStatus: true, httpResponse: true }),
     Response: fieldsOf<WireResponse>({ id: true, status: true, result: true, error: true }),
   },
   enums: { Status: { STATUS_UNSPECIFIED, ...Status } },

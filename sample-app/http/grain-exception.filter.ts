@@ -1,26 +1,18 @@
 import { STATUS_CODES } from 'node:http';
-import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
-import { HttpAdapterHost } from '@nestjs/core';
-import { GrainActivationError, GrainError, GrainInvocationError } from 'nestjs-grains';
+import { type ArgumentsHost, Catch, type HttpServer, HttpStatus, Logger } from '@nestjs/common';
+import { GrainActivationError, type GrainError, GrainExceptionFilter, type GrainHttpMapping } from 'nestjs-grains';
 import { StaleEpochError } from '../common/stale-epoch.error.js';
 import { StoreUnavailableError } from '../common/store-unavailable.error.js';
 
-/** How one error code is answered over HTTP. */
-interface CodeMapping {
-  readonly status: HttpStatus;
-  /** A fixed message for the client; absent for business errors, whose own message is shown. */
-  readonly message?: string;
-  /** Seconds to send in `Retry-After`. */
-  readonly retryAfter?: number;
-}
+const RETRY_LATER = 'The resource is not available right now; nothing was changed. Retry later.';
 
 /**
- * Error codes the API answers with something better than 500: the sample's business codes
- * (thrown by grains, seen as `GrainInvocationError.remoteCode`) and the runtime's own
- * (`GrainError.code`, also seen as a `remoteCode` when a grain let one through from a call
- * of its own).
+ * The bank's error codes, over the library's defaults: its business codes (thrown by grains,
+ * seen as `GrainInvocationError.remoteCode`), its stores' codes, and the runtime codes it
+ * answers in its own words — listed here also because a transfer lets its accounts' errors
+ * through (a `remoteCode`), where the library's defaults do not apply.
  */
-const CODE_MAPPINGS: Readonly<Record<string, CodeMapping>> = {
+export const BANK_ERROR_CODES: Readonly<Record<string, GrainHttpMapping>> = {
   INSUFFICIENT_FUNDS: { status: HttpStatus.CONFLICT },
   TRANSFER_ID_REUSED: { status: HttpStatus.CONFLICT },
   INVALID_AMOUNT: { status: HttpStatus.BAD_REQUEST },
@@ -32,11 +24,7 @@ const CODE_MAPPINGS: Readonly<Record<string, CodeMapping>> = {
     message: 'Too many requests are waiting for this resource; nothing was changed. Retry later.',
     retryAfter: 1,
   },
-  GRAIN_CLUSTER_UNAVAILABLE: {
-    status: HttpStatus.SERVICE_UNAVAILABLE,
-    message: 'The resource is not available right now; nothing was changed. Retry later.',
-    retryAfter: 1,
-  },
+  GRAIN_CLUSTER_UNAVAILABLE: { status: HttpStatus.SERVICE_UNAVAILABLE, message: RETRY_LATER, retryAfter: 1 },
   GRAIN_CLUSTER_SHUTTING_DOWN: { status: HttpStatus.SERVICE_UNAVAILABLE, message: 'The service is shutting down; nothing was changed. Retry.', retryAfter: 1 },
   // Cluster mode only: the member hosting the grain was lost while the call ran…
   GRAIN_OUTCOME_UNKNOWN: {
@@ -44,11 +32,7 @@ const CODE_MAPPINGS: Readonly<Record<string, CodeMapping>> = {
     message: 'The member serving this resource was lost while the operation ran; it may or may not have been applied.',
   },
   // …or no member hosting the kind is known yet (this member is still learning the others).
-  GRAIN_UNKNOWN_KIND: {
-    status: HttpStatus.SERVICE_UNAVAILABLE,
-    message: 'The resource is not available right now; nothing was changed. Retry later.',
-    retryAfter: 1,
-  },
+  GRAIN_UNKNOWN_KIND: { status: HttpStatus.SERVICE_UNAVAILABLE, message: RETRY_LATER, retryAfter: 1 },
   // Redis mode only (StoreUnavailableError): the ledger or journal did not take the operation…
   STORE_UNAVAILABLE: {
     status: HttpStatus.SERVICE_UNAVAILABLE,
@@ -59,66 +43,36 @@ const CODE_MAPPINGS: Readonly<Record<string, CodeMapping>> = {
   STORE_OUTCOME_UNKNOWN: { status: HttpStatus.GATEWAY_TIMEOUT, message: 'The data store did not confirm the operation; it may or may not have been applied.' },
 };
 
-/** The JSON body of every error response. `code` is present for mapped error codes. */
-export interface ErrorResponseBody {
-  readonly statusCode: number;
-  readonly error?: string;
-  readonly message: unknown;
-  readonly code?: string;
-}
-
 /**
- * Turns what a request handler throws into an HTTP response: Nest's `HttpException`s as
- * they are, grain errors by code (see `CODE_MAPPINGS`), anything else into a 500 that names
- * nothing internal; the error itself, with its stack, goes to the log.
+ * The library's `GrainExceptionFilter` with the bank's codes; besides, it answers every other
+ * error that is not an `HttpException` with a 500 that names nothing internal (the error,
+ * with its stack, goes to the log).
  */
 @Catch()
-export class GrainExceptionFilter implements ExceptionFilter {
-  private readonly logger = new Logger('GrainExceptionFilter');
+export class BankExceptionFilter extends GrainExceptionFilter {
+  private readonly unknownErrors = new Logger('BankExceptionFilter');
 
-  constructor(private readonly adapterHost: HttpAdapterHost) {}
-
-  catch(exception: unknown, host: ArgumentsHost): void {
-    const { httpAdapter } = this.adapterHost;
-    const response: unknown = host.switchToHttp().getResponse();
-    const { status, body, retryAfter } = this.toResponse(exception);
-    if (retryAfter !== undefined) httpAdapter.setHeader(response, 'Retry-After', String(retryAfter));
-    httpAdapter.reply(response, body, status);
+  constructor() {
+    super({ codes: BANK_ERROR_CODES });
   }
 
-  private toResponse(exception: unknown): { status: number; body: unknown; retryAfter?: number } {
-    if (exception instanceof HttpException) {
-      // NOTE: the status is the exception's, whatever its body holds (terminus' 503 body, for
-      // one, has no statusCode).
-      const status = exception.getStatus();
-      const answer = exception.getResponse();
-      return { status, body: typeof answer === 'object' && answer !== null ? answer : { statusCode: status, message: answer } };
-    }
-    const code = errorCode(exception);
-    const mapping = code === undefined ? undefined : CODE_MAPPINGS[code];
-    if (code !== undefined && mapping !== undefined) {
-      const message = mapping.message ?? (exception instanceof GrainInvocationError ? exception.remoteMessage : (exception as Error).message);
-      const body: ErrorResponseBody = { statusCode: mapping.status, error: STATUS_CODES[mapping.status], message, code };
-      return mapping.retryAfter === undefined ? { status: mapping.status, body } : { status: mapping.status, body, retryAfter: mapping.retryAfter };
-    }
-    this.logger.error(
+  /**
+   * An account that could not load its balance (Redis unavailable, or a newer activation has
+   * loaded it: STALE_EPOCH) never ran the call.
+   * NOTE: only on the member that hosts it: across members the cause does not travel.
+   */
+  protected override codeOf(exception: GrainError): string | undefined {
+    const cause = exception.cause;
+    if (exception instanceof GrainActivationError && (cause instanceof StoreUnavailableError || cause instanceof StaleEpochError)) return cause.code;
+    return super.codeOf(exception);
+  }
+
+  override handleUnknownError(exception: unknown, host: ArgumentsHost, applicationRef: HttpServer): void {
+    this.unknownErrors.error(
       exception instanceof Error ? `${exception.name}: ${exception.message}` : `Non-error thrown: ${String(exception)}`,
       exception instanceof Error ? exception.stack : undefined,
     );
     const statusCode = HttpStatus.INTERNAL_SERVER_ERROR;
-    const body: ErrorResponseBody = { statusCode, error: STATUS_CODES[statusCode], message: 'Internal server error' };
-    return { status: statusCode, body };
+    applicationRef.reply(host.getArgByIndex(1), { statusCode, error: STATUS_CODES[statusCode], message: 'Internal server error' }, statusCode);
   }
-}
-
-/** The code an error is answered by (see `CODE_MAPPINGS`), if it has one. */
-function errorCode(exception: unknown): string | undefined {
-  if (exception instanceof GrainInvocationError) return exception.remoteCode;
-  // An account that could not load its balance (Redis unavailable, or a newer activation has
-  // loaded it: STALE_EPOCH) never ran the call.
-  // NOTE: only on the member that hosts it: across members the cause does not travel.
-  if (exception instanceof GrainActivationError && (exception.cause instanceof StoreUnavailableError || exception.cause instanceof StaleEpochError))
-    return exception.cause.code;
-  if (exception instanceof GrainError) return exception.code;
-  return undefined;
 }

@@ -22,6 +22,7 @@ import {
   NotHereError,
   OutcomeUnknownError,
   UnknownKindError,
+  httpOutcomeFromWire,
 } from '../errors.js';
 
 /** What a caller does with a response other than OK. */
@@ -51,6 +52,8 @@ export function outcomeOfStatus(status: Status, error: RemoteErrorInfo, call: Ca
       return fail(
         new GrainInvocationError(kind, identity, method, error.name, error.message, error.code === '' ? undefined : error.code, {
           origin: error.origin || undefined,
+          // NOTE: from a peer: checked (status range, JSON, size) before anyone answers with it.
+          http: httpOutcomeFromWire(error.httpStatus, error.httpResponse),
         }),
       );
     case Status.OVERLOADED:
@@ -83,11 +86,12 @@ export function outcomeOfStatus(status: Status, error: RemoteErrorInfo, call: Ca
 /** Callee side: what a local outcome (an error a call was rejected with) becomes on the wire. */
 export function responseForError(id: number, error: unknown): OutboundResponse {
   if (error instanceof GrainInvocationError) {
-    return {
-      id,
-      status: Status.INVOCATION_FAILED,
-      error: { name: error.remoteName, message: error.remoteMessage, code: error.remoteCode ?? '', origin: error.origin, cycle: [] },
-    };
+    const info: RemoteErrorInfo = { name: error.remoteName, message: error.remoteMessage, code: error.remoteCode ?? '', origin: error.origin, cycle: [] };
+    // NOTE: left out when absent, so the response costs nothing more on the wire; a member
+    // that does not know these fields skips them (protobuf), so no protocol version is needed.
+    if (error.httpStatus !== undefined) info.httpStatus = error.httpStatus;
+    if (error.httpResponse !== undefined) info.httpResponse = JSON.stringify(error.httpResponse);
+    return { id, status: Status.INVOCATION_FAILED, error: info };
   }
   if (error instanceof NotHereError) return { id, status: Status.NOT_HERE, error: toErrorInfo(error) };
   if (error instanceof GrainTimeoutError) return { id, status: error.neverRan ? Status.EXPIRED : Status.TIMEOUT, error: toErrorInfo(error) };
