@@ -28,7 +28,7 @@ import type { ClusterProvider, Member } from './providers/cluster-provider.js';
 import { InMemoryProvider } from './providers/in-memory-provider.js';
 import { ClusterRemoting, serverAddressOf } from './remoting/cluster-remoting.js';
 import { DEFAULT_MAX_TIMEOUT_MS } from '../remote/inbound-limits.js';
-import { RequestRouter } from './request-router.js';
+import { localWireOf, RequestRouter } from './request-router.js';
 
 const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
@@ -212,6 +212,7 @@ export class Cluster {
       waiting,
       maxIdentityBytes,
       hostedElsewhere: (kind) => members.placeable().some((m) => m.id !== member.id && m.kinds.includes(kind)),
+      ...(options.serializeLocalCalls === true && { localWire: localWireOf(options.remote) }),
     });
     this.#idleCollector = new IdleCollector(
       () => this.#activations.values(),
