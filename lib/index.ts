@@ -36,7 +36,9 @@ export { RedisIdentityLookup } from './cluster/identity/redis/redis-identity-loo
 export { FAST_LEASE, type LeaseSettings, type RedisIdentityLookupOptions, SAFE_LEASE } from './cluster/identity/redis/redis-lookup-options.js';
 export type { GetHint, TurnGuard } from './cluster/identity/identity-lookup.js';
 export type { Placement } from './cluster/placement/placement.js';
-export type { PlacementStrategy } from './cluster/placement/placement-strategy.js';
+export type { PlacementContext, PlacementStrategy } from './cluster/placement/placement-strategy.js';
+export type { ClusterGossip, GossipListener, GossipMemberStatus, GossipValue, MemberLoad, TopologyConsensus } from './cluster/gossip/gossiper.js';
+export type { GossipOptions } from './cluster/gossip/gossip-options.js';
 export type { RemoteOptions, RemoteTlsOptions } from './remote/remote-options.js';
 export type { InboundLimitOptions } from './remote/inbound-limits.js';
 export type { ProtocolRange } from './remote/protocol.js';
@@ -52,6 +54,7 @@ export {
   GrainActivationError,
   GrainCallAbortedError,
   GrainConfigurationError,
+  GossipError,
   GrainError,
   GrainIdentityRefusedError,
   GrainInvocationError,

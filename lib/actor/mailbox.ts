@@ -55,6 +55,11 @@ export class Mailbox {
     private readonly hangAfterMs: number,
   ) {}
 
+  /** Calls queued (some may have settled while waiting: they leave the queue at their turn). */
+  get depth(): number {
+    return this.queue.length - this.head;
+  }
+
   get isIdle(): boolean {
     return this.running === 0 && this.queue.length === this.head;
   }

@@ -1,5 +1,6 @@
 import type { RemoteOptions } from '../remote/remote-options.js';
 import type { Duration } from './duration.js';
+import type { GossipOptions } from './gossip/gossip-options.js';
 import type { IdentityLookup } from './identity/identity-lookup.js';
 import type { ClusterLogger } from './logger.js';
 import type { ClusterProvider } from './providers/cluster-provider.js';
@@ -50,6 +51,11 @@ export interface ClusterOptions {
    * each way per local call. @default false: local calls pass arguments by reference
    */
   serializeLocalCalls?: boolean;
+  /**
+   * Gossip between members: heartbeats, suspicion for routing, topology consensus, the load
+   * least-loaded placement reads, and `cluster.gossip` keys. @default on, every 300 ms to 3 peers
+   */
+  gossip?: GossipOptions;
 }
 
 export const DEFAULT_REQUEST_TIMEOUT = '10s';

@@ -29,6 +29,8 @@ import { InMemoryProvider } from './providers/in-memory-provider.js';
 import { ClusterRemoting, serverAddressOf } from './remoting/cluster-remoting.js';
 import { DEFAULT_MAX_TIMEOUT_MS } from '../remote/inbound-limits.js';
 import { localWireOf, RequestRouter } from './request-router.js';
+import { gossipSettings } from './gossip/gossip-options.js';
+import { type ClusterGossip, Gossiper, type TopologyConsensus } from './gossip/gossiper.js';
 
 const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
@@ -51,6 +53,15 @@ export interface ClusterHealth {
   readonly membershipKnown: boolean;
   readonly provider: { readonly name: string; readonly reachable: boolean; readonly detail?: string };
   readonly identityLookup: { readonly name: string; readonly reachable: boolean; readonly ready: boolean; readonly detail?: string };
+  /** What gossip says: whether every member sees the same member set, and who is suspected. */
+  readonly gossip: {
+    readonly enabled: boolean;
+    /** Every listed member gossiped the same topology hash as this one (see `TopologyConsensus`). */
+    readonly topologyConsensus: boolean;
+    readonly topologyHash: string;
+    /** Ids of the members suspected now (no new grains go there). */
+    readonly suspected: readonly string[];
+  };
   /** What is wrong, when something is. */
   readonly detail?: string;
 }
@@ -98,11 +109,13 @@ export class Cluster {
   readonly #router: RequestRouter;
   readonly #remoting: ClusterRemoting | undefined;
   readonly #idleCollector: IdleCollector;
+  readonly #gossiper: Gossiper;
   /** The deadline of a call that gives none of its own, in ms (`requestTimeout`). */
   readonly requestTimeoutMs: number;
   readonly #idleTimeoutMs: number;
   readonly #maxQueueLength: number;
   readonly #drainTimeoutMs: number;
+  readonly #gossipEnabled: boolean;
   #state: State = State.Created;
   #stopping: Promise<void> | undefined;
 
@@ -141,6 +154,8 @@ export class Cluster {
 
     const member = (this.#member = new LocalMember(this.clusterName, this.memberId, this.#kinds));
     const members = (this.#members = new MemberList(member, this.#logger));
+    const gossipConfig = gossipSettings(options.gossip);
+    this.#gossipEnabled = gossipConfig.enabled;
     const fencing = new Fencing(this.identityLookup.turnGuard);
     const logger = this.#logger;
     // NOTE: calls waiting outside a mailbox (for a lookup, a release, a deactivation) are
@@ -161,8 +176,25 @@ export class Cluster {
       redirect: (call) => router.redirect(call),
       ended: (activation, how) => router.released(activation, how),
     });
+    const gossiper = (this.#gossiper = new Gossiper({
+      member,
+      members,
+      settings: gossipConfig,
+      logger,
+      load: () => this.#activations.load(),
+      // NOTE: a routing hint only: no new placements there, and callers resolve again (with a
+      // leased lookup they find the grain where it is claimed; nothing is released or moved).
+      suspicionChanged: (suspect, suspected) => {
+        members.setSuspected(suspect.id, suspect.incarnation, suspected);
+        if (suspected) router.pidCache.dropMember(suspect.id);
+      },
+    }));
     if (options.remote !== undefined || !(this.provider instanceof InMemoryProvider)) {
       this.#remoting = new ClusterRemoting(options.remote, server, {
+        // NOTE: with gossip off, dropped connections still make a member suspected.
+        gossip: gossipConfig.enabled
+          ? gossiper
+          : { receivePush: () => {}, receiveReply: () => {}, connectionChanged: (address, up) => gossiper.connectionChanged(address, up) },
         member,
         fencing,
         sweeper: this.#sweeper,
@@ -190,6 +222,7 @@ export class Cluster {
     }
     members.onChange((event) => {
       router.membershipChanged(event);
+      gossiper.membershipChanged();
       if (event.type === 'left' && event.member.address !== '') this.#remoting?.forget(event.member.address);
       if (event.type === 'changed' && event.previous.address !== event.member.address && event.previous.address !== '') {
         this.#remoting?.forget(event.previous.address);
@@ -200,6 +233,7 @@ export class Cluster {
     // answered "not here" for good).
     member.onNewIncarnation = () => {
       this.#remoting?.announce();
+      gossiper.renewIncarnation();
       this.provider.selfChanged?.(member.self());
     };
     router = this.#router = new RequestRouter({
@@ -270,7 +304,14 @@ export class Cluster {
     try {
       await this.#remoting?.start();
       await this.identityLookup.setup(
-        lookupMemberOf({ member: this.#member, members: this.#members, activations: this.#activations, router: this.#router, logger }),
+        lookupMemberOf({
+          member: this.#member,
+          members: this.#members,
+          activations: this.#activations,
+          router: this.#router,
+          logger,
+          load: (memberId) => this.#gossiper.load(memberId),
+        }),
       );
       const members = this.#members;
       await this.provider.start({
@@ -285,6 +326,8 @@ export class Cluster {
       this.#router.close();
       throw error;
     }
+    const remoting = this.#remoting;
+    this.#gossiper.start(remoting && { push: (address, bytes) => remoting.pushGossip(address, bytes) });
     this.#router.open();
     this.#idleCollector.start();
   }
@@ -292,6 +335,19 @@ export class Cluster {
   /** The members known now (from the provider), this one included. */
   members(): readonly Member[] {
     return this.#members.all();
+  }
+
+  /**
+   * Shared member state over gossip: set this member's keys, read and watch every member's,
+   * each member's status (alive, suspected, leaving) and heartbeat age, topology consensus.
+   */
+  get gossip(): ClusterGossip {
+    return this.#gossiper;
+  }
+
+  /** Whether every member sees the same member set (as gossiped); also in `health()`. */
+  topologyConsensus(): TopologyConsensus {
+    return this.#gossiper.topologyConsensus();
   }
 
   /** Be told when members join, leave or change (a new incarnation); returns the function that stops it. */
@@ -330,6 +386,7 @@ export class Cluster {
     const lookup = this.identityLookup.health?.() ?? { reachable: true, ready: true };
     const ready = this.ready;
     const leaving = this.#members.isLeaving || this.#state === State.Stopping || this.#state === State.Stopped;
+    const consensus = this.#gossiper.topologyConsensus();
     const problems: string[] = [];
     if (this.#state === State.Created) problems.push('not started');
     if (leaving) problems.push('leaving the cluster');
@@ -347,6 +404,15 @@ export class Cluster {
         reachable: lookup.reachable,
         ready: lookup.ready,
         ...(lookup.detail !== undefined && { detail: lookup.detail }),
+      },
+      gossip: {
+        enabled: this.#gossipEnabled,
+        topologyConsensus: consensus.consensus,
+        topologyHash: consensus.hash,
+        suspected: this.#gossiper
+          .members()
+          .filter((m) => m.status === 'suspected')
+          .map((m) => m.id),
       },
       ...(problems.length > 0 && { detail: problems.join('; ') }),
     };
@@ -393,17 +459,20 @@ export class Cluster {
       // nothing new arrives; the grains drain while calls for them are still served; only
       // then are callers told to hang up, and they do once their last answer came.
       this.#members.leave();
+      this.#gossiper.leave();
       this.#activations.leave();
       this.#router.leave();
       this.#remoting?.leaving();
       await this.#leaveProvider();
       await this.#drain();
       await this.#remoting?.close(Math.min(this.#drainTimeoutMs, MAX_CLOSE_GRACE_MS));
+      this.#gossiper.stop();
       this.#router.close();
       await this.identityLookup.shutdown();
       await this.provider.shutdown();
       await this.#remoting?.shutdown();
     } else {
+      this.#gossiper.stop();
       this.#router.close();
     }
     // NOTE: the sweeper is not stopped: a turn dropped past the drain timeout may still be

@@ -245,6 +245,13 @@ export class InvalidGrainCallError extends GrainError {
   }
 }
 
+/** A gossip key or value this member cannot set: a reserved key, a value JSON cannot hold or over the size limit, too many keys. */
+export class GossipError extends GrainError {
+  constructor(message: string) {
+    super(message, 'GRAIN_GOSSIP');
+  }
+}
+
 /** Configuration that cannot work: a bad option, a duplicate kind, a grain dependency that cannot be resolved once. */
 export class GrainConfigurationError extends GrainError {
   constructor(message: string) {

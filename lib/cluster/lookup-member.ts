@@ -1,5 +1,6 @@
 import type { ActivationRegistry } from './activation/activation-registry.js';
 import type { LookupMember } from './identity/identity-lookup.js';
+import type { MemberLoad } from './gossip/gossiper.js';
 import type { LocalMember } from './local-member.js';
 import type { ClusterLogger } from './logger.js';
 import type { MemberList } from './member-list.js';
@@ -8,6 +9,8 @@ import type { RequestRouter } from './request-router.js';
 /** The parts of a member an identity lookup may reach. */
 export interface LookupMemberParts {
   readonly member: LocalMember;
+  /** The gossiped load of each member, for least-loaded placement. */
+  readonly load?: (memberId: string) => MemberLoad | undefined;
   readonly members: MemberList;
   readonly activations: ActivationRegistry;
   readonly router: RequestRouter;
@@ -15,7 +18,7 @@ export interface LookupMemberParts {
 }
 
 /** The member as its identity lookup sees it: exactly `LookupMember`, nothing more. */
-export function lookupMemberOf({ member, members, activations, router, logger }: LookupMemberParts): LookupMember {
+export function lookupMemberOf({ member, members, activations, router, logger, load }: LookupMemberParts): LookupMember {
   return {
     clusterName: member.clusterName,
     memberId: member.id,
@@ -24,6 +27,8 @@ export function lookupMemberOf({ member, members, activations, router, logger }:
     },
     self: () => member.self(),
     members: () => members.placeable(),
+    hashMembers: () => members.notLeaving(),
+    ...(load !== undefined && { load }),
     membershipComplete: () => members.complete,
     // NOTE: a leaving member hosts nothing new: it claims nothing, and places nothing on itself.
     hostsKind: (kind) => !members.isLeaving && member.hosts(kind),

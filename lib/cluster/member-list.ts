@@ -24,6 +24,8 @@ export class MemberList {
   private readonly byId = new Map<string, Member>();
   /** `id\nincarnation` of members that said they are leaving (they keep serving what they host). */
   private readonly leaving = new Set<string>();
+  /** `id\nincarnation` of members gossip suspects (heartbeat stopped, connection dropped): no new placements there. */
+  private readonly suspected = new Set<string>();
   private readonly listeners = new Set<MembershipListener>();
   private placeableCache: readonly Member[] | undefined;
   /** This member's incarnation and address when `placeableCache` was built. */
@@ -64,9 +66,11 @@ export class MemberList {
     for (const [id, member] of next) if (!this.byId.has(id)) events.push({ type: 'joined', member });
     this.byId.clear();
     for (const [id, member] of next) this.byId.set(id, member);
-    for (const key of this.leaving) {
-      const [id, incarnation] = key.split('\n') as [string, string];
-      if (this.byId.get(id)?.incarnation !== incarnation) this.leaving.delete(key);
+    for (const set of [this.leaving, this.suspected]) {
+      for (const key of set) {
+        const [id, incarnation] = key.split('\n') as [string, string];
+        if (this.byId.get(id)?.incarnation !== incarnation) set.delete(key);
+      }
     }
     this.placeableCache = undefined;
     this.reported = true;
@@ -80,14 +84,27 @@ export class MemberList {
     return [this.self.self(), ...this.byId.values()];
   }
 
-  /** The members new grains may be placed on: all but those leaving (this one included, unless it is leaving). */
+  /**
+   * The members new grains may be placed on: all but those leaving or suspected (this one
+   * included, unless it is leaving).
+   */
   placeable(): readonly Member[] {
     const selfKey = this.selfLeaving ? '' : `${this.self.incarnation}\n${this.self.address}`;
     if (this.placeableCache !== undefined && this.placeableFor === selfKey) return this.placeableCache;
     const members: Member[] = this.selfLeaving ? [] : [this.self.self()];
-    for (const member of this.byId.values()) if (!this.leaving.has(keyOf(member))) members.push(member);
+    for (const member of this.byId.values()) {
+      const key = keyOf(member);
+      if (!this.leaving.has(key) && !this.suspected.has(key)) members.push(member);
+    }
     this.placeableFor = selfKey;
     return (this.placeableCache = members);
+  }
+
+  /** The members not leaving, suspected or not (this one included, unless it is leaving). */
+  notLeaving(): readonly Member[] {
+    const members: Member[] = this.selfLeaving ? [] : [this.self.self()];
+    for (const member of this.byId.values()) if (!this.leaving.has(keyOf(member))) members.push(member);
+    return members;
   }
 
   /** The member with `id`, if the provider lists it (this member included). */
@@ -122,17 +139,33 @@ export class MemberList {
   }
 
   /**
-   * A member told, on a connection this member dialled to `address`, that it is leaving.
-   * Counted only for a listed member at that address with that incarnation.
+   * A member told, on a connection this member dialled to `address` (or through gossip, with
+   * no address), that it is leaving. Counted only for a listed member with that incarnation
+   * (and at that address).
    */
-  markLeaving(id: string, incarnation: string, address: string): boolean {
+  markLeaving(id: string, incarnation: string, address?: string): boolean {
     const member = this.byId.get(id);
-    if (member === undefined || member.incarnation !== incarnation || member.address !== address) return false;
+    if (member === undefined || member.incarnation !== incarnation || (address !== undefined && member.address !== address)) return false;
     const key = keyOf(member);
     if (this.leaving.has(key)) return true;
     this.leaving.add(key);
     this.placeableCache = undefined;
     return true;
+  }
+
+  /**
+   * Gossip suspects the listed member `id` (its heartbeat stopped, or its connection dropped),
+   * or heard it again: a suspected member gets no new placements. Never permanent, and never
+   * a reason to move what it hosts.
+   */
+  setSuspected(id: string, incarnation: string, suspected: boolean): void {
+    const key = `${id}\n${incarnation}`;
+    if (suspected === this.suspected.has(key)) return;
+    if (suspected) {
+      if (this.byId.get(id)?.incarnation !== incarnation) return;
+      this.suspected.add(key);
+    } else this.suspected.delete(key);
+    this.placeableCache = undefined;
   }
 
   /** Whether the member `id` (as listed) said it is leaving. */

@@ -88,6 +88,23 @@ export class BatchWriter {
     return !this.closed && this.queued < this.maxQueued && (this.queued === 0 || this.bytes + size <= this.maxQueuedBytes);
   }
 
+  /**
+   * Write a frame of another kind (gossip) now, beside the batches; false (nothing written)
+   * while the stream does not take more or the writer is closed: such a frame is worth
+   * nothing late, and its sender sends what it holds next time.
+   */
+  writeNow(frame: Buffer): boolean {
+    if (this.closed || this.blocked) return false;
+    if (!this.stream.write(frame)) {
+      this.blocked = true;
+      this.stream.once('drain', () => {
+        this.blocked = false;
+        this.schedule();
+      });
+    }
+    return true;
+  }
+
   /** Resolves once everything queued now has been handed to the stream (or the writer closed). */
   flushed(): Promise<void> {
     if (this.closed || (this.queued === 0 && !this.scheduled)) return Promise.resolve();
@@ -208,7 +225,6 @@ function requestBytes(request: OutboundRequest): number {
 
 function responseBytes(response: OutboundResponse): number {
   const error = response.error;
-  const text =
-    error === undefined ? 0 : error.name.length + error.message.length + error.code.length + error.origin.length + (error.httpResponse?.length ?? 0);
+  const text = error === undefined ? 0 : error.name.length + error.message.length + error.code.length + error.origin.length + (error.httpResponse?.length ?? 0);
   return ENVELOPE_BYTES + (response.result?.byteLength ?? 0) + text;
 }

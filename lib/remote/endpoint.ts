@@ -6,6 +6,7 @@ import type { OutboundRequest } from './envelopes.js';
 import { KEEPALIVE_OPTIONS, remotingService } from './service-definition.js';
 import type { LeavePhase } from './remote-server.js';
 import { TLS_SERVER_NAME } from './tls.js';
+import { GOSSIP_PROTOCOL } from './protocol.js';
 import { DEFAULT_MAX_REQUESTS_PER_BATCH, inspectFrame } from './inbound-limits.js';
 import { decodeFrame, encodeFrame, type Handshake, type HandshakeAck, type MemberInfo, type WireResponse, WireError } from './wire.js';
 
@@ -33,6 +34,10 @@ export interface EndpointEvents {
    * it is leaving the cluster.
    */
   peer(info: MemberInfo, protocol: number, address: string, phase: LeavePhase): void;
+  /** The peer answered a gossip push (`bytes`: a GossipMessage, unchecked). */
+  gossip?(address: string, bytes: Uint8Array): void;
+  /** The connection to `address` came up (a handshake accepted) or dropped. */
+  connection?(address: string, up: boolean): void;
   log(level: 'warn' | 'log', message: string): void;
 }
 
@@ -114,6 +119,19 @@ export class Endpoint implements Sweepable {
     }
     this.waiting.push(request);
     if (this.state === State.Idle && this.retryTimer === undefined) this.connect();
+  }
+
+  /**
+   * Push a gossip frame on the stream, when it is open on a protocol that has them; false
+   * otherwise (and, when idle and not backing off, the stream opens for the next push).
+   */
+  gossip(bytes: Uint8Array): boolean {
+    if (this.state === State.Ready) {
+      if (this.protocol === undefined || this.protocol < GOSSIP_PROTOCOL) return false;
+      return this.writer?.writeNow(encodeFrame({ gossip: bytes })) ?? false;
+    }
+    if (this.state === State.Idle && this.retryTimer === undefined) this.connect();
+    return false;
   }
 
   /**
@@ -278,6 +296,10 @@ export class Endpoint implements Sweepable {
         }
         return;
       }
+      if ('gossip' in frame) {
+        if (this.protocol !== undefined && this.protocol >= GOSSIP_PROTOCOL) this.settings.events.gossip?.(this.address, frame.gossip);
+        return;
+      }
       if ('batch' in frame) {
         for (const response of frame.batch.responses) {
           const request = this.inFlight.get(response.id);
@@ -310,6 +332,7 @@ export class Endpoint implements Sweepable {
     this.peer = ack.member;
     this.protocol = ack.protocol;
     this.settings.events.peer(ack.member, ack.protocol, this.address, phaseOf(ack));
+    this.settings.events.connection?.(this.address, true);
     if (ack.closing) {
       this.retire(stream);
       return;
@@ -398,6 +421,7 @@ export class Endpoint implements Sweepable {
     stream.cancel();
     if (this.state === State.Closed) return;
     this.state = State.Idle;
+    if (reason === 'disconnected') this.settings.events.connection?.(this.address, false);
     // NOTE: reconnect only while calls wait for this peer; otherwise the next call connects.
     const delay = this.backoff.next();
     this.retryTimer = setTimeout(() => {

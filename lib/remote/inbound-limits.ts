@@ -115,9 +115,25 @@ class OverLimit extends Error {}
  * costs a few milliseconds here instead of a second of protobufjs.
  */
 export function inspectFrame(bytes: Uint8Array, maxRequestsPerBatch: number): string | undefined {
-  const maxEntries = maxRequestsPerBatch * ENTRIES_PER_REQUEST;
+  const problem = inspectMessage(bytes, NESTED, 'Frame', maxRequestsPerBatch * ENTRIES_PER_REQUEST, { Batch: maxRequestsPerBatch });
+  if (problem?.startsWith('more than')) return `${problem} in one frame (remote.inbound.maxRequestsPerBatch ${maxRequestsPerBatch})`;
+  return problem;
+}
+
+/**
+ * The shape check of `inspectFrame` for any protobuf message: `nested` names, per message,
+ * the fields that hold other messages (the rest are skipped unread). More than `maxValues`
+ * decoded values (every tag), or more than `maxChildren[m]` messages directly inside one
+ * `m`, or bytes that are not protobuf, is a problem (its text); undefined when none.
+ */
+export function inspectMessage(
+  bytes: Uint8Array,
+  nested: Readonly<Record<string, Readonly<Record<number, string>>>>,
+  root: string,
+  maxValues: number,
+  maxChildren: Readonly<Record<string, number>> = {},
+): string | undefined {
   let entries = 0;
-  let envelopes = 0;
   let pos = 0;
   const varint = (end: number): number => {
     let value = 0;
@@ -131,13 +147,15 @@ export function inspectFrame(bytes: Uint8Array, maxRequestsPerBatch: number): st
     throw new Malformed('a varint of more than 10 bytes');
   };
   const walk = (message: string | undefined, end: number): void => {
-    const nested = message === undefined ? undefined : NESTED[message];
+    const inside = message === undefined ? undefined : nested[message];
+    const maxInside = message === undefined ? undefined : maxChildren[message];
+    let children = 0;
     while (pos < end) {
       const tag = varint(end);
       const field = Math.floor(tag / 8);
       const wireType = tag % 8;
       if (field === 0) throw new Malformed('field number 0');
-      if (++entries > maxEntries) throw new OverLimit(`more than ${maxEntries} values`);
+      if (++entries > maxValues) throw new OverLimit(`more than ${maxValues} values`);
       switch (wireType) {
         case 0:
           varint(end);
@@ -152,12 +170,13 @@ export function inspectFrame(bytes: Uint8Array, maxRequestsPerBatch: number): st
         case 2: {
           const length = varint(end);
           if (length > end - pos) throw new Malformed('a length runs past its end');
-          const inner = nested?.[field];
+          const inner = inside?.[field];
           if (inner === undefined) {
             pos += length;
             break;
           }
-          if (message === 'Batch' && ++envelopes > maxRequestsPerBatch) throw new OverLimit(`more than ${maxRequestsPerBatch} requests`);
+          if (maxInside !== undefined && ++children > maxInside)
+            throw new OverLimit(`more than ${maxInside} ${message === 'Batch' ? 'requests' : `entries in one ${message}`}`);
           walk(inner, pos + length);
           break;
         }
@@ -167,10 +186,10 @@ export function inspectFrame(bytes: Uint8Array, maxRequestsPerBatch: number): st
     }
   };
   try {
-    walk('Frame', bytes.length);
+    walk(root, bytes.length);
   } catch (error) {
-    if (error instanceof OverLimit) return `${error.message} in one frame (remote.inbound.maxRequestsPerBatch ${maxRequestsPerBatch})`;
-    if (error instanceof Malformed) return `undecodable frame: ${error.message}`;
+    if (error instanceof OverLimit) return error.message;
+    if (error instanceof Malformed) return `undecodable ${root === 'Frame' ? 'frame' : 'message'}: ${error.message}`;
     throw error;
   }
   return undefined;

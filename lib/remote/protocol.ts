@@ -1,6 +1,14 @@
-/** Protocol versions this build speaks. Raise MAX with each wire change; raise MIN only when dropping an old one. */
+/**
+ * Protocol versions this build speaks. Raise MAX with each wire change; raise MIN only when
+ * dropping an old one.
+ *
+ * 1: handshakes, batches of requests and responses.
+ * 2: gossip frames (`Frame.gossip`), sent only on streams that negotiated 2 or more.
+ */
 export const PROTOCOL_MIN = 1;
-export const PROTOCOL_MAX = 1;
+export const PROTOCOL_MAX = 2;
+/** The first version with gossip frames. */
+export const GOSSIP_PROTOCOL = 2;
 
 /** A member's protocol range, as sent in the handshake. */
 export interface ProtocolRange {

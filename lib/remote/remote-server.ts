@@ -1,7 +1,7 @@
 import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
 import { BatchWriter, DEFAULT_MAX_QUEUED_BYTES } from './batch-writer.js';
 import type { InboundRequest, OutboundResponse } from './envelopes.js';
-import { negotiate, type ProtocolRange } from './protocol.js';
+import { GOSSIP_PROTOCOL, negotiate, type ProtocolRange } from './protocol.js';
 import { KEEPALIVE_OPTIONS, remotingService } from './service-definition.js';
 import { inboundLimits, type InboundLimits, inspectFrame, NAME_ALLOWANCE, requestProblem } from './inbound-limits.js';
 import { PeerLog, quote } from './peer-log.js';
@@ -38,6 +38,8 @@ export interface InboundHandler {
   request(request: InboundRequest, respond: (response: OutboundResponse) => void, peer: MemberInfo): void;
   /** A caller's handshake was accepted: who it is, and the protocol version negotiated with it. */
   peer(info: MemberInfo, protocol: number): void;
+  /** A caller pushed gossip (`bytes`: a GossipMessage, unchecked); `reply` answers on its stream. */
+  gossip?(bytes: Uint8Array, reply: (bytes: Uint8Array) => void): void;
   log(level: 'warn' | 'log', message: string): void;
 }
 
@@ -335,6 +337,12 @@ export class RemoteServer {
         }
         clearTimeout(timer);
         this.handler.peer(caller.member, caller.protocol);
+        return;
+      }
+      if ('gossip' in frame) {
+        // NOTE: only on a stream that negotiated gossip; the reply goes out now or not at all
+        // (a congested caller gets it next time).
+        if (caller.protocol >= GOSSIP_PROTOCOL) this.handler.gossip?.(frame.gossip, (bytes) => void writer.writeNow(encodeFrame({ gossip: bytes })));
         return;
       }
       if (!('batch' in frame) || frame.batch.requests.length === 0) return;

@@ -55,6 +55,12 @@ export class Remote {
     this.endpoint(address).send(request);
   }
 
+  /** Push gossip to the member at `address` on this member's stream to it; false when it cannot go now. */
+  gossip(address: string, bytes: Uint8Array): boolean {
+    if (this.closed) return false;
+    return this.endpoint(address).gossip(bytes);
+  }
+
   /** Tell the members calling this one what it is now (after its incarnation changed). */
   announce(): void {
     this.server?.announce();

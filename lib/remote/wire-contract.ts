@@ -8,6 +8,8 @@ import protobuf from 'protobufjs';
 export interface WireContract {
   /** The proto package, e.g. `nestjs_grains.remote.v1`. */
   readonly protoPackage: string;
+  /** The file it is declared in, for the messages. @default 'remote.proto' */
+  readonly protoFile?: string;
   readonly messages: Readonly<Record<string, readonly string[]>>;
   readonly enums: Readonly<Record<string, Readonly<Record<string, number>>>>;
 }
@@ -33,33 +35,34 @@ export function fieldsOf<T>(fields: Record<KeysOf<T>, true>): readonly string[] 
  */
 export function contractDrift(root: protobuf.Root, contract: WireContract): string[] {
   const drift: string[] = [];
+  const file = contract.protoFile ?? 'remote.proto';
   for (const [name, fields] of Object.entries(contract.messages)) {
     const type = root.lookup(`${contract.protoPackage}.${name}`);
     if (!(type instanceof protobuf.Type)) {
-      drift.push(`message ${name} is not in remote.proto`);
+      drift.push(`message ${name} is not in ${file}`);
       continue;
     }
     const inProto = Object.keys(type.fields);
     for (const field of fields) {
-      if (!inProto.includes(field)) drift.push(`message ${name}: field "${field}" of the TypeScript type is not in remote.proto`);
+      if (!inProto.includes(field)) drift.push(`message ${name}: field "${field}" of the TypeScript type is not in ${file}`);
     }
     for (const field of inProto) {
-      if (!fields.includes(field)) drift.push(`message ${name}: field "${field}" of remote.proto is not in the TypeScript type`);
+      if (!fields.includes(field)) drift.push(`message ${name}: field "${field}" of ${file} is not in the TypeScript type`);
     }
   }
   for (const [name, values] of Object.entries(contract.enums)) {
     const type = root.lookup(`${contract.protoPackage}.${name}`);
     if (!(type instanceof protobuf.Enum)) {
-      drift.push(`enum ${name} is not in remote.proto`);
+      drift.push(`enum ${name} is not in ${file}`);
       continue;
     }
     for (const [key, value] of Object.entries(values)) {
       const inProto = Object.hasOwn(type.values, key) ? type.values[key] : undefined;
-      if (inProto === undefined) drift.push(`enum ${name}: ${key} = ${value} of the TypeScript const is not in remote.proto`);
-      else if (inProto !== value) drift.push(`enum ${name}: ${key} is ${value} in the TypeScript const but ${inProto} in remote.proto`);
+      if (inProto === undefined) drift.push(`enum ${name}: ${key} = ${value} of the TypeScript const is not in ${file}`);
+      else if (inProto !== value) drift.push(`enum ${name}: ${key} is ${value} in the TypeScript const but ${inProto} in ${file}`);
     }
     for (const [key, value] of Object.entries(type.values)) {
-      if (!Object.hasOwn(values, key)) drift.push(`enum ${name}: ${key} = ${value} of remote.proto is not in the TypeScript const`);
+      if (!Object.hasOwn(values, key)) drift.push(`enum ${name}: ${key} = ${value} of ${file} is not in the TypeScript const`);
     }
   }
   return drift;

@@ -104,11 +104,17 @@ export interface Batch {
   responses: WireResponse[];
 }
 
-export type Frame = { handshake: Handshake } | { handshakeAck: HandshakeAck } | { batch: Batch };
+/** `gossip`: a GossipMessage of gossip.proto (protocol 2+), decoded by the cluster's gossip, not here. */
+export type Frame = { handshake: Handshake } | { handshakeAck: HandshakeAck } | { batch: Batch } | { gossip: Uint8Array };
 
 /** A frame or message that does not hold what remote.proto promises. */
 export class WireError extends Error {
   readonly code = 'WIRE_MALFORMED';
+}
+
+/** The path of `name` in the package's proto/ folder (remote.proto, gossip.proto). */
+export function protoFile(name: string): string {
+  return join(findProtoDir(), name);
 }
 
 function findProtoDir(): string {
@@ -129,7 +135,7 @@ function findProtoDir(): string {
 export const WIRE_CONTRACT: WireContract = {
   protoPackage: PROTO_PACKAGE,
   messages: {
-    Frame: fieldsOf<Frame>({ handshake: true, handshakeAck: true, batch: true }),
+    Frame: fieldsOf<Frame>({ handshake: true, handshakeAck: true, batch: true, gossip: true }),
     MemberInfo: fieldsOf<MemberInfo>({ memberId: true, incarnation: true, address: true, kinds: true }),
     Handshake: fieldsOf<Handshake>({ clusterName: true, member: true, minProtocol: true, maxProtocol: true, codec: true }),
     HandshakeAck: fieldsOf<HandshakeAck>({ accepted: true, protocol: true, member: true, reason: true, leaving: true, closing: true }),
@@ -170,6 +176,8 @@ export function decodeFrame(bytes: Uint8Array): Frame {
   if (message['handshake'] != null) return { handshake: validHandshake(message['handshake'] as Handshake) };
   if (message['handshakeAck'] != null) return { handshakeAck: validAck(message['handshakeAck'] as HandshakeAck) };
   if (message['batch'] != null) return { batch: validBatch(message['batch'] as Batch) };
+  // NOTE: checked by name too: an absent bytes field may read as its default (an empty array).
+  if (message['body'] === 'gossip' && message['gossip'] instanceof Uint8Array) return { gossip: message['gossip'] };
   throw new WireError('empty frame');
 }
 

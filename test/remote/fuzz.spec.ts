@@ -777,7 +777,7 @@ function randomBatch(next: Next): Batch {
 }
 
 function randomFrame(next: Next): Frame {
-  switch (int(next, 3)) {
+  switch (int(next, 4)) {
     case 0:
       return {
         handshake: {
@@ -801,6 +801,8 @@ function randomFrame(next: Next): Frame {
         },
       };
     }
+    case 2:
+      return { gossip: Uint8Array.from({ length: int(next, 64) }, () => int(next, 256)) };
     default:
       return { batch: randomBatch(next) };
   }
@@ -829,6 +831,7 @@ function plainFrameOf(frame: Frame): unknown {
     const a = frame.handshakeAck;
     return { handshakeAck: { accepted: a.accepted, protocol: a.protocol, member: member(a.member), reason: a.reason, leaving: a.leaving, closing: a.closing } };
   }
+  if ('gossip' in frame) return { gossip: [...frame.gossip] };
   const b = (frame as { batch: Batch }).batch;
   return {
     batch: {
@@ -855,7 +858,7 @@ function plainFrameOf(frame: Frame): unknown {
 
 /** What decodeFrame promises of a frame it returns. */
 function frameProblem(frame: Frame): string | undefined {
-  const bodies = ['handshake', 'handshakeAck', 'batch'].filter((key) => (frame as Record<string, unknown>)[key] != null);
+  const bodies = ['handshake', 'handshakeAck', 'batch', 'gossip'].filter((key) => (frame as Record<string, unknown>)[key] != null);
   if (bodies.length !== 1) return `a frame with ${bodies.length} bodies`;
   const isIndex = (i: unknown, size: number) => typeof i === 'number' && Number.isInteger(i) && i >= 0 && i < size;
   const isMember = (m: MemberInfo | null | undefined) =>
@@ -880,6 +883,7 @@ function frameProblem(frame: Frame): string | undefined {
     if (a.member == null) return 'an ack without a member';
     return undefined;
   }
+  if ('gossip' in frame) return frame.gossip instanceof Uint8Array ? undefined : 'a gossip frame whose body is not bytes';
   const b = frame.batch;
   if (!Array.isArray(b.strings) || !b.strings.every((s) => typeof s === 'string')) return 'a batch with odd strings';
   const size = b.strings.length;

@@ -25,6 +25,11 @@ describe('sample app: GET /cluster/members', () => {
     expect(res.body.ready).toBe(true);
     expect(members[0].id).toBe(memberId);
     expect([...members[0].kinds].sort()).toEqual(['account', 'transfer']);
+    // Gossip status: the member itself, alive, its own heartbeat fresh; one member agrees with itself.
+    expect(members[0].status).toBe('alive');
+    expect(members[0].heartbeatAgeMs).toBeGreaterThanOrEqual(0);
+    expect(members[0].activations).toBeGreaterThanOrEqual(0);
+    expect(res.body.topology).toEqual({ consensus: true, hash: expect.stringMatching(/^[0-9a-f]{16}$/) });
   });
 
   it('names the member that serves the accounts', async () => {

@@ -41,6 +41,7 @@ export class ActivationRegistry implements ActivationHost {
   /** Ids of this incarnation's activations that ended fenced, their claims not released (oldest first, bounded). */
   private readonly retired = new Set<string>();
   readonly counters: ActivationCounters = { activated: 0, deactivated: 0, poisoned: 0, fenced: 0 };
+  delivered = 0;
   readonly memberId: string;
   readonly sweeper: DeadlineSweeper;
   readonly logger: ClusterLogger;
@@ -96,6 +97,18 @@ export class ActivationRegistry implements ActivationHost {
       activation.start();
     }
     return { memberId: this.memberId, incarnation: activation.incarnation, id: activation.id, process: activation };
+  }
+
+  /** What the gossiped heartbeat says of this member's load (all activations walked: once per heartbeat). */
+  load(): { activations: number; activationsByKind: Record<string, number>; mailboxDepth: number; calls: number } {
+    const activationsByKind: Record<string, number> = {};
+    let mailboxDepth = 0;
+    for (const activation of this.byKey.values()) {
+      const kind = activation.kind.name;
+      activationsByKind[kind] = (activationsByKind[kind] ?? 0) + 1;
+      mailboxDepth += activation.mailbox.depth;
+    }
+    return { activations: this.byKey.size, activationsByKind, mailboxDepth, calls: this.delivered };
   }
 
   /** A new activation id, unique in the cluster. */

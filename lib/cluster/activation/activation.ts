@@ -32,6 +32,8 @@ export interface ActivationHost {
   newActivationId(): string;
   /** The activation is gone: forget it (and release its claim unless it was fenced). */
   onStopped(activation: Activation, how: StopKind): void;
+  /** Calls delivered to this member's activations since start (for the gossiped heartbeat's calls/s). */
+  delivered: number;
 }
 
 /** How an activation ended. */
@@ -107,6 +109,7 @@ export class Activation implements MailboxHandler, TimerOwner {
 
   /** Deliver a call to this activation. `at` is the caller's monotonic send time. */
   post(call: Call, at: number): void {
+    this.host.delivered++;
     switch (this.state) {
       case State.Deactivating:
         (this.parked ??= []).push(call);

@@ -33,7 +33,9 @@ export class HashIdentityLookup implements IdentityLookup {
       // will not look for them: a second activation once the list is complete.
       throw new ClusterUnavailableError(`Grain ${kind}/${identity} cannot be placed yet: not every listed member has answered. Retry shortly.`);
     }
-    const owner = this.placement.place(kind, identity, membersHosting(member.members(), kind));
+    // NOTE: suspected members keep their identities: gossip never moves a grain (without a
+    // claim, moving it would run it twice once its member is heard again).
+    const owner = this.placement.place(kind, identity, membersHosting(member.hashMembers?.() ?? member.members(), kind));
     if (owner === undefined) throw new UnknownKindError(kind);
     if (owner.id === member.memberId) return member.activateLocal(kind, identity, ++this.lastEpoch);
     return { memberId: owner.id, incarnation: owner.incarnation, address: owner.address, id: '' };

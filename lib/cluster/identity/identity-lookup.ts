@@ -1,5 +1,6 @@
 import type { Pid } from '../../actor/pid.js';
 import type { TurnGuard } from '../fencing.js';
+import type { MemberLoad } from '../gossip/gossiper.js';
 import type { Member } from '../providers/cluster-provider.js';
 
 export type { TurnGuard };
@@ -14,9 +15,21 @@ export interface LookupMember {
   self(): Member;
   /**
    * The members new grains may be placed on now, from the cluster provider: this one
-   * included unless it is leaving; members that said they are leaving excluded.
+   * included unless it is leaving; members that said they are leaving, and members gossip
+   * suspects (heartbeat stopped, connection dropped), excluded.
    */
   members(): readonly Member[];
+  /**
+   * `members()` with the suspected members kept: for a lookup that places by hash, where
+   * leaving a suspected member out would move its grains (a second activation once it is
+   * heard again). Absent: use `members()`.
+   */
+  hashMembers?(): readonly Member[];
+  /**
+   * The load member `memberId` last gossiped (activations, mailbox depth, calls/s), for
+   * placement by load; undefined when not heard (or gossip is off).
+   */
+  load?(memberId: string): MemberLoad | undefined;
   /** False while the provider is still learning the membership (`ProviderMember.setMembers(…, false)`). */
   membershipComplete(): boolean;
   /** Whether this member hosts `kind` (and may take new activations of it: false once it is leaving). */

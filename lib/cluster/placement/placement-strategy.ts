@@ -1,4 +1,11 @@
+import type { MemberLoad } from '../gossip/gossiper.js';
 import type { Member } from '../providers/cluster-provider.js';
+
+/** What a strategy may know beside the candidates. */
+export interface PlacementContext {
+  /** The load member `memberId` last gossiped; undefined when not heard yet (or gossip is off). */
+  load(memberId: string): MemberLoad | undefined;
+}
 
 /**
  * Where a new activation goes. A strategy only chooses among the members that host the kind;
@@ -12,8 +19,9 @@ export interface PlacementStrategy {
    * The member that should host a new activation of `kind/identity`, chosen from `candidates`
    * (the members hosting `kind`, never empty), or undefined when none will do.
    * `self` is the member asking: it is among `candidates` only when it hosts the kind.
+   * `context` gives the members' gossiped load (absent for lookups that do not pass it).
    */
-  place(kind: string, identity: string, candidates: readonly Member[], self: Member): Member | undefined;
+  place(kind: string, identity: string, candidates: readonly Member[], self: Member, context?: PlacementContext): Member | undefined;
 }
 
 /** The members of `members` that host `kind`. */

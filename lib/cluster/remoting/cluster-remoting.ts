@@ -20,7 +20,7 @@ import type { LocalMember } from '../local-member.js';
 import type { ClusterLogger } from '../logger.js';
 import type { Member } from '../providers/cluster-provider.js';
 import { RemoteCallee, type CalleeRouting } from './remote-callee.js';
-import { type CallerRouting, RemoteCaller } from './remote-caller.js';
+import { type CallerRouting, type GossipReceiver, RemoteCaller } from './remote-caller.js';
 
 /** Where a serving member binds, and what it tells others. */
 export interface ServerAddress {
@@ -40,6 +40,8 @@ export interface ClusterRemotingDeps {
   readonly maxIdentityBytes: number;
   /** A handshake (or an announcement) on a connection this member dialled to `address` showed who is there now. */
   peerSeen(member: Member, address: string, phase: LeavePhase): void;
+  /** Where gossip from peers goes; absent when gossip is off. */
+  readonly gossip?: GossipReceiver;
 }
 
 /** Where a member with `options` serves, or undefined for a client-only member. Throws on a bad port. */
@@ -87,6 +89,7 @@ export class ClusterRemoting {
       routing: deps.routing,
       logger: deps.logger,
       peerSeen,
+      ...(deps.gossip !== undefined && { gossip: deps.gossip }),
     });
     this.callee = new RemoteCallee({
       member: deps.member,
@@ -97,6 +100,7 @@ export class ClusterRemoting {
       fencing: deps.fencing,
       routing: deps.routing,
       logger: deps.logger,
+      ...(deps.gossip !== undefined && { gossip: deps.gossip }),
     });
   }
 
@@ -172,6 +176,11 @@ export class ClusterRemoting {
   /** The member at `address` left the membership: close the connection to it once idle. */
   forget(address: string): void {
     this.remote?.forget(address);
+  }
+
+  /** Push gossip to the member at `address`; false when it cannot go now. */
+  pushGossip(address: string, bytes: Uint8Array): boolean {
+    return this.remote?.gossip(address, bytes) ?? false;
   }
 
   /** Connect to `address` and handshake now (to learn who is there). */

@@ -10,6 +10,7 @@ import { identityProblem } from '../identity-rule.js';
 import type { LocalMember } from '../local-member.js';
 import type { ClusterLogger } from '../logger.js';
 import { ENVELOPE_ALLOWANCE } from './codec-failure.js';
+import type { GossipReceiver } from './remote-caller.js';
 import { refusal, responseForError, toErrorInfo } from './status-errors.js';
 
 const EMPTY = new Uint8Array(0);
@@ -35,6 +36,8 @@ export interface RemoteCalleeDeps {
   readonly fencing: Fencing;
   readonly routing: CalleeRouting;
   readonly logger: ClusterLogger;
+  /** Where gossip pushed by callers goes; absent when gossip is off. */
+  readonly gossip?: GossipReceiver;
 }
 
 /**
@@ -99,6 +102,10 @@ export class RemoteCallee implements InboundHandler {
    * comes from the provider, and confirmations only from connections this member dialled.
    */
   peer(): void {}
+
+  gossip(bytes: Uint8Array, reply: (bytes: Uint8Array) => void): void {
+    this.deps.gossip?.receivePush(bytes, reply);
+  }
 
   log(level: 'warn' | 'log', message: string): void {
     this.deps.logger[level](message);

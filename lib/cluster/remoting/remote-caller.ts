@@ -39,6 +39,15 @@ export interface RemoteCallerDeps {
   readonly logger: ClusterLogger;
   /** A handshake (or an announcement) on a connection this member dialled to `address` showed who is there now. */
   peerSeen(info: MemberInfo, address: string, phase: LeavePhase): void;
+  /** Where gossip from peers goes (gossip/gossiper.ts); absent when gossip is off. */
+  readonly gossip?: GossipReceiver;
+}
+
+/** The gossip engine, as the remote seam hands it what arrives. */
+export interface GossipReceiver {
+  receivePush(bytes: Uint8Array, reply: (bytes: Uint8Array) => void): void;
+  receiveReply(address: string, bytes: Uint8Array): void;
+  connectionChanged(address: string, up: boolean): void;
 }
 
 /**
@@ -139,6 +148,14 @@ export class RemoteCaller implements CallSender, EndpointEvents {
 
   peer(info: MemberInfo, _protocol: number, address: string, phase: LeavePhase): void {
     this.deps.peerSeen(info, address, phase);
+  }
+
+  gossip(address: string, bytes: Uint8Array): void {
+    this.deps.gossip?.receiveReply(address, bytes);
+  }
+
+  connection(address: string, up: boolean): void {
+    this.deps.gossip?.connectionChanged(address, up);
   }
 
   log(level: 'warn' | 'log', message: string): void {

@@ -1,13 +1,13 @@
 /**
  * What every test member process shares: its environment helpers, stderr logger, and the
  * control channel the harness speaks (test/support/member-harness.ts): JSON commands on
- * stdin (`call`, `batch`, `stats`, `stall`, `shutdown`, plus a member's own), one JSON `result` line
+ * stdin (`call`, `batch`, `stats`, `stall`, `gossip`, `gossipSet`, `shutdown`, plus a member's own), one JSON `result` line
  * each on stdout, `{"event":"ready"}` once every expected hosting member is known, and a
  * graceful exit on SIGTERM/SIGINT or when stdin closes (the parent is gone).
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import type { Cluster, ClusterLogger } from 'nestjs-grains';
+import type { Cluster, ClusterLogger, GossipOptions, GossipValue } from 'nestjs-grains';
 
 export function emit(event: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(event)}\n`);
@@ -36,6 +36,22 @@ export function staticMembersEnv(): string[] {
 }
 
 /** Runtime logs go to stderr; stdout carries JSON only. */
+/**
+ * `ClusterOptions.gossip` from the environment: GOSSIP=off turns it off; GOSSIP_INTERVAL_MS,
+ * HEARTBEAT_INTERVAL_MS and SUSPECT_AFTER_MS set its timings (default: the library's).
+ */
+export function gossipEnv(): GossipOptions {
+  const interval = intEnv('GOSSIP_INTERVAL_MS');
+  const heartbeat = intEnv('HEARTBEAT_INTERVAL_MS');
+  const suspect = intEnv('SUSPECT_AFTER_MS');
+  return {
+    ...(env('GOSSIP') === 'off' && { enabled: false }),
+    ...(interval !== undefined && { interval }),
+    ...(heartbeat !== undefined && { heartbeatInterval: heartbeat }),
+    ...(suspect !== undefined && { suspectAfter: suspect }),
+  };
+}
+
 export const stderrLogger: ClusterLogger = {
   log: (message) => process.stderr.write(`[nestjs-grains] log: ${message}\n`),
   warn: (message) => process.stderr.write(`[nestjs-grains] warn: ${message}\n`),
@@ -159,6 +175,30 @@ export async function serveMember(options: ControlOptions): Promise<void> {
             ...extra(),
           },
         });
+        return;
+      case 'gossip': {
+        // {"cmd":"gossip","key"?} → every member's gossip status, topology consensus, and every member's value of `key`
+        const key = typeof command['key'] === 'string' ? command['key'] : undefined;
+        emit({
+          event: 'result',
+          id,
+          ok: true,
+          value: {
+            members: cluster.gossip.members(),
+            consensus: cluster.topologyConsensus(),
+            ...(key !== undefined && { values: Object.fromEntries(cluster.gossip.values(key)) }),
+          },
+        });
+        return;
+      }
+      case 'gossipSet':
+        // {"cmd":"gossipSet","key","value"} → sets this member's key
+        try {
+          cluster.gossip.set(String(command['key']), command['value'] as GossipValue);
+          emit({ event: 'result', id, ok: true, value: null });
+        } catch (error) {
+          emit({ event: 'result', id, ok: false, error: describeError(error) });
+        }
         return;
       case 'stall':
         // {"cmd":"stall"} → the longest and the 99th percentile event-loop delay (ms) since the last one; resets

@@ -17,6 +17,8 @@
  *   MAX_MESSAGE_SIZE   remote.maxMessageSize
  *   PROBE_INTERVAL_MS  StaticProvider probe interval (default 100)
  *   STARTUP_GRACE_MS   StaticProvider startupGrace (default: the provider's)
+ *   GOSSIP=off, GOSSIP_INTERVAL_MS, HEARTBEAT_INTERVAL_MS, SUSPECT_AFTER_MS
+ *                      gossip options (control.ts gossipEnv)
  *   TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE
  *                      remote.tls (mutual TLS): the cluster CA, this member's certificate and
  *                      key, PEM files; all three or none
@@ -35,13 +37,15 @@
  *   {"cmd":"batch","calls":[{kind,identity,method,args,timeoutMs?}, ...]}   all at once
  *       → {"event":"result","id","ok":true,"value":[<outcome as above, without id/event>, ...]}
  *   {"cmd":"stats"}  → {"event":"result","id","ok":true,"value":{memberId,incarnation,address,members,stats}}
+ *   {"cmd":"gossip","key"?} → {members: gossip statuses, consensus, values?: {memberId: value}}
+ *   {"cmd":"gossipSet","key","value"} → sets this member's gossip key
  *   {"cmd":"stall"}  → {"event":"result","id","ok":true,"value":{maxMs,p99Ms,samples}}: this process's
  *       event-loop delay since the previous `stall` (monitorEventLoopDelay), then reset
  *   {"cmd":"shutdown"} → graceful shutdown, then exit 0 (SIGTERM does the same).
  * When stdin ends (the parent is gone) the member exits, so it never outlives its test.
  */
 import { Cluster, type GrainClass, type GrainContext, HashIdentityLookup, type RemoteOptions, StaticProvider } from 'nestjs-grains';
-import { emit, env, intEnv, serveMember, staticMembersEnv, stderrLogger as logger } from './control.js';
+import { emit, env, gossipEnv, intEnv, serveMember, staticMembersEnv, stderrLogger as logger } from './control.js';
 import { CounterGrain, RelayGrain, setGrainHost, SlowGrain } from './grains.js';
 
 const clientOnly = env('CLIENT_ONLY') === '1';
@@ -76,6 +80,7 @@ const cluster = new Cluster({
   }),
   identityLookup: new HashIdentityLookup(),
   remote,
+  gossip: gossipEnv(),
   ...(requestTimeout !== undefined && { requestTimeout }),
 });
 

@@ -30,6 +30,8 @@
  *   DATA_REDIS_URL      the Redis of the grain's data when not REDIS_URL (e.g. the same server
  *                       directly, while the lookup goes through a proxy)
  *   LEASE               `fast` (default) or `safe`
+ *   PLACEMENT           the lookup's placement (`prefer-local`, `random`, `rendezvous`, `least-loaded`; default the lookup's)
+ *   GOSSIP=off, GOSSIP_INTERVAL_MS, HEARTBEAT_INTERVAL_MS, SUSPECT_AFTER_MS   gossip options (control.ts)
  *   COMMAND_TIMEOUT_MS  the lookup's commandTimeoutMs (default: the lookup's), also the grain's
  *                       own Redis command timeout (default 1000)
  *   REQUEST_TIMEOUT_MS  default call deadline
@@ -83,6 +85,7 @@ import {
   ConsulProvider,
   type Duration,
   type GrainContext,
+  type Placement,
   RedisIdentityLookup,
   type RedisIdentityLookupOptions,
   type RemoteOptions,
@@ -92,7 +95,7 @@ import {
 // NOTE: the broken renewal swaps the lookup's renew script; this is the same module instance
 // the package entry point loads (dist/lib/...).
 import { RedisScript, scripts } from '../../../lib/cluster/identity/redis/redis-scripts.js';
-import { type Command, describeError, emit, env, intEnv, serveMember, staticMembersEnv, stderrLogger as logger } from './control.js';
+import { type Command, describeError, emit, env, gossipEnv, intEnv, serveMember, staticMembersEnv, stderrLogger as logger } from './control.js';
 
 const hrtime = () => process.hrtime.bigint().toString();
 
@@ -213,7 +216,13 @@ function redisOptionsFromUrl(url: string): { host: string; port: number } {
   return { host: parsed.hostname, port: Number(parsed.port || 6379) };
 }
 
-const lookup = new TestLookup({ url: redisUrl, lease, ...(commandTimeoutMs !== undefined && { commandTimeoutMs }) });
+const placement = env('PLACEMENT') as Placement | undefined;
+const lookup = new TestLookup({
+  url: redisUrl,
+  lease,
+  ...(commandTimeoutMs !== undefined && { commandTimeoutMs }),
+  ...(placement !== undefined && { placement }),
+});
 
 interface ListReply {
   member: string;
@@ -376,6 +385,7 @@ const cluster = new Cluster({
   provider,
   identityLookup: lookup,
   remote,
+  gossip: gossipEnv(),
   ...(requestTimeout !== undefined && { requestTimeout }),
 });
 if (!clientOnly) {

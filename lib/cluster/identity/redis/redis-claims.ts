@@ -7,7 +7,7 @@
 import type { Redis } from 'ioredis';
 import type { Pid } from '../../../actor/pid.js';
 import { ClusterUnavailableError, UnknownKindError } from '../../errors.js';
-import { membersHosting, type PlacementStrategy } from '../../placement/placement-strategy.js';
+import { membersHosting, type PlacementContext, type PlacementStrategy } from '../../placement/placement-strategy.js';
 import type { GetHint, LookupMember } from '../identity-lookup.js';
 import type { RedisKeys } from './redis-keys.js';
 import type { LeaseState } from './redis-lease.js';
@@ -55,6 +55,9 @@ export class RedisClaims {
     this.placementByKind = context.placementByKind;
   }
 
+  /** The members' gossiped load, for strategies that place by it. */
+  private readonly placementContext: PlacementContext = { load: (memberId) => this.member.load?.(memberId) };
+
   /** Where `kind/identity` lives, claiming it here when it is placed here. */
   async get(kind: string, identity: string, hint?: GetHint): Promise<Pid> {
     const member = this.member;
@@ -67,7 +70,7 @@ export class RedisClaims {
     // NOTE: the provider may not list this member yet (a call made while it starts); it hosts the kind all the same.
     if (hostsKind && !candidates.some((m) => m.id === self.id)) candidates.push(self);
     const strategy = this.placementOf(kind);
-    const target = strategy.place(kind, identity, candidates, self);
+    const target = strategy.place(kind, identity, candidates, self, this.placementContext);
     if (target !== undefined && !candidates.some((m) => m.id === target.id)) {
       throw new ClusterUnavailableError(
         `Placement "${strategy.name}" chose member ${target.id} for ${name}, which does not host kind "${kind}"; it never ran.`,
