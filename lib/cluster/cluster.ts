@@ -28,7 +28,8 @@ import type { ClusterProvider, Member } from './providers/cluster-provider.js';
 import { InMemoryProvider } from './providers/in-memory-provider.js';
 import { ClusterRemoting, serverAddressOf } from './remoting/cluster-remoting.js';
 import { DEFAULT_MAX_TIMEOUT_MS } from '../remote/inbound-limits.js';
-import { localWireOf, RequestRouter } from './request-router.js';
+import { RequestRouter } from './request-router.js';
+import { localWireOf } from './remoting/local-wire.js';
 import { gossipSettings } from './gossip/gossip-options.js';
 import { type ClusterGossip, Gossiper, type TopologyConsensus } from './gossip/gossiper.js';
 

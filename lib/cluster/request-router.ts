@@ -3,23 +3,16 @@ import { now } from '../actor/clock.js';
 import type { Pid } from '../actor/pid.js';
 import { outgoingChain } from '../actor/turn.js';
 import type { WaitingCalls } from '../actor/waiting-calls.js';
-import { type Codec, CodecError } from '../remote/codec/codec.js';
-import { defaultCodec } from '../remote/codec/default-codec.js';
-import { DEFAULT_MAX_MESSAGE_SIZE, type RemoteOptions } from '../remote/remote-options.js';
-import { type RemoteErrorInfo, Status } from '../remote/wire.js';
 import { Activation, type StopKind } from './activation/activation.js';
 import type { ActivationRegistry } from './activation/activation-registry.js';
 import {
   ClusterShuttingDownError,
   ClusterUnavailableError,
-  GrainActivationError,
   GrainCallAbortedError,
   GrainError,
   GrainIdentityRefusedError,
-  GrainInvocationError,
   GrainTimeoutError,
   InvalidGrainCallError,
-  MessageTooLargeError,
   MethodNotCallableError,
   NotHereError,
   UnknownKindError,
@@ -31,8 +24,7 @@ import { identityProblem } from './identity-rule.js';
 import type { ClusterKind, MethodRoute } from './kind.js';
 import type { MembershipEvent } from './member-list.js';
 import { PidCache } from './pid-cache.js';
-import { codecFailure, ENVELOPE_ALLOWANCE } from './remoting/codec-failure.js';
-import { outcomeOfStatus, responseForError, toErrorInfo } from './remoting/status-errors.js';
+import { type LocalWire, WireCall } from './remoting/local-wire.js';
 import { MAX_REDIRECTS, redirectDelayMs } from './retry-policy.js';
 
 /** Names of methods of a remote-only kind remembered per kind (names come from callers). */
@@ -70,19 +62,6 @@ export interface RequestRouterDeps {
   hostedElsewhere(kind: string): boolean;
   /** Set by `serializeLocalCalls`: calls served on this member cross this codec, as calls between members do. */
   readonly localWire?: LocalWire;
-}
-
-/** The codec a call served on this member crosses with `serializeLocalCalls`, and its size limit. */
-export interface LocalWire {
-  readonly codec: Codec;
-  /** `remote.maxMessageSize`: arguments and results are held to it as between members. */
-  readonly maxMessageSize: number;
-}
-
-/** What `serializeLocalCalls` crosses: the member's remote codec, or the one a remote would use by default. */
-export function localWireOf(remote: RemoteOptions | undefined): LocalWire {
-  const maxMessageSize = remote?.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
-  return { codec: remote?.codec ?? defaultCodec(maxMessageSize), maxMessageSize };
 }
 
 const State = { Created: 0, Starting: 1, Running: 2, Stopping: 3 } as const;
@@ -485,112 +464,5 @@ export class RequestRouter implements GrainInvoker {
   private abort(call: Call): void {
     // NOTE: a queued call is skipped when its turn would come; a running one goes on, unheard.
     call.reject(new GrainCallAbortedError(call.kind, call.identity, call.method, call.phase === CallPhase.Pending));
-  }
-}
-
-/**
- * A call made on a member with `serializeLocalCalls`: when it is served on this member, its
- * arguments and its outcome cross the codec as they would between members, with the errors a
- * remote caller gets (remoting/remote-caller.ts encodes and decodes, remoting/remote-callee.ts
- * answers, remoting/status-errors.ts translates). A call sent to another member crosses the
- * real wire instead, and nothing here touches it.
- */
-class WireCall extends Call {
-  // NOTE: replaced once, by the decoded copy, when the call is delivered here (`crossArguments`).
-  declare args: readonly unknown[];
-  /** Its arguments crossed the codec (it was delivered here): its outcome crosses back. */
-  crossed = false;
-
-  constructor(
-    private readonly wire: LocalWire,
-    ...call: ConstructorParameters<typeof Call>
-  ) {
-    super(...call);
-  }
-
-  /** Encode the arguments as RemoteCaller.send does, decode them as RemoteCallee.request does; false when the call failed instead. */
-  crossArguments(): boolean {
-    const { codec, maxMessageSize } = this.wire;
-    let bytes: Uint8Array;
-    try {
-      bytes = codec.encode(this.args);
-    } catch (error) {
-      this.reject(codecFailure(this, error, true));
-      return false;
-    }
-    const limit = maxMessageSize - ENVELOPE_ALLOWANCE;
-    if (bytes.byteLength > limit) {
-      this.reject(new MessageTooLargeError(this.kind, this.identity, this.method, true, `${bytes.byteLength} bytes of arguments; the limit is ${limit}`));
-      return false;
-    }
-    let args: unknown;
-    try {
-      args = codec.decode(bytes);
-    } catch (error) {
-      this.reject(this.answered(Status.BAD_REQUEST, { name: 'CodecError', message: `undecodable arguments: ${(error as Error).message}` }));
-      return false;
-    }
-    if (!Array.isArray(args)) {
-      this.reject(this.answered(Status.BAD_REQUEST, { name: 'CodecError', message: 'the arguments are not a list' }));
-      return false;
-    }
-    this.args = args;
-    this.crossed = true;
-    return true;
-  }
-
-  override resolve(value: unknown): void {
-    if (!this.crossed || this.settled) return super.resolve(value);
-    let result: unknown;
-    try {
-      result = this.crossResult(value);
-    } catch (error) {
-      return super.reject(error);
-    }
-    super.resolve(result);
-  }
-
-  override reject(reason: unknown): void {
-    // NOTE: only what a turn here produced crosses back: the grain threw, or its activation
-    // failed. Remotely they arrive as name, message and code, without the original `cause`.
-    // The caller side's own errors (timeout, abort) are the same either way.
-    if (this.crossed && !this.settled && (reason instanceof GrainInvocationError || reason instanceof GrainActivationError)) {
-      const response = responseForError(0, reason);
-      if (response.error !== undefined) reason = outcomeOfStatus(response.status, response.error, this).error ?? reason;
-    }
-    super.reject(reason);
-  }
-
-  /** The result as a remote caller gets it (RemoteCallee.okResponse, then RemoteCaller.response); throws the error it gets instead. */
-  private crossResult(value: unknown): unknown {
-    if (value === undefined) return undefined; // NOTE: sent as empty bytes, never decoded.
-    const { codec, maxMessageSize } = this.wire;
-    const limit = maxMessageSize - ENVELOPE_ALLOWANCE;
-    let bytes: Uint8Array;
-    try {
-      bytes = codec.encode(value);
-    } catch (error) {
-      if (error instanceof CodecError && error.code === 'CODEC_TOO_LARGE')
-        throw this.answered(Status.TOO_LARGE, { name: 'MessageTooLargeError', message: error.message });
-      throw this.answered(Status.INVOCATION_FAILED, {
-        name: 'GrainSerializationError',
-        message: `the result cannot be sent between members: ${(error as Error).message}`,
-        code: 'GRAIN_SERIALIZATION',
-        origin: `${this.kind}/${this.identity}.${this.method}`,
-      });
-    }
-    if (bytes.byteLength > limit) {
-      throw this.answered(Status.TOO_LARGE, { name: 'MessageTooLargeError', message: `${bytes.byteLength} bytes of result; the limit is ${limit}` });
-    }
-    try {
-      return codec.decode(bytes);
-    } catch (error) {
-      throw codecFailure(this, error, false);
-    }
-  }
-
-  /** The error a remote caller gets for a response with `status` and `error`. */
-  private answered(status: Status, error: Partial<RemoteErrorInfo>): GrainError {
-    return outcomeOfStatus(status, toErrorInfo(error), this).error!;
   }
 }

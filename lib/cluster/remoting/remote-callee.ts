@@ -1,5 +1,4 @@
 import type { Codec } from '../../remote/codec/codec.js';
-import { CodecError } from '../../remote/codec/codec.js';
 import type { InboundRequest, OutboundResponse } from '../../remote/envelopes.js';
 import type { ProtocolRange } from '../../remote/protocol.js';
 import type { InboundHandler } from '../../remote/remote-server.js';
@@ -9,11 +8,9 @@ import type { Fencing } from '../fencing.js';
 import { identityProblem } from '../identity-rule.js';
 import type { LocalMember } from '../local-member.js';
 import type { ClusterLogger } from '../logger.js';
-import { ENVELOPE_ALLOWANCE } from './codec-failure.js';
+import { decodeArguments, encodeResult } from './crossing.js';
 import type { GossipReceiver } from './remote-caller.js';
 import { refusal, responseForError, toErrorInfo } from './status-errors.js';
-
-const EMPTY = new Uint8Array(0);
 
 /** What the callee side needs from the request path. */
 export interface CalleeRouting {
@@ -81,13 +78,8 @@ export class RemoteCallee implements InboundHandler {
     // NOTE: a kind not hosted here, or a method not callable, costs no decoding of arguments.
     const unrouted = routing.inboundRouteProblem(request);
     if (unrouted !== undefined) return respond(responseForError(request.id, unrouted));
-    let args: unknown;
-    try {
-      args = codec.decode(request.args);
-    } catch (error) {
-      return respond(refusal(request.id, Status.BAD_REQUEST, { name: 'CodecError', message: `undecodable arguments: ${(error as Error).message}` }));
-    }
-    if (!Array.isArray(args)) return respond(refusal(request.id, Status.BAD_REQUEST, { name: 'CodecError', message: 'the arguments are not a list' }));
+    const args = decodeArguments(codec, request.args);
+    if (!Array.isArray(args)) return respond(refusal(request.id, args.status, args.error));
     const refused = routing.serveInbound(
       request,
       args,
@@ -112,32 +104,8 @@ export class RemoteCallee implements InboundHandler {
   }
 
   private okResponse(request: InboundRequest, value: unknown): OutboundResponse {
-    const limit = this.deps.maxMessageSize - ENVELOPE_ALLOWANCE;
-    let result: Uint8Array;
-    try {
-      result = value === undefined ? EMPTY : this.deps.codec.encode(value);
-    } catch (error) {
-      if (error instanceof CodecError && error.code === 'CODEC_TOO_LARGE') {
-        return { id: request.id, status: Status.TOO_LARGE, error: toErrorInfo({ name: 'MessageTooLargeError', message: error.message }) };
-      }
-      return {
-        id: request.id,
-        status: Status.INVOCATION_FAILED,
-        error: toErrorInfo({
-          name: 'GrainSerializationError',
-          message: `the result cannot be sent between members: ${(error as Error).message}`,
-          code: 'GRAIN_SERIALIZATION',
-          origin: `${request.kind}/${request.identity}.${request.method}`,
-        }),
-      };
-    }
-    if (result.byteLength > limit) {
-      return {
-        id: request.id,
-        status: Status.TOO_LARGE,
-        error: toErrorInfo({ name: 'MessageTooLargeError', message: `${result.byteLength} bytes of result; the limit is ${limit}` }),
-      };
-    }
-    return { id: request.id, status: Status.OK, result };
+    const result = encodeResult(this.deps.codec, this.deps.maxMessageSize, value, `${request.kind}/${request.identity}.${request.method}`);
+    if (result instanceof Uint8Array) return { id: request.id, status: Status.OK, result };
+    return { id: request.id, status: result.status, error: toErrorInfo(result.error) };
   }
 }

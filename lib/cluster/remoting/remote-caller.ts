@@ -7,17 +7,10 @@ import type { Remote } from '../../remote/remote.js';
 import { escapeControls, PeerLog, quote } from '../../remote/peer-log.js';
 import type { LeavePhase } from '../../remote/remote-server.js';
 import { type MemberInfo, Status, type WireResponse } from '../../remote/wire.js';
-import {
-  ClusterShuttingDownError,
-  ClusterUnavailableError,
-  GrainOverloadedError,
-  GrainTimeoutError,
-  MessageTooLargeError,
-  OutcomeUnknownError,
-} from '../errors.js';
+import { ClusterShuttingDownError, ClusterUnavailableError, GrainOverloadedError, GrainTimeoutError, OutcomeUnknownError } from '../errors.js';
 import type { ClusterLogger } from '../logger.js';
 import type { CallSender } from '../request-router.js';
-import { codecFailure, ENVELOPE_ALLOWANCE } from './codec-failure.js';
+import { decodeResult, encodeArguments } from './crossing.js';
 import { outcomeOfStatus } from './status-errors.js';
 
 /** What the caller side needs from the request path. */
@@ -63,24 +56,9 @@ export class RemoteCaller implements CallSender, EndpointEvents {
   constructor(private readonly deps: RemoteCallerDeps) {}
 
   send(call: Call, pid: Pid): void {
-    const { codec, maxMessageSize } = this.deps;
-    let args: Uint8Array;
-    try {
-      args = codec.encode(call.args);
-    } catch (error) {
-      call.reject(codecFailure(call, error, true));
-      return;
-    }
-    if (args.byteLength > maxMessageSize - ENVELOPE_ALLOWANCE) {
-      call.reject(
-        new MessageTooLargeError(
-          call.kind,
-          call.identity,
-          call.method,
-          true,
-          `${args.byteLength} bytes of arguments; the limit is ${maxMessageSize - ENVELOPE_ALLOWANCE}`,
-        ),
-      );
+    const args = encodeArguments(call, this.deps.codec, this.deps.maxMessageSize);
+    if (!(args instanceof Uint8Array)) {
+      call.reject(args);
       return;
     }
     this.remote!.send(pid.address!, { id: 0, call, args, targetIncarnation: pid.incarnation ?? '', address: pid.address!, written: false });
@@ -90,14 +68,9 @@ export class RemoteCaller implements CallSender, EndpointEvents {
     const call = request.call;
     if (call.settled) return;
     if (response.status === Status.OK) {
-      let value: unknown;
-      try {
-        value = response.result.byteLength === 0 ? undefined : this.deps.codec.decode(response.result);
-      } catch (failure) {
-        call.reject(codecFailure(call, failure, false));
-        return;
-      }
-      call.resolve(value);
+      const result = decodeResult(call, this.deps.codec, response.result);
+      if ('value' in result) call.resolve(result.value);
+      else call.reject(result);
       return;
     }
     const outcome = outcomeOfStatus(response.status, response.error!, call);
