@@ -6,9 +6,11 @@
  *                          [--concurrency 1000] [--kills 20] [--quick] [--profile] [--gc]
  *
  * Scenarios: local-call, activation, remote-call, remote-call-tls (worker scenarios, below), the Redis group
- * (bench/redis/scenarios.ts): activation-redis, cached-call-redis, failover, and the membership
- * group (bench/membership/scenarios.ts): join, drain, rolling. `redis` and `membership` (as a
- * positional or `--only`) name a whole group; `--only` takes scenario or group names.
+ * (bench/redis/scenarios.ts): activation-redis, cached-call-redis, failover, the membership
+ * group (bench/membership/scenarios.ts): join, drain, rolling, and the gossip group
+ * (bench/gossip/scenarios.ts): gossip-spread, gossip-idle, gossip-calls. `redis`, `membership`
+ * and `gossip` (as a positional or `--only`) name a whole group; `--only` takes scenario or
+ * group names.
  *
  * --quick: 3 rounds of ~100 ms (smoke test, figures are rough); --profile: also CPU-profile the
  * local-call scenario (bench/profile-local-call.ts) and print its top self-time functions
@@ -39,6 +41,7 @@ import { type BreakdownLine, type LatencySample, type Role, ROLES, type Scenario
 import { findScenario, SCENARIOS } from './support/scenarios.js';
 import { REDIS_SCENARIOS, type RedisScenarioId, runRedisGroup } from './redis/scenarios.js';
 import { MEMBERSHIP_SCENARIOS, type MembershipScenarioId, runMembershipGroup } from './membership/scenarios.js';
+import { GOSSIP_SCENARIOS, type GossipScenarioId, runGossipGroup } from './gossip/scenarios.js';
 import { median, pairedRatios, type Summary, summarize } from './support/stats.js';
 
 interface Options {
@@ -135,9 +138,15 @@ interface ScenarioResult {
 }
 
 /** Scenario groups `--only` (or a positional) may name. */
-const GROUPS: Readonly<Record<string, readonly string[]>> = { redis: REDIS_SCENARIOS, membership: MEMBERSHIP_SCENARIOS };
+const GROUPS: Readonly<Record<string, readonly string[]>> = { redis: REDIS_SCENARIOS, membership: MEMBERSHIP_SCENARIOS, gossip: GOSSIP_SCENARIOS };
 
-function parseOptions(): { scenarios: ScenarioSpec[]; redis: RedisScenarioId[]; membership: MembershipScenarioId[]; options: Options } {
+function parseOptions(): {
+  scenarios: ScenarioSpec[];
+  redis: RedisScenarioId[];
+  membership: MembershipScenarioId[];
+  gossip: GossipScenarioId[];
+  options: Options;
+} {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: {
@@ -169,15 +178,17 @@ function parseOptions(): { scenarios: ScenarioSpec[]; redis: RedisScenarioId[]; 
     kills: int(values.kills, quick ? 3 : 20, 'kills', 1, 100),
   };
   const names = [...positionals, ...(values.only ?? '').split(',').filter((n) => n !== '')].flatMap((n) => GROUPS[n] ?? [n]);
-  if (names.length === 0) return { scenarios: [...SCENARIOS], redis: [...REDIS_SCENARIOS], membership: [...MEMBERSHIP_SCENARIOS], options };
-  const known = [...SCENARIOS.map((s) => s.id), ...REDIS_SCENARIOS, ...MEMBERSHIP_SCENARIOS];
+  if (names.length === 0)
+    return { scenarios: [...SCENARIOS], redis: [...REDIS_SCENARIOS], membership: [...MEMBERSHIP_SCENARIOS], gossip: [...GOSSIP_SCENARIOS], options };
+  const known = [...SCENARIOS.map((s) => s.id), ...REDIS_SCENARIOS, ...MEMBERSHIP_SCENARIOS, ...GOSSIP_SCENARIOS];
   const unknown = names.filter((n) => !known.includes(n));
   if (unknown.length > 0) throw new Error(`unknown scenario(s) ${unknown.join(', ')} (known: ${known.join(', ')}; groups: ${Object.keys(GROUPS).join(', ')})`);
   const redis = REDIS_SCENARIOS.filter((id) => names.includes(id));
   const membership = MEMBERSHIP_SCENARIOS.filter((id) => names.includes(id));
-  const grouped: readonly string[] = [...REDIS_SCENARIOS, ...MEMBERSHIP_SCENARIOS];
+  const gossip = GOSSIP_SCENARIOS.filter((id) => names.includes(id));
+  const grouped: readonly string[] = [...REDIS_SCENARIOS, ...MEMBERSHIP_SCENARIOS, ...GOSSIP_SCENARIOS];
   const scenarios = names.filter((n) => !grouped.includes(n)).map(findScenario);
-  return { scenarios: [...new Set(scenarios)], redis, membership, options };
+  return { scenarios: [...new Set(scenarios)], redis, membership, gossip, options };
 }
 
 /** The fewest operations each caller performs in a timed round. */
@@ -537,7 +548,7 @@ function reportProfile(p: { subject: string; driver: unknown; summary: ProfileSu
 // Main -------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const { scenarios, redis, membership, options } = parseOptions();
+  const { scenarios, redis, membership, gossip, options } = parseOptions();
   const started = new Date();
   const stamp = timestamp(started);
   const env = environment();
@@ -559,6 +570,9 @@ async function main(): Promise<void> {
   // The membership group: its own processes (redis-server, members; the Consul test agent in this process).
   const membershipGroup = membership.length === 0 ? undefined : await runMembershipGroup(membership, { quick: options.quick }, stamp);
   if (membershipGroup !== undefined) reports.push(...membershipGroup.reports);
+  // The gossip group: its own member processes (no Redis, no Consul).
+  const gossipGroup = gossip.length === 0 ? undefined : await runGossipGroup(gossip, { quick: options.quick }, stamp);
+  if (gossipGroup !== undefined) reports.push(...gossipGroup.reports);
   const profiles: Array<{ subject: string; driver: unknown; summary: ProfileSummary }> = [];
   if (options.profile) {
     for (const subject of ['grain-distinct', 'grain-one']) {
@@ -586,13 +600,14 @@ async function main(): Promise<void> {
     scenarios: results,
     ...(redisGroup === undefined ? {} : { redisScenarios: redisGroup.results }),
     ...(membershipGroup === undefined ? {} : { membershipScenarios: membershipGroup.results }),
+    ...(gossipGroup === undefined ? {} : { gossipScenarios: gossipGroup.results }),
     ...(profiles.length > 0 ? { profiles } : {}),
     ...(remoteProfile === undefined ? {} : { remoteProfile }),
   };
   const latestPath = writeJson('latest.json', latest);
   process.stdout.write(`\n${reports.join('\n\n')}\n\n`);
   process.stdout.write(
-    `results: ${[...results, ...(redisGroup?.results ?? []), ...(membershipGroup?.results ?? [])].map((r) => `bench/results/${r.scenario}-${stamp}.json`).join(', ')}, ${latestPath}` +
+    `results: ${[...results, ...(redisGroup?.results ?? []), ...(membershipGroup?.results ?? []), ...(gossipGroup?.results ?? [])].map((r) => `bench/results/${r.scenario}-${stamp}.json`).join(', ')}, ${latestPath}` +
       ` (total ${latest.durationS.toFixed(1)} s, loadavg at end ${latest.loadavgAtEnd.join(' ')})\n`,
   );
 }
