@@ -1,6 +1,14 @@
 import { statSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { type ClusterModuleOptions, ConsulProvider, HashIdentityLookup, RedisIdentityLookup, StaticProvider } from 'nestjs-grains';
+import {
+  type ClusterModuleOptions,
+  ConsulProvider,
+  type Duration,
+  HashIdentityLookup,
+  type Placement,
+  RedisIdentityLookup,
+  StaticProvider,
+} from 'nestjs-grains';
 import type { BankOptions } from '../app.module.js';
 
 /**
@@ -23,6 +31,10 @@ import type { BankOptions } from '../app.module.js';
  * | `REDIS_URL` | with `redis` (required then): `redis://[user:password@]host:port[/db]` or `rediss://…` |
  * | `REDIS_KEY_PREFIX` | with `redis`: first part of every key (hash tag `{prefix:cluster}`). Default `grains` |
  * | `REDIS_LEASE` | with `redis`: member lease timing, `fast` (failover within ~2 s) or `safe` (~6 s). Default `fast` |
+ * | `REDIS_PLACEMENT` | with `redis`: where new grains go, `prefer-local`, `random`, `rendezvous` or `least-loaded` (by the activations members gossip). Default `prefer-local` |
+ * | `GOSSIP` | `on` or `off`: gossip between members (heartbeats, suspicion, topology consensus). Default `on` |
+ * | `GOSSIP_INTERVAL` | how often a member gossips, a duration such as `300ms`. Default the library's (`300ms`) |
+ * | `GOSSIP_SUSPECT_AFTER` | a member whose heartbeat has not advanced for this long is suspected (no new grains there), a duration such as `5s`; at least twice the heartbeat interval (`1s`). Default the library's (`5s`) |
  * | `CLIENT_ONLY` | `true`: join the cluster hosting no kinds (no `REMOTE_PORT`); calls go to the members listed. Default `false` |
  * | `REMOTE_TLS_CA` | mutual TLS between members (`remote.tls`): path of the cluster CA certificate (PEM). All three `REMOTE_TLS_*` or none; the same CA on every member. Default none (plaintext) |
  * | `REMOTE_TLS_CERT` | with TLS: path of this member's certificate (PEM), signed by the cluster CA, usable as TLS server and client |
@@ -80,6 +92,15 @@ export interface RedisConfig {
   readonly keyPrefix: string;
   /** `REDIS_LEASE`: the member lease timing (`FAST_LEASE` or `SAFE_LEASE`). */
   readonly lease: 'fast' | 'safe';
+  /** `REDIS_PLACEMENT`: the lookup's placement. */
+  readonly placement: Placement;
+}
+
+/** `GOSSIP`, `GOSSIP_INTERVAL`, `GOSSIP_SUSPECT_AFTER`: what differs from the library's gossip defaults. */
+export interface GossipConfig {
+  readonly enabled: boolean;
+  readonly interval?: Duration;
+  readonly suspectAfter?: Duration;
 }
 
 /** What every member of a cluster of several processes is configured with. */
@@ -99,6 +120,7 @@ export interface TlsFilesConfig {
 /** A member that hosts the bank's kinds and serves them to the others on `port`. */
 export type MemberConfig = ClusterModeConfig & {
   readonly mode: 'member';
+  readonly gossip: GossipConfig;
   readonly remote: { readonly host: string; readonly port: number; readonly advertisedHost: string };
   /** Set when the `REMOTE_TLS_*` variables are. */
   readonly tls?: TlsFilesConfig;
@@ -107,6 +129,7 @@ export type MemberConfig = ClusterModeConfig & {
 /** A member that hosts no kinds and serves nothing: its controllers call the grains of the others. */
 export type ClientOnlyConfig = ClusterModeConfig & {
   readonly mode: 'client';
+  readonly gossip: GossipConfig;
   /** Set when the `REMOTE_TLS_*` variables are. */
   readonly tls?: TlsFilesConfig;
 };
@@ -131,7 +154,7 @@ export const DEFAULT_REDIS_KEY_PREFIX = 'grains';
 export const DEFAULT_CONSUL_URL = 'http://127.0.0.1:8500';
 
 /** The variables that only mean something with `IDENTITY_LOOKUP=redis`. */
-const REDIS_VARIABLES = ['REDIS_URL', 'REDIS_KEY_PREFIX', 'REDIS_LEASE'] as const;
+const REDIS_VARIABLES = ['REDIS_URL', 'REDIS_KEY_PREFIX', 'REDIS_LEASE', 'REDIS_PLACEMENT'] as const;
 /** The variables that only mean something in cluster mode (with `REMOTE_PORT` or `CLIENT_ONLY=true`). */
 const CLUSTER_ONLY_VARIABLES = [
   'CLUSTER_PROVIDER',
@@ -145,10 +168,15 @@ const CLUSTER_ONLY_VARIABLES = [
   'REMOTE_TLS_CA',
   'REMOTE_TLS_CERT',
   'REMOTE_TLS_KEY',
+  'GOSSIP',
+  'GOSSIP_INTERVAL',
+  'GOSSIP_SUSPECT_AFTER',
 ] as const;
 const PROVIDERS = ['static', 'consul'] as const;
 const LOOKUPS = ['hash', 'redis'] as const;
 const LEASES = ['fast', 'safe'] as const;
+const PLACEMENTS = ['prefer-local', 'random', 'rendezvous', 'least-loaded'] as const;
+const DURATION_PATTERN = /^\d+(ms|s|m)$/;
 
 const CLUSTER_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 // NOTE: no "{", "}" or ":": the prefix goes inside the keys' hash tag `{prefix:cluster}`.
@@ -220,7 +248,8 @@ export function readBankConfig(env: NodeJS.ProcessEnv = process.env): BankConfig
     common = { provider, identityLookup: 'hash' };
   }
   const tls = readTlsFiles(get);
-  if (clientOnly) return { httpPort, clusterName, cluster: { mode: 'client', ...common, ...(tls !== undefined && { tls }) } };
+  const gossip = readGossip(get);
+  if (clientOnly) return { httpPort, clusterName, cluster: { mode: 'client', ...common, gossip, ...(tls !== undefined && { tls }) } };
 
   const port = remotePort!;
   const host = get('REMOTE_HOST') ?? DEFAULT_REMOTE_HOST;
@@ -244,7 +273,7 @@ export function readBankConfig(env: NodeJS.ProcessEnv = process.env): BankConfig
       `STATIC_MEMBERS must list this member's own address ${self} (ADVERTISED_HOST:REMOTE_PORT), the address the other members know it by; got "${provider.members.join(',')}".`,
     );
   }
-  return { httpPort, clusterName, cluster: { mode: 'member', ...common, remote: { host, port, advertisedHost }, ...(tls !== undefined && { tls }) } };
+  return { httpPort, clusterName, cluster: { mode: 'member', ...common, gossip, remote: { host, port, advertisedHost }, ...(tls !== undefined && { tls }) } };
 }
 
 /**
@@ -262,7 +291,10 @@ export function bankOptionsOf(config: BankConfig): BankOptions {
         ? new StaticProvider({ members: cluster.provider.members })
         : new ConsulProvider({ url: cluster.provider.url, ...(cluster.provider.token !== undefined && { token: cluster.provider.token }) }),
     identityLookup:
-      redis === undefined ? new HashIdentityLookup() : new RedisIdentityLookup({ url: redis.url, keyPrefix: redis.keyPrefix, lease: redis.lease }),
+      redis === undefined
+        ? new HashIdentityLookup()
+        : new RedisIdentityLookup({ url: redis.url, keyPrefix: redis.keyPrefix, lease: redis.lease, placement: redis.placement }),
+    gossip: { ...cluster.gossip },
     remote: {
       ...(cluster.mode === 'member' && cluster.remote),
       ...(cluster.tls !== undefined && { tls: { ...cluster.tls } }),
@@ -363,7 +395,26 @@ function readRedisConfig(get: (name: string) => string | undefined): RedisConfig
   }
   const lease = get('REDIS_LEASE') ?? 'fast';
   if (!isOneOf(lease, LEASES)) throw new BankConfigError('REDIS_LEASE', `REDIS_LEASE must be one of: ${LEASES.join(', ')}; got "${lease}".`);
-  return { url, keyPrefix, lease };
+  const placement = get('REDIS_PLACEMENT') ?? 'prefer-local';
+  if (!isOneOf(placement, PLACEMENTS))
+    throw new BankConfigError('REDIS_PLACEMENT', `REDIS_PLACEMENT must be one of: ${PLACEMENTS.join(', ')}; got "${placement}".`);
+  return { url, keyPrefix, lease, placement };
+}
+
+/** `GOSSIP`, `GOSSIP_INTERVAL`, `GOSSIP_SUSPECT_AFTER` (the library checks how they fit together when the cluster starts). */
+function readGossip(get: (name: string) => string | undefined): GossipConfig {
+  const enabled = get('GOSSIP') ?? 'on';
+  if (enabled !== 'on' && enabled !== 'off') throw new BankConfigError('GOSSIP', `GOSSIP must be on or off; got "${enabled}".`);
+  const duration = (name: 'GOSSIP_INTERVAL' | 'GOSSIP_SUSPECT_AFTER'): Duration | undefined => {
+    const value = get(name);
+    if (value === undefined) return undefined;
+    if (!DURATION_PATTERN.test(value) || /^0+[a-z]/.test(value))
+      throw new BankConfigError(name, `${name} must be a positive duration such as 300ms, 5s or 1m; got "${value}".`);
+    return value as Duration;
+  };
+  const interval = duration('GOSSIP_INTERVAL');
+  const suspectAfter = duration('GOSSIP_SUSPECT_AFTER');
+  return { enabled: enabled === 'on', ...(interval !== undefined && { interval }), ...(suspectAfter !== undefined && { suspectAfter }) };
 }
 
 /** `redis://` or `rediss://`, a host, an optional port and database number, nothing else. */

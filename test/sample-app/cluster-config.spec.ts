@@ -58,6 +58,7 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
           mode: 'member',
           provider: { type: 'static', members: ['127.0.0.1:4001', '127.0.0.1:4002', '127.0.0.1:4003'] },
           identityLookup: 'hash',
+          gossip: { enabled: true },
           remote: { host: '0.0.0.0', port: 4001, advertisedHost: '127.0.0.1' },
         },
       });
@@ -80,7 +81,12 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
       expect(readBankConfig({ ...CLIENT_ENV, CLUSTER_NAME: 'east' })).toEqual({
         httpPort: 3000,
         clusterName: 'east',
-        cluster: { mode: 'client', provider: { type: 'static', members: ['127.0.0.1:4001', '127.0.0.1:4002', '127.0.0.1:4003'] }, identityLookup: 'hash' },
+        cluster: {
+          mode: 'client',
+          provider: { type: 'static', members: ['127.0.0.1:4001', '127.0.0.1:4002', '127.0.0.1:4003'] },
+          identityLookup: 'hash',
+          gossip: { enabled: true },
+        },
       });
     });
   });
@@ -298,6 +304,23 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
       expect(() => AppModule.register({ clientOnly: true })).toThrow(/needs cluster\.provider and cluster\.identityLookup/);
     });
   });
+  describe('GOSSIP, GOSSIP_INTERVAL, GOSSIP_SUSPECT_AFTER', () => {
+    it('passes what is set to the cluster, and refuses what is not a switch or a duration', () => {
+      expect(readBankConfig({ ...MEMBER_ENV, GOSSIP: 'off' }).cluster).toMatchObject({ gossip: { enabled: false } });
+      const timed = readBankConfig({ ...CLIENT_ENV, GOSSIP_INTERVAL: '100ms', GOSSIP_SUSPECT_AFTER: '2s' });
+      expect(timed.cluster).toMatchObject({ gossip: { enabled: true, interval: '100ms', suspectAfter: '2s' } });
+      expect(bankOptionsOf(timed).cluster.gossip).toEqual({ enabled: true, interval: '100ms', suspectAfter: '2s' });
+      expect(() => readBankConfig({ ...MEMBER_ENV, GOSSIP: 'yes' })).toThrow(/^GOSSIP must be on or off; got "yes"\.$/);
+      expect(() => readBankConfig({ ...MEMBER_ENV, GOSSIP_INTERVAL: '300' })).toThrow(/^GOSSIP_INTERVAL must be a positive duration/);
+      expect(() => readBankConfig({ ...MEMBER_ENV, GOSSIP_SUSPECT_AFTER: '0s' })).toThrow(/^GOSSIP_SUSPECT_AFTER must be a positive duration/);
+      expect(() => readBankConfig({ ...MEMBER_ENV, REDIS_PLACEMENT: 'nearest', IDENTITY_LOOKUP: 'redis', REDIS_URL: 'redis://h' })).toThrow(
+        /^REDIS_PLACEMENT must be one of/,
+      );
+      // Cluster mode only, as every cluster variable.
+      expect(() => readBankConfig({ GOSSIP: 'off' })).toThrow(/^GOSSIP is set but REMOTE_PORT is not/);
+    });
+  });
+
   describe('IDENTITY_LOOKUP=redis: REDIS_URL, REDIS_KEY_PREFIX, REDIS_LEASE', () => {
     it('a hosting member with REDIS_URL: key prefix "grains" and the fast lease by default', () => {
       expect(readBankConfig({ ...REDIS_ENV, HTTP_PORT: '3001' })).toEqual({
@@ -307,7 +330,8 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
           mode: 'member',
           provider: { type: 'static', members: ['127.0.0.1:4001', '127.0.0.1:4002', '127.0.0.1:4003'] },
           identityLookup: 'redis',
-          redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'grains', lease: 'fast' },
+          redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'grains', lease: 'fast', placement: 'prefer-local' },
+          gossip: { enabled: true },
           remote: { host: '0.0.0.0', port: 4001, advertisedHost: '127.0.0.1' },
         },
       });
@@ -326,8 +350,10 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
         mode: 'client',
         provider: { type: 'static', members: ['127.0.0.1:4001', '127.0.0.1:4002', '127.0.0.1:4003'] },
         identityLookup: 'redis',
-        redis: { url: 'redis://127.0.0.1:6379/', keyPrefix: 'grains', lease: 'fast' },
+        redis: { url: 'redis://127.0.0.1:6379/', keyPrefix: 'grains', lease: 'fast', placement: 'prefer-local' },
+        gossip: { enabled: true },
       });
+      expect(readBankConfig({ ...REDIS_ENV, REDIS_PLACEMENT: 'least-loaded' }).cluster).toMatchObject({ redis: { placement: 'least-loaded' } });
       // Empty counts as unset, as for every variable.
       expect(readBankConfig({ ...REDIS_ENV, REDIS_KEY_PREFIX: '', REDIS_LEASE: '' }).cluster).toMatchObject({ redis: { keyPrefix: 'grains', lease: 'fast' } });
     });

@@ -26,6 +26,8 @@ describe('sample app: GET /health', () => {
           membershipKnown: true,
           provider: { name: 'in-memory', reachable: true },
           identityLookup: { name: 'in-memory', reachable: true, ready: true },
+          // One member agrees with itself; nobody is suspected.
+          gossip: { enabled: true, topologyConsensus: true, topologyHash: expect.stringMatching(/^[0-9a-f]{16}$/), suspected: [] },
         },
       },
     });
