@@ -115,6 +115,8 @@ export class Cluster {
   readonly requestTimeoutMs: number;
   readonly #idleTimeoutMs: number;
   readonly #maxQueueLength: number;
+  /** The longest deadline members accept (`remote.inbound.maxTimeoutMs`), which a kind's `requestTimeout` must not pass; undefined without `remote`. */
+  readonly #maxRequestTimeoutMs: number | undefined;
   readonly #drainTimeoutMs: number;
   readonly #gossipEnabled: boolean;
   #state: State = State.Created;
@@ -125,7 +127,7 @@ export class Cluster {
       throw new GrainConfigurationError(`clusterName "${String(options.clusterName)}" is not valid; use letters, digits, ".", "_" and "-".`);
     }
     this.clusterName = options.clusterName;
-    const server = serverAddressOf(options.remote);
+    const server = serverAddressOf(options.remote, { log: (message) => (options.logger ?? consoleLogger).log(message) });
     // NOTE: a member that serves on a fixed port is known by its address, so its id (and the
     // placement hashed from it) survives restarts; the incarnation tells the runs apart.
     this.memberId = options.memberId ?? (server !== undefined && server.port !== 0 ? `${server.advertisedHost}:${server.port}` : randomUUID());
@@ -134,6 +136,7 @@ export class Cluster {
     this.#logger = options.logger ?? consoleLogger;
     const requestTimeoutMs = (this.requestTimeoutMs = toMs(options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT, 'requestTimeout'));
     const maxInboundTimeoutMs = options.remote?.inbound?.maxTimeoutMs ?? DEFAULT_MAX_TIMEOUT_MS;
+    this.#maxRequestTimeoutMs = options.remote === undefined ? undefined : maxInboundTimeoutMs;
     if (options.remote !== undefined && requestTimeoutMs > maxInboundTimeoutMs) {
       // NOTE: members refuse calls with a longer deadline (remote.inbound.maxTimeoutMs): every
       // remote call would fail while local ones work. Say so now, not call by call.
@@ -288,7 +291,11 @@ export class Cluster {
     }
     this.#kinds.set(
       definition.name,
-      new ClusterKind(definition as KindDefinition, { idleTimeoutMs: this.#idleTimeoutMs, maxQueueLength: this.#maxQueueLength }),
+      new ClusterKind(definition as KindDefinition, {
+        idleTimeoutMs: this.#idleTimeoutMs,
+        maxQueueLength: this.#maxQueueLength,
+        ...(this.#maxRequestTimeoutMs !== undefined && { maxRequestTimeoutMs: this.#maxRequestTimeoutMs }),
+      }),
     );
   }
 
@@ -309,6 +316,7 @@ export class Cluster {
           member: this.#member,
           members: this.#members,
           activations: this.#activations,
+          kinds: this.#kinds,
           router: this.#router,
           logger,
           load: (memberId) => this.#gossiper.load(memberId),
@@ -424,7 +432,10 @@ export class Cluster {
     return { activations: this.#activations.size, ...this.#activations.counters, pidCache: { size, hits, misses } };
   }
 
-  /** A typed client for `kind`. */
+  /**
+   * A typed client for `kind`, hosted here or elsewhere. A call that gives no `timeout` gets the
+   * kind's `requestTimeout` when this member hosts the kind, else the cluster's.
+   */
   client<T>(kind: string): GrainClient<T> {
     return new KindClient<T>(this.#router, kind);
   }
@@ -432,7 +443,8 @@ export class Cluster {
   /** Call a grain method by name; what a client's references do. */
   request(kind: string, identity: string, method: string, args: unknown[], options?: GrainCallOptions): Promise<unknown> {
     try {
-      const timeoutMs = options?.timeout === undefined ? undefined : toMs(options.timeout, 'timeout');
+      // NOTE: a kind hosted here has its own requestTimeout; one known by name only, the cluster's.
+      const timeoutMs = options?.timeout === undefined ? this.#kinds.get(kind)?.requestTimeoutMs : toMs(options.timeout, 'timeout');
       return this.#router.invoke(kind, identity, method, args, timeoutMs, options?.signal);
     } catch (error) {
       return Promise.reject(error instanceof GrainError ? new InvalidGrainCallError(error.message) : error);

@@ -2,7 +2,10 @@ import type { Duration } from './duration.js';
 
 /** Per-call options: `client.get(id, { timeout, signal }).method(...)`. */
 export interface GrainCallOptions {
-  /** The call's deadline, from now. @default the cluster's `requestTimeout` */
+  /**
+   * The call's deadline, from now. @default the kind's `@Grain({ requestTimeout })` on a member
+   * that hosts the kind, else the cluster's `requestTimeout`
+   */
   timeout?: Duration;
   /** Abort the call: a queued call is dropped unrun, a running one is answered at once. */
   signal?: AbortSignal;

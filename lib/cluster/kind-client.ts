@@ -97,8 +97,11 @@ function methodCaller(invoker: GrainInvoker, kind: string, method: string) {
 }
 
 function routeCaller(invoker: GrainInvoker, route: MethodRoute) {
+  // NOTE: the kind's own requestTimeout is known where the kind is hosted (`route.kind`); a kind
+  // known by name only leaves it to the cluster's requestTimeout (undefined here).
+  const kindTimeoutMs = route.kind?.requestTimeoutMs;
   return function (this: RefState, ...args: unknown[]): Promise<unknown> {
-    return invoker.invokeRoute(route, this[IDENTITY], this[KEY], args, this[TIMEOUT], this[SIGNAL]);
+    return invoker.invokeRoute(route, this[IDENTITY], this[KEY], args, this[TIMEOUT] ?? kindTimeoutMs, this[SIGNAL]);
   };
 }
 

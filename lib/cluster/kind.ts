@@ -2,6 +2,8 @@ import { callableMethods } from './callable-methods.js';
 import { type Duration, toMs } from './duration.js';
 import { GrainConfigurationError } from './errors.js';
 import type { GrainContext } from './grain-context.js';
+import { type Placement, placementStrategy } from './placement/placement.js';
+import type { PlacementStrategy } from './placement/placement-strategy.js';
 
 /** Why an activation is being deactivated, as `onGrainDeactivate(reason)` receives it. */
 export type DeactivationReason = 'idle' | 'requested' | 'shutdown';
@@ -31,6 +33,18 @@ export interface KindDefinition<T extends object = object> {
   readonly idleTimeout?: Duration;
   /** Calls that may wait per activation. @default the cluster's `maxQueueLength` */
   readonly maxQueueLength?: number;
+  /**
+   * The deadline of a call to this kind that gives no `timeout` of its own, for calls made on
+   * a member that hosts the kind. A member that knows the kind by name only does not know
+   * this, and gives such calls its own `requestTimeout`. @default the cluster's `requestTimeout`
+   */
+  readonly requestTimeout?: Duration;
+  /**
+   * Where the identity lookup places new activations of this kind, on the members that host it
+   * (RedisIdentityLookup; its `placementByKind` entry for the kind wins over this). @default the
+   * lookup's `placement`
+   */
+  readonly placement?: Placement | PlacementStrategy;
   /** Every method interleaves (the kind is re-entrant). @default false */
   readonly interleave?: boolean;
   /** Methods that may interleave with each other (read-only methods). */
@@ -49,6 +63,19 @@ export interface KindDefinition<T extends object = object> {
 }
 
 const KIND_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** Whether `name` may name a kind: letters, digits, `.`, `_`, `-`, not starting with a symbol. */
+export function isKindName(name: string): boolean {
+  return KIND_NAME.test(name);
+}
+
+/** What a kind falls back on, from the cluster's options. */
+export interface KindDefaults {
+  readonly idleTimeoutMs: number;
+  readonly maxQueueLength: number;
+  /** The longest call deadline members accept (`remote.inbound.maxTimeoutMs`); undefined without a remote. */
+  readonly maxRequestTimeoutMs?: number;
+}
 
 /** Everything the request path needs to know about one method, worked out once per kind. */
 export interface MethodRoute {
@@ -72,10 +99,14 @@ export class ClusterKind<T extends object = object> {
   /** One route per callable method. */
   readonly routes: ReadonlyMap<string, MethodRoute>;
   readonly canActivate: ((identity: string) => boolean) | undefined;
+  /** The deadline of calls made here that give none of their own; undefined: the cluster's `requestTimeout`. */
+  readonly requestTimeoutMs: number | undefined;
+  /** Where new activations go (`definition.placement`); undefined: wherever the identity lookup's own options say. */
+  readonly placement: PlacementStrategy | undefined;
 
   constructor(
     readonly definition: KindDefinition<T>,
-    defaults: { idleTimeoutMs: number; maxQueueLength: number },
+    defaults: KindDefaults,
   ) {
     if (!KIND_NAME.test(definition.name)) {
       throw new GrainConfigurationError(
@@ -94,6 +125,17 @@ export class ClusterKind<T extends object = object> {
     }
     this.idleTimeoutMs =
       definition.idleTimeout === undefined ? defaults.idleTimeoutMs : toMs(definition.idleTimeout, `${definition.grainClass.name} idleTimeout`);
+    this.requestTimeoutMs =
+      definition.requestTimeout === undefined ? undefined : toMs(definition.requestTimeout, `${definition.grainClass.name} requestTimeout`);
+    const maxRequestTimeoutMs = defaults.maxRequestTimeoutMs;
+    if (this.requestTimeoutMs !== undefined && maxRequestTimeoutMs !== undefined && this.requestTimeoutMs > maxRequestTimeoutMs) {
+      // NOTE: members refuse calls with a longer deadline: every remote call to the kind would fail.
+      throw new GrainConfigurationError(
+        `Grain class "${definition.grainClass.name}": requestTimeout (${this.requestTimeoutMs} ms) is longer than members accept (remote.inbound.maxTimeoutMs, ${maxRequestTimeoutMs} ms); raise remote.inbound.maxTimeoutMs on every member, or shorten it.`,
+      );
+    }
+    this.placement =
+      definition.placement === undefined ? undefined : placementStrategy(definition.placement, `Grain class "${definition.grainClass.name}" placement`);
     const idempotent = new Set(definition.idempotentMethods ?? []);
     for (const method of idempotent) {
       if (!this.callable.has(method)) {

@@ -4,6 +4,9 @@ export const NOT_A_GRAIN = (name: string) =>
 export const GRAIN_CLASS_UNDEFINED = () =>
   'A grain class passed to ClusterModule.forFeature() or @InjectGrainClient() is undefined. This usually means a circular import; pass the kind name as a string instead.';
 
+export const BAD_KIND_NAME = (name: string) =>
+  `ClusterModule.forFeature(): "${name}" is not a kind name; pass the name a @Grain() class declares (letters, digits, ".", "_" and "-"), or the class itself to host the kind here.`;
+
 export const GRAIN_CONTEXT_OUTSIDE_GRAIN = () =>
   'GrainContext can only be injected into @Grain() classes (with @InjectGrainContext()). A provider or controller asked for it; grains are registered with ClusterModule.forFeature([...]), not listed in providers.';
 

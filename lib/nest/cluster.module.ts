@@ -19,9 +19,7 @@ export class ClusterFeatureModule {}
  *
  * - `ClusterModule.forRoot(options)` / `forRootAsync({...})`, once, in the root module: the
  *   member (global). Without a provider and identity lookup it runs embedded.
- * - `ClusterModule.forFeature([AccountGrain, 'transfer'])` in any module: hosts the grain
- *   classes listed as kinds on this member, and provides a `GrainClient` for each class and
- *   kind name listed (names for kinds hosted elsewhere or imported as types only).
+ * - `ClusterModule.forFeature([...])` in any module that hosts or calls grains; see `forFeature`.
  */
 @Module({
   imports: [DiscoveryModule],
@@ -39,6 +37,20 @@ export class ClusterFeatureModule {}
   exports: [Cluster, ClusterHealthIndicator, grainContextGuardProvider],
 })
 export class ClusterModule extends ConfigurableClusterModule {
+  /**
+   * Hosting a kind and calling it are separate:
+   *
+   * - a grain class (`forFeature([AccountGrain])`) hosts its kind on this member: activations of
+   *   it may be placed here. It also provides the kind's client.
+   * - a kind name (`forFeature(['account'])`) provides the kind's client only: this member hosts
+   *   nothing, and calls go to the members that host the kind (an API gateway, another service,
+   *   or a module that may import the grain as a type only). The kind's `@Grain()` options are
+   *   not known from its name: unless this member also hosts the kind, a call's deadline is its
+   *   own `timeout`, else this member's `requestTimeout`.
+   *
+   * Both may be listed together (`[AccountGrain, 'transfer']`). Each client is injected with
+   * `@InjectGrainClient(AccountGrain | 'account')` in this module, or in one importing it.
+   */
   static forFeature(entries: ReadonlyArray<GrainClass | string>): DynamicModule {
     const { classes, names } = splitFeatureEntries(entries);
     const clients = createGrainClientProviders([...classes, ...names]);

@@ -1,15 +1,15 @@
 import { callableMethods } from '../cluster/callable-methods.js';
 import { GrainConfigurationError } from '../cluster/errors.js';
 import type { GrainClass } from '../cluster/kind.js';
-import { IDEMPOTENT_METADATA, INTERLEAVE_METADATA } from './cluster.constants.js';
+import { GRAIN_METADATA, IDEMPOTENT_METADATA, INTERLEAVE_METADATA } from './cluster.constants.js';
 import { GRAIN_CLASS_UNDEFINED, NOT_A_GRAIN } from './cluster.messages.js';
-import { GrainDiscoverable, type GrainMetadata } from './decorators/grain.decorator.js';
+import type { GrainMetadata } from './decorators/grain.decorator.js';
 
 /** Reads what the decorators stored. */
 export class GrainMetadataAccessor {
   static metadataOf(grainClass: GrainClass | undefined): GrainMetadata {
     if (grainClass === undefined) throw new GrainConfigurationError(GRAIN_CLASS_UNDEFINED());
-    const metadata = Reflect.getMetadata(GrainDiscoverable.KEY, grainClass) as GrainMetadata | undefined;
+    const metadata = Reflect.getMetadata(GRAIN_METADATA, grainClass) as GrainMetadata | undefined;
     if (metadata === undefined) throw new GrainConfigurationError(NOT_A_GRAIN(grainClass.name));
     return metadata;
   }
@@ -19,7 +19,7 @@ export class GrainMetadataAccessor {
   }
 
   static isGrain(grainClass: unknown): boolean {
-    return typeof grainClass === 'function' && Reflect.getMetadata(GrainDiscoverable.KEY, grainClass) !== undefined;
+    return typeof grainClass === 'function' && Reflect.getMetadata(GRAIN_METADATA, grainClass) !== undefined;
   }
 
   /** Callable methods marked `@Interleave()`. */

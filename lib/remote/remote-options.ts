@@ -8,7 +8,11 @@ export interface RemoteOptions {
   host?: string;
   /** Port the server listens on; 0 picks a free one. Omit for a client-only member (hosts no kinds, serves nothing). */
   port?: number;
-  /** The host other members use to reach this one. @default `host`, or '127.0.0.1' when host is '0.0.0.0' */
+  /**
+   * The host other members use to reach this one. @default `host`; when `host` is every
+   * interface ('0.0.0.0', '::'), this host's first non-internal IPv4 address (logged), and a
+   * startup error when it has none
+   */
   advertisedHost?: string;
   /** Largest frame sent or accepted, and largest encoded argument list or result. @default 4 MiB */
   maxMessageSize?: number;

@@ -236,13 +236,18 @@ describe.skipIf(!hasOpenssl())('mTLS between members (remote.tls)', () => {
   });
 
   describe('the plaintext warning', () => {
-    it.each<[string, { host: string; tls?: boolean }, number]>([
-      ['binding 0.0.0.0 without TLS: warned once', { host: '0.0.0.0' }, 1],
-      ['binding 0.0.0.0 with TLS: not warned', { host: '0.0.0.0', tls: true }, 0],
+    it.each<[string, { host: string; advertisedHost?: string; tls?: boolean }, number]>([
+      ['binding 0.0.0.0 without TLS: warned once', { host: '0.0.0.0', advertisedHost: '127.0.0.1' }, 1],
+      ['binding 0.0.0.0 with TLS: not warned', { host: '0.0.0.0', advertisedHost: '127.0.0.1', tls: true }, 0],
       ['binding loopback without TLS: not warned', { host: '127.0.0.1' }, 0],
-    ])('%s', async (_, { host, tls }, warnings) => {
+    ])('%s', async (_, { host, advertisedHost, tls }, warnings) => {
       const logger = new RecordingLogger();
-      const cluster = new Cluster({ clusterName: CLUSTER, logger, remote: { host, port: 0, ...(tls && { tls: ca.tls('w') }) } });
+      // NOTE: advertisedHost given, so the test does not depend on this machine having a non-loopback address.
+      const cluster = new Cluster({
+        clusterName: CLUSTER,
+        logger,
+        remote: { host, port: 0, ...(advertisedHost && { advertisedHost }), ...(tls && { tls: ca.tls('w') }) },
+      });
       await cluster.start();
       stops.push(() => cluster.shutdown());
       const warned = logger.messages('warn').filter((m) => m.includes('runs without TLS'));

@@ -309,7 +309,7 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
       expect(readBankConfig({ ...MEMBER_ENV, GOSSIP: 'off' }).cluster).toMatchObject({ gossip: { enabled: false } });
       const timed = readBankConfig({ ...CLIENT_ENV, GOSSIP_INTERVAL: '100ms', GOSSIP_SUSPECT_AFTER: '2s' });
       expect(timed.cluster).toMatchObject({ gossip: { enabled: true, interval: '100ms', suspectAfter: '2s' } });
-      expect(bankOptionsOf(timed).cluster.gossip).toEqual({ enabled: true, interval: '100ms', suspectAfter: '2s' });
+      expect(bankOptionsOf(timed).cluster?.gossip).toEqual({ enabled: true, interval: '100ms', suspectAfter: '2s' });
       expect(() => readBankConfig({ ...MEMBER_ENV, GOSSIP: 'yes' })).toThrow(/^GOSSIP must be on or off; got "yes"\.$/);
       expect(() => readBankConfig({ ...MEMBER_ENV, GOSSIP_INTERVAL: '300' })).toThrow(/^GOSSIP_INTERVAL must be a positive duration/);
       expect(() => readBankConfig({ ...MEMBER_ENV, GOSSIP_SUSPECT_AFTER: '0s' })).toThrow(/^GOSSIP_SUSPECT_AFTER must be a positive duration/);

@@ -1,6 +1,7 @@
 import type { Pid } from '../../actor/pid.js';
 import type { TurnGuard } from '../fencing.js';
 import type { MemberLoad } from '../gossip/gossiper.js';
+import type { PlacementStrategy } from '../placement/placement-strategy.js';
 import type { Member } from '../providers/cluster-provider.js';
 
 export type { TurnGuard };
@@ -34,6 +35,12 @@ export interface LookupMember {
   membershipComplete(): boolean;
   /** Whether this member hosts `kind` (and may take new activations of it: false once it is leaving). */
   hostsKind(kind: string): boolean;
+  /**
+   * The placement `kind` declares for itself (`@Grain({ placement })`, `KindDefinition.placement`),
+   * known only where the kind is hosted: undefined when this member does not host it, or the kind
+   * declares none. Absent: none is known.
+   */
+  placementOf?(kind: string): PlacementStrategy | undefined;
   /** A new activation id, unique in the cluster (for claims made before the activation exists). */
   newActivationId(): string;
   /**

@@ -2,6 +2,7 @@ import type { DeadlineSweeper } from '../../actor/deadline-sweeper.js';
 import { defaultCodec } from '../../remote/codec/default-codec.js';
 import { PROTOCOL_MAX, PROTOCOL_MIN } from '../../remote/protocol.js';
 import { isIP } from 'node:net';
+import { type NetworkInterfaceInfo, networkInterfaces } from 'node:os';
 import {
   DEFAULT_MAX_MESSAGE_SIZE,
   DEFAULT_MAX_QUEUED_PER_PEER,
@@ -44,13 +45,62 @@ export interface ClusterRemotingDeps {
   readonly gossip?: GossipReceiver;
 }
 
-/** Where a member with `options` serves, or undefined for a client-only member. Throws on a bad port. */
-export function serverAddressOf(options: RemoteOptions | undefined): ServerAddress | undefined {
+/** The host's network interfaces, as `os.networkInterfaces()` lists them. */
+export type NetworkInterfaces = NodeJS.Dict<NetworkInterfaceInfo[]>;
+
+/** What `serverAddressOf` asks of the host, and where it says what it chose. */
+export interface ServerAddressEnvironment {
+  /** @default os.networkInterfaces */
+  readonly interfaces?: () => NetworkInterfaces;
+  /** Told when the advertised host was picked from the interfaces (once per call). */
+  readonly log?: (message: string) => void;
+}
+
+/**
+ * Where a member with `options` serves, or undefined for a client-only member. The advertised
+ * host is `remote.advertisedHost`, else the host bound; a member binding every interface
+ * (`0.0.0.0`, `::`) advertises the host's first non-internal IPv4 address instead. Throws
+ * GrainConfigurationError on a bad port, or when there is no such address to advertise.
+ */
+export function serverAddressOf(
+  options: RemoteOptions | undefined,
+  { interfaces = networkInterfaces, log }: ServerAddressEnvironment = {},
+): ServerAddress | undefined {
   if (options?.port === undefined) return undefined;
-  if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65_535)
-    throw new GrainConfigurationError(`remote.port ${String(options.port)} is not a port number.`);
+  const port = options.port;
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new GrainConfigurationError(`remote.port ${String(port)} is not a port number.`);
   const host = options.host ?? '0.0.0.0';
-  return { host, port: options.port, advertisedHost: options.advertisedHost ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host) };
+  if (options.advertisedHost !== undefined) return { host, port, advertisedHost: options.advertisedHost };
+  if (!bindsEveryInterface(host)) return { host, port, advertisedHost: host };
+  // NOTE: never 127.0.0.1 here: every member of a cluster spread over hosts would advertise the
+  // same address, which each of the others reaches as itself. The host's own address is what
+  // they can reach in the usual case of one network interface (a container, a VM).
+  const picked = firstExternalIPv4(interfaces());
+  if (picked === undefined) {
+    throw new GrainConfigurationError(
+      `remote.host "${host}" listens on every interface, but this host has no non-internal IPv4 address to tell the other members. Set remote.advertisedHost to the host they reach this member at (127.0.0.1 when every member runs on this machine).`,
+    );
+  }
+  log?.(
+    `remote.host "${host}" listens on every interface and remote.advertisedHost is not set: the other members are told to reach this member at ${picked.address} (interface ${picked.name}, its first non-internal IPv4 address). Set remote.advertisedHost if they reach it at another address.`,
+  );
+  return { host, port, advertisedHost: picked.address };
+}
+
+/** `0.0.0.0`, `::` (or `[::]`, `0:0:…:0`): the server accepts connections on every interface. */
+function bindsEveryInterface(host: string): boolean {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  return bare === '0.0.0.0' || (isIP(bare) === 6 && /^[0:]+$/.test(bare));
+}
+
+/** The first IPv4 address that is neither internal (loopback) nor link-local (169.254/16: never routed). */
+function firstExternalIPv4(interfaces: NetworkInterfaces): { name: string; address: string } | undefined {
+  for (const [name, addresses] of Object.entries(interfaces)) {
+    for (const info of addresses ?? []) {
+      if (info.family === 'IPv4' && !info.internal && !info.address.startsWith('169.254.')) return { name, address: info.address };
+    }
+  }
+  return undefined;
 }
 
 /**

@@ -32,7 +32,7 @@ export interface ClaimsContext {
   readonly keys: RedisKeys;
   readonly member: LookupMember;
   readonly lease: ClaimLease;
-  /** Where new activations go unless `placementByKind` names the kind. */
+  /** Where new activations go unless `placementByKind` names the kind or the kind declares its own. */
   readonly placement: PlacementStrategy;
   readonly placementByKind: ReadonlyMap<string, PlacementStrategy>;
 }
@@ -160,8 +160,15 @@ export class RedisClaims {
     return { memberId, incarnation, address: address ?? '', id: activation };
   }
 
+  /**
+   * The lookup's `placementByKind` entry, else the kind's own (`@Grain({ placement })`, known
+   * where it is hosted), else the lookup's `placement`.
+   *
+   * NOTE: the lookup's options win: they are the deployment's, the same on every member,
+   * including those that call the kind without hosting it (and so never see its own).
+   */
   private placementOf(kind: string): PlacementStrategy {
-    return this.placementByKind.get(kind) ?? this.placement;
+    return this.placementByKind.get(kind) ?? this.member.placementOf?.(kind) ?? this.placement;
   }
 
   private generationChanged(generation: string): ClusterUnavailableError {

@@ -47,10 +47,14 @@ export interface RedisIdentityLookupOptions {
   /**
    * Where new activations go: `'prefer-local'` (this member when it hosts the kind, else a
    * random member hosting it), `'random'`, `'rendezvous'` (hash of the identity over the
-   * members hosting the kind), or a `PlacementStrategy` of your own. @default 'prefer-local'
+   * members hosting the kind), or a `PlacementStrategy` of your own. A kind's own
+   * `@Grain({ placement })` wins over it on the members that host the kind. @default 'prefer-local'
    */
   placement?: Placement | PlacementStrategy;
-  /** Per-kind placement, overriding `placement`. */
+  /**
+   * Per-kind placement, overriding both `placement` and the kind's own `@Grain({ placement })`.
+   * The same on every member, so it also applies where the kind is called without being hosted.
+   */
   placementByKind?: Readonly<Record<string, Placement | PlacementStrategy>>;
   /** Longest a lookup command may take before the call fails with ClusterUnavailableError. @default '1s' */
   commandTimeout?: Duration;
