@@ -21,8 +21,8 @@ import type { BankOptions } from '../app.module.js';
  * | `HTTP_PORT` | HTTP port, 0 to 65535 (0: any free port). Default 3000 |
  * | `CLUSTER_NAME` | the cluster's name: letters, digits, ".", "_", "-". Default `bank` |
  * | `REMOTE_PORT` | set (1 to 65535): this process is a cluster member serving its grains on this port |
- * | `REMOTE_HOST` | interface the remote binds. Default `0.0.0.0` |
- * | `ADVERTISED_HOST` | host the other members reach this one at. Default `REMOTE_HOST`, or `127.0.0.1` when binding `0.0.0.0` / `::` |
+ * | `REMOTE_HOST` | interface the remote binds. Default `127.0.0.1` (this machine only) |
+ * | `ADVERTISED_HOST` | host the other members reach this one at. Default `REMOTE_HOST`; required when `REMOTE_HOST` is `0.0.0.0` or `::` (every interface: no one address to advertise) |
  * | `CLUSTER_PROVIDER` | membership; required in cluster mode. Allowed: `static`, `consul` |
  * | `STATIC_MEMBERS` | with `static` (required then): the hosting members' addresses, `host:port,host:port,...` |
  * | `CONSUL_URL` | with `consul`: the Consul agent, `http://` or `https://`. Default `http://127.0.0.1:8500` |
@@ -147,7 +147,12 @@ export class BankConfigError extends Error {
 
 export const DEFAULT_HTTP_PORT = 3000;
 export const DEFAULT_CLUSTER_NAME = 'bank';
-export const DEFAULT_REMOTE_HOST = '0.0.0.0';
+/**
+ * The default of `REMOTE_HOST`: this machine only. NOTE: a member binding every interface must
+ * say where the others reach it (`ADVERTISED_HOST`); advertising 127.0.0.1 from every host of
+ * a cluster would have each member reach itself.
+ */
+export const DEFAULT_REMOTE_HOST = '127.0.0.1';
 /** The default of `REDIS_KEY_PREFIX`, the same as `RedisIdentityLookup`'s. */
 export const DEFAULT_REDIS_KEY_PREFIX = 'grains';
 /** The default of `CONSUL_URL`: a Consul agent on this machine, on Consul's default port. */
@@ -255,7 +260,13 @@ export function readBankConfig(env: NodeJS.ProcessEnv = process.env): BankConfig
   const host = get('REMOTE_HOST') ?? DEFAULT_REMOTE_HOST;
   if (!isHost(host))
     throw new BankConfigError('REMOTE_HOST', `REMOTE_HOST must be a host name or an IP address to bind (such as 0.0.0.0 or 127.0.0.1); got "${host}".`);
-  const advertisedHost = get('ADVERTISED_HOST') ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
+  if ((host === '0.0.0.0' || host === '::') && get('ADVERTISED_HOST') === undefined) {
+    throw new BankConfigError(
+      'ADVERTISED_HOST',
+      `ADVERTISED_HOST is required when REMOTE_HOST is "${host}" (every interface): the address the other members reach this one at, such as its IP or DNS name.`,
+    );
+  }
+  const advertisedHost = get('ADVERTISED_HOST') ?? host;
   if (!isAdvertisableHost(advertisedHost)) {
     const variable = get('ADVERTISED_HOST') === undefined ? 'REMOTE_HOST' : 'ADVERTISED_HOST';
     throw new BankConfigError(

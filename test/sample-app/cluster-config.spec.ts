@@ -50,7 +50,7 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
       expect(readBankConfig({ CLIENT_ONLY: 'false' }).cluster.mode).toBe('embedded');
     });
 
-    it('REMOTE_PORT set: a hosting member binding 0.0.0.0, advertised as 127.0.0.1', () => {
+    it('REMOTE_PORT set: a hosting member binding 127.0.0.1, advertised as itself', () => {
       expect(readBankConfig({ ...MEMBER_ENV, HTTP_PORT: '3001' })).toEqual({
         httpPort: 3001,
         clusterName: 'bank',
@@ -59,7 +59,7 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
           provider: { type: 'static', members: ['127.0.0.1:4001', '127.0.0.1:4002', '127.0.0.1:4003'] },
           identityLookup: 'hash',
           gossip: { enabled: true },
-          remote: { host: '0.0.0.0', port: 4001, advertisedHost: '127.0.0.1' },
+          remote: { host: '127.0.0.1', port: 4001, advertisedHost: '127.0.0.1' },
         },
       });
     });
@@ -71,9 +71,14 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
         remote: { host: '10.0.0.5', port: 4001, advertisedHost: '10.0.0.5' },
         provider: { members: ['10.0.0.5:4001', '10.0.0.6:4001'] },
       });
-      const advertised = readBankConfig({ ...MEMBER_ENV, ADVERTISED_HOST: 'bank-1.internal', STATIC_MEMBERS: 'bank-1.internal:4001,bank-2.internal:4001' });
+      const advertised = readBankConfig({
+        ...MEMBER_ENV,
+        REMOTE_HOST: '0.0.0.0',
+        ADVERTISED_HOST: 'bank-1.internal',
+        STATIC_MEMBERS: 'bank-1.internal:4001,bank-2.internal:4001',
+      });
       expect(advertised.cluster).toMatchObject({ remote: { host: '0.0.0.0', port: 4001, advertisedHost: 'bank-1.internal' } });
-      const ipv6 = readBankConfig({ ...MEMBER_ENV, REMOTE_HOST: '::' });
+      const ipv6 = readBankConfig({ ...MEMBER_ENV, REMOTE_HOST: '::', ADVERTISED_HOST: '127.0.0.1' });
       expect(ipv6.cluster).toMatchObject({ remote: { host: '::', advertisedHost: '127.0.0.1' } });
     });
 
@@ -179,6 +184,12 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
         /^REMOTE_HOST must be a host name or an IP address to bind \(such as 0\.0\.0\.0 or 127\.0\.0\.1\); got "not a host"\.$/,
       ],
       [
+        'REMOTE_HOST every interface, no ADVERTISED_HOST (every member would advertise 127.0.0.1)',
+        { ...MEMBER_ENV, REMOTE_HOST: '0.0.0.0' },
+        'ADVERTISED_HOST',
+        /^ADVERTISED_HOST is required when REMOTE_HOST is "0\.0\.0\.0" \(every interface\)/,
+      ],
+      [
         'REMOTE_HOST an IPv6 address, no ADVERTISED_HOST',
         { ...MEMBER_ENV, REMOTE_HOST: '::1' },
         'REMOTE_HOST',
@@ -260,7 +271,7 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
       const config: BankConfig = readBankConfig(MEMBER_ENV);
       const options = bankOptionsOf(config);
       expect(options.clientOnly).toBe(false);
-      expect(options.cluster).toMatchObject({ clusterName: 'bank', remote: { host: '0.0.0.0', port: 4001, advertisedHost: '127.0.0.1' } });
+      expect(options.cluster).toMatchObject({ clusterName: 'bank', remote: { host: '127.0.0.1', port: 4001, advertisedHost: '127.0.0.1' } });
       expect(options.cluster?.provider).toBeInstanceOf(StaticProvider);
       expect(options.cluster?.identityLookup).toBeInstanceOf(HashIdentityLookup);
       const again = bankOptionsOf(config);
@@ -332,7 +343,7 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
           identityLookup: 'redis',
           redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'grains', lease: 'fast', placement: 'prefer-local' },
           gossip: { enabled: true },
-          remote: { host: '0.0.0.0', port: 4001, advertisedHost: '127.0.0.1' },
+          remote: { host: '127.0.0.1', port: 4001, advertisedHost: '127.0.0.1' },
         },
       });
     });
@@ -450,7 +461,7 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
     it('bankOptionsOf: a RedisIdentityLookup, and the ledger and journal in the same Redis under the same prefix', () => {
       const options = bankOptionsOf(readBankConfig({ ...REDIS_ENV, REDIS_KEY_PREFIX: 'eu', REDIS_LEASE: 'safe', CLUSTER_NAME: 'east' }));
       expect(options.clientOnly).toBe(false);
-      expect(options.cluster).toMatchObject({ clusterName: 'east', remote: { host: '0.0.0.0', port: 4001, advertisedHost: '127.0.0.1' } });
+      expect(options.cluster).toMatchObject({ clusterName: 'east', remote: { host: '127.0.0.1', port: 4001, advertisedHost: '127.0.0.1' } });
       expect(options.cluster?.provider).toBeInstanceOf(StaticProvider);
       expect(options.cluster?.identityLookup).toBeInstanceOf(RedisIdentityLookup);
       expect(options.redisStores).toEqual({ url: 'redis://127.0.0.1:6379', keyPrefix: 'eu' });
@@ -475,8 +486,8 @@ describe('sample app: configuration from the environment (readBankConfig)', () =
 
     it('a hosting member with all three: remote.tls from the files, beside its host and port', () => {
       const config = readBankConfig({ ...MEMBER_ENV, ...TLS_ENV });
-      expect(config.cluster).toMatchObject({ mode: 'member', remote: { host: '0.0.0.0', port: 4001, advertisedHost: '127.0.0.1' }, tls: TLS_FILES });
-      expect(bankOptionsOf(config).cluster?.remote).toEqual({ host: '0.0.0.0', port: 4001, advertisedHost: '127.0.0.1', tls: TLS_FILES });
+      expect(config.cluster).toMatchObject({ mode: 'member', remote: { host: '127.0.0.1', port: 4001, advertisedHost: '127.0.0.1' }, tls: TLS_FILES });
+      expect(bankOptionsOf(config).cluster?.remote).toEqual({ host: '127.0.0.1', port: 4001, advertisedHost: '127.0.0.1', tls: TLS_FILES });
     });
 
     it('a client-only member with all three: a remote with TLS and no port', () => {
