@@ -17,7 +17,9 @@
 import { performance } from 'node:perf_hooks';
 import type { Cluster, GrainRef } from 'nestjs-grains';
 import { cpuMicros, reportStartFailure, serveParent } from '../remote/child-process.js';
+import { memberHealth, type RunningMember } from '../support/member-child.js';
 import { loadRuntime, SilentLogger } from '../support/runtime.js';
+import { hrNow, pollUntil, sleep } from '../support/timing.js';
 import { GOSSIP_BENCH_KIND, GossipBenchGrain, SPREAD_KEY } from './grain.js';
 import type {
   GossipMemberConfig,
@@ -37,14 +39,7 @@ const CALL_TIMEOUT_MS = 5_000;
 /** Identities tried to find grains placed on another member (hash placement: most land elsewhere with 2+ members). */
 const PLACEMENT_TRIES = 20;
 
-const hrNow = () => Number(process.hrtime.bigint());
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-interface Running {
-  readonly config: GossipMemberConfig;
-  readonly cluster: Cluster;
-  readonly logger: SilentLogger;
-}
+type Running = RunningMember<GossipMemberConfig>;
 
 let running: Running | undefined;
 
@@ -82,10 +77,12 @@ async function startMember(config: GossipMemberConfig): Promise<Running> {
   await cluster.start();
   if (cluster.remoteAddress !== `127.0.0.1:${config.port}`) throw new Error(`${config.name} listens on ${cluster.remoteAddress}, not 127.0.0.1:${config.port}`);
   await cluster.whenReady(READY_TIMEOUT_MS);
-  const readyBy = performance.now() + READY_TIMEOUT_MS;
-  while (hosting(cluster) < config.members.length && performance.now() < readyBy) await sleep(5);
-  if (hosting(cluster) < config.members.length)
-    throw new Error(`${config.name} knows ${hosting(cluster)} of ${config.members.length} members after ${READY_TIMEOUT_MS} ms`);
+  await pollUntil(
+    () => hosting(cluster) >= config.members.length,
+    READY_TIMEOUT_MS,
+    5,
+    () => `${config.name} knows ${hosting(cluster)} of ${config.members.length} members after ${READY_TIMEOUT_MS} ms`,
+  );
   return { config, cluster, logger };
 }
 
@@ -111,15 +108,12 @@ function stats(): GossipMemberStats {
       .members()
       .filter((m) => m.status === 'suspected')
       .map((m) => m.id),
-    loggedProblems: logger.problems,
-    lastProblem: logger.lastProblem ?? null,
-    heapUsedMb: process.memoryUsage().heapUsed / 2 ** 20,
+    ...memberHealth(logger),
   };
 }
 
 async function gossipReady(request: GossipReadyRequest): Promise<number> {
   const { cluster, config } = member();
-  const t0 = performance.now();
   if (!config.gossip) return 0;
   const ok = () => {
     const list = cluster.gossip.members();
@@ -129,14 +123,12 @@ async function gossipReady(request: GossipReadyRequest): Promise<number> {
       cluster.topologyConsensus().consensus
     );
   };
-  while (!ok()) {
-    if (performance.now() - t0 > request.maxMs)
-      throw new Error(
-        `gossip not converged after ${request.maxMs} ms: ${JSON.stringify({ members: cluster.gossip.members(), consensus: cluster.topologyConsensus() })}`,
-      );
-    await sleep(5);
-  }
-  return performance.now() - t0;
+  return pollUntil(
+    ok,
+    request.maxMs,
+    5,
+    () => `gossip not converged after ${request.maxMs} ms: ${JSON.stringify({ members: cluster.gossip.members(), consensus: cluster.topologyConsensus() })}`,
+  );
 }
 
 function spreadSet(request: SpreadSetRequest): number {

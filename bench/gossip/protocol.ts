@@ -3,6 +3,7 @@
  * (bench/gossip/scenarios.ts) say to each other over IPC (bench/remote/child-process.ts).
  * Types only.
  */
+import type { MemberHealth } from '../support/member-child.js';
 
 /** A member's configuration: one JSON argument on its command line. */
 export interface GossipMemberConfig {
@@ -19,7 +20,7 @@ export interface GossipMemberConfig {
   readonly gossip: boolean;
 }
 
-export interface GossipMemberStats {
+export interface GossipMemberStats extends MemberHealth {
   readonly memberId: string;
   readonly gossipEnabled: boolean;
   /** Hosting members known (itself included). */
@@ -29,9 +30,6 @@ export interface GossipMemberStats {
   readonly consensus: boolean;
   /** Members gossip suspects now. */
   readonly suspected: readonly string[];
-  readonly loggedProblems: number;
-  readonly lastProblem: string | null;
-  readonly heapUsedMb: number;
 }
 
 /** `gossipReady`: until topology consensus and every other member's heartbeat heard (bounded); replies the ms waited. */

@@ -20,10 +20,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { fmtNum, fmtRate, fmtRatio, table } from '../support/format.js';
-import { freeLoopbackPort } from '../support/redis-server.js';
-import { environment, type Environment, writeJson } from '../support/results.js';
+import { type GroupOutput, GroupResults, type GroupScenarioResult, reportHead } from '../support/group-results.js';
+import { freePorts, MemberProcess, problemsOf } from '../support/member-process.js';
 import { median, pairedRatios, type Summary, summarize } from '../support/stats.js';
-import { builtScript, ServerChild } from '../remote/child-process.js';
+import { hrNow, msBetween, sleep } from '../support/timing.js';
+import { builtScript } from '../remote/child-process.js';
 import type { GossipMemberConfig, GossipMemberStats, LoadRoundReply, RttReply } from './protocol.js';
 import { modelSpread } from './spread-model.js';
 
@@ -68,40 +69,13 @@ const CALL_WARMUP_ROUNDS_QUICK = 1;
 const CALL_ROUND_MS = 1_000;
 const CALL_ROUND_MS_QUICK = 400;
 
-const hrNow = () => Number(process.hrtime.bigint());
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-const msBetween = (fromNs: number, toNs: number) => (toNs - fromNs) / 1e6;
+/** One member process (bench/gossip/member.ts). */
+class GossipMember extends MemberProcess<GossipMemberConfig, GossipMemberStats> {
+  protected readonly script = () => builtScript('./member.js', import.meta.url);
 
-const MEMBER_SCRIPT = () => builtScript('./member.js', import.meta.url);
-
-/** One member process; `start` forks it and resolves once it knows every listed member. */
-class MemberProcess {
-  child: ServerChild | undefined;
-  constructor(readonly config: GossipMemberConfig) {}
-
-  get name(): string {
-    return this.config.name;
-  }
-
-  get id(): string {
-    return `127.0.0.1:${this.config.port}`;
-  }
-
-  get pid(): number | undefined {
-    return this.child?.pid;
-  }
-
-  async start(): Promise<void> {
-    this.child = await ServerChild.start(this.config.name, MEMBER_SCRIPT(), [JSON.stringify(this.config)]);
-  }
-
-  request<T>(op: string, arg?: unknown, timeoutMs?: number): Promise<T> {
-    if (this.child === undefined) return Promise.reject(new Error(`${this.name} is not running`));
-    return this.child.request<T>(op, arg, timeoutMs);
-  }
-
-  stats(): Promise<GossipMemberStats> {
-    return this.request<GossipMemberStats>('stats');
+  /** Forks the process; resolves once it knows every listed member. */
+  start(): Promise<void> {
+    return this.fork();
   }
 
   cpu(): Promise<number> {
@@ -112,40 +86,19 @@ class MemberProcess {
   cpuUsage(): Promise<NodeJS.CpuUsage> {
     return this.request<NodeJS.CpuUsage>('cpuUsage');
   }
-
-  async stop(): Promise<void> {
-    const child = this.child;
-    this.child = undefined;
-    await child?.stop();
-  }
-
-  kill(): void {
-    this.child?.kill();
-    this.child = undefined;
-  }
-}
-
-async function freePorts(count: number): Promise<number[]> {
-  const ports = new Set<number>();
-  while (ports.size < count) ports.add(await freeLoopbackPort());
-  return [...ports];
 }
 
 /** `count` members of one cluster, each listing all of them; started at once, and (with gossip) until gossip converged on each. */
-async function startCluster(label: string, clusterName: string, count: number, gossip: boolean, cleanup: MemberProcess[]): Promise<MemberProcess[]> {
+async function startCluster(label: string, clusterName: string, count: number, gossip: boolean, cleanup: GossipMember[]): Promise<GossipMember[]> {
   const ports = await freePorts(count);
   const members = ports.map((port) => `127.0.0.1:${port}`);
   const list = ports.map(
-    (port, k) => new MemberProcess({ name: `${label} ${String.fromCharCode(65 + k)}`, clusterName, port, members, probeIntervalMs: PROBE_INTERVAL_MS, gossip }),
+    (port, k) => new GossipMember({ name: `${label} ${String.fromCharCode(65 + k)}`, clusterName, port, members, probeIntervalMs: PROBE_INTERVAL_MS, gossip }),
   );
   cleanup.push(...list);
   await Promise.all(list.map((m) => m.start()));
   await Promise.all(list.map((m) => m.request<number>('gossipReady', { maxMs: GOSSIP_READY_MS }, GOSSIP_READY_MS + 5_000)));
   return list;
-}
-
-function problemsOf(stats: readonly GossipMemberStats[]): number {
-  return stats.reduce((n, s) => n + s.loggedProblems, 0);
 }
 
 function suspectedOf(stats: readonly GossipMemberStats[]): number {
@@ -173,16 +126,7 @@ function percentiles(values: ArrayLike<number>): Percentiles {
 
 // Results -----------------------------------------------------------------------------------
 
-export interface GossipScenarioResult {
-  readonly scenario: GossipScenarioId;
-  readonly title: string;
-  readonly description: string;
-  readonly notes: readonly string[];
-  readonly startedAt: string;
-  readonly finishedAt: string;
-  readonly durationS: number;
-  readonly environment: Environment;
-  readonly options: GossipGroupOptions;
+export interface GossipScenarioResult extends GroupScenarioResult<GossipScenarioId, GossipGroupOptions> {
   readonly data: unknown;
 }
 
@@ -236,7 +180,7 @@ interface SpreadData {
   readonly suspected: number;
 }
 
-async function runSpread(options: GossipGroupOptions, cleanup: MemberProcess[]): Promise<SpreadData> {
+async function runSpread(options: GossipGroupOptions, cleanup: GossipMember[]): Promise<SpreadData> {
   const reps = options.quick ? SPREAD_REPS_QUICK : SPREAD_REPS;
   const members = await startCluster('spread member', 'bench-gossip-spread', SPREAD_MEMBERS, true, cleanup);
   process.stdout.write(`[gossip-spread] ${SPREAD_MEMBERS} members up, gossip converged; ${reps} repetitions\n`);
@@ -315,7 +259,7 @@ async function runSpread(options: GossipGroupOptions, cleanup: MemberProcess[]):
 
 function reportSpread(result: GossipScenarioResult): string[] {
   const d = result.data as SpreadData;
-  const out = [`== ${result.title} — ${result.description}`, ...result.notes.map((n) => `   ${n}`), ''];
+  const out = reportHead(result);
   const row = (label: string, p: Percentiles, digits = 0) => [
     label,
     String(p.n),
@@ -401,7 +345,7 @@ interface IdleData {
   readonly suspected: number;
 }
 
-async function runIdle(options: GossipGroupOptions, cleanup: MemberProcess[]): Promise<IdleData> {
+async function runIdle(options: GossipGroupOptions, cleanup: GossipMember[]): Promise<IdleData> {
   const windowMs = options.quick ? IDLE_WINDOW_MS_QUICK : IDLE_WINDOW_MS;
   const [on, off] = await Promise.all([
     startCluster('idle member (gossip on)', 'bench-gossip-idle-on', IDLE_MEMBERS, true, cleanup),
@@ -468,7 +412,7 @@ async function runIdle(options: GossipGroupOptions, cleanup: MemberProcess[]): P
 
 function reportIdle(result: GossipScenarioResult): string[] {
   const d = result.data as IdleData;
-  const out = [`== ${result.title} — ${result.description}`, ...result.notes.map((n) => `   ${n}`), ''];
+  const out = reportHead(result);
   const rows = d.on.map((f, k) => {
     const g = d.off[k]!;
     return [
@@ -554,7 +498,7 @@ interface CallsData {
   readonly suspected: number;
 }
 
-async function runCalls(options: GossipGroupOptions, cleanup: MemberProcess[]): Promise<CallsData> {
+async function runCalls(options: GossipGroupOptions, cleanup: GossipMember[]): Promise<CallsData> {
   const rounds = options.quick ? CALL_ROUNDS_QUICK : CALL_ROUNDS;
   const warmup = options.quick ? CALL_WARMUP_ROUNDS_QUICK : CALL_WARMUP_ROUNDS;
   const roundMs = options.quick ? CALL_ROUND_MS_QUICK : CALL_ROUND_MS;
@@ -634,7 +578,7 @@ async function runCalls(options: GossipGroupOptions, cleanup: MemberProcess[]): 
 
 function reportCalls(result: GossipScenarioResult): string[] {
   const d = result.data as CallsData;
-  const out = [`== ${result.title} — ${result.description}`, ...result.notes.map((n) => `   ${n}`), ''];
+  const out = reportHead(result);
   const row = (label: string, f: CallsData['on']) => [
     label,
     fmtRate(f.rate.median),
@@ -666,122 +610,95 @@ function reportCalls(result: GossipScenarioResult): string[] {
 
 // The group -----------------------------------------------------------------------------------
 
-export interface GossipGroupOutput {
-  readonly results: GossipScenarioResult[];
-  readonly reports: string[];
-}
+export type GossipGroupOutput = GroupOutput<GossipScenarioResult>;
 
 /** Runs the selected gossip scenarios (in GOSSIP_SCENARIOS order) and writes their JSON. */
 export async function runGossipGroup(selected: readonly GossipScenarioId[], options: GossipGroupOptions, stamp: string): Promise<GossipGroupOutput> {
   const want = (id: GossipScenarioId) => selected.includes(id);
-  const results: GossipScenarioResult[] = [];
-  const reports: string[] = [];
-  const cleanup: MemberProcess[] = [];
-  const env = environment();
+  const cleanup: GossipMember[] = [];
+  const results = new GroupResults<GossipScenarioResult>(stamp, options);
   const common =
     'Members: processes from dist/bench/gossip/member.js on 127.0.0.1, StaticProvider listing every member, HashIdentityLookup; ' +
     `gossip at the defaults (no option: every ${GOSSIP_INTERVAL_MS} ms to ${GOSSIP_FANOUT} random peers, heartbeat every ${HEARTBEAT_INTERVAL_MS} ms) ` +
     "or `gossip: { enabled: false }`. Gossip rides on the members' gRPC streams.";
-  const finish = (partial: Omit<GossipScenarioResult, 'finishedAt' | 'durationS' | 'environment' | 'options'>, started: Date) => {
-    const finished = new Date();
-    const result: GossipScenarioResult = {
-      ...partial,
-      finishedAt: finished.toISOString(),
-      durationS: (finished.getTime() - started.getTime()) / 1000,
-      environment: env,
-      options,
-    };
-    writeJson(`${result.scenario}-${stamp}.json`, result);
-    results.push(result);
-    return result;
-  };
   try {
     if (want('gossip-spread')) {
       const started = new Date();
       process.stdout.write(`\n[gossip-spread] a key set on one of ${SPREAD_MEMBERS} members, until every member saw it\n`);
       const data = await runSpread(options, cleanup);
-      reports.push(
-        reportSpread(
-          finish(
-            {
-              scenario: 'gossip-spread',
-              title: 'gossip spread',
-              description: `time for a key set on one of ${SPREAD_MEMBERS} members (cluster.gossip.set) to reach every other member (their gossip.watch), default settings.`,
-              notes: [
-                common,
-                `Per repetition (${data.reps}; the setting member rotates; a new value each time; a pause of ${SPREAD_GAP_MS} ms plus a random part of an interval before each set): ` +
-                  'the setter notes process.hrtime just before set(), each other member in its watch listener when the value arrived (one monotonic clock for ' +
-                  'every process of the host). SPREAD = until the LAST member saw it. Percentiles are nearest-rank (p99 of fewer than 100 values is the largest).',
-                `Baselines: the interval; log_fanout(N) rounds of it; a model of the same protocol without latency or CPU (spread-model.ts: each member's timer at a ` +
-                  'random phase, pushes to 3 random peers, a push or a reply carries the value; computed, not measured); and, measured after every repetition, ' +
-                  `${RTT_CALLS} sequential ping() calls (1 caller, after ${RTT_WARMUP} untimed) from the setter to a grain active on another member.`,
-                "The model averages over timer phases; a run keeps one layout (each member's timer keeps its phase for the whole run), so spread / model moves " +
-                  'between runs more than the spread of its reps suggests: compare it over runs.',
-              ],
-              startedAt: started.toISOString(),
-              data,
-            },
-            started,
-          ),
-        ).join('\n'),
+      results.add(
+        {
+          scenario: 'gossip-spread',
+          title: 'gossip spread',
+          description: `time for a key set on one of ${SPREAD_MEMBERS} members (cluster.gossip.set) to reach every other member (their gossip.watch), default settings.`,
+          notes: [
+            common,
+            `Per repetition (${data.reps}; the setting member rotates; a new value each time; a pause of ${SPREAD_GAP_MS} ms plus a random part of an interval before each set): ` +
+              'the setter notes process.hrtime just before set(), each other member in its watch listener when the value arrived (one monotonic clock for ' +
+              'every process of the host). SPREAD = until the LAST member saw it. Percentiles are nearest-rank (p99 of fewer than 100 values is the largest).',
+            `Baselines: the interval; log_fanout(N) rounds of it; a model of the same protocol without latency or CPU (spread-model.ts: each member's timer at a ` +
+              'random phase, pushes to 3 random peers, a push or a reply carries the value; computed, not measured); and, measured after every repetition, ' +
+              `${RTT_CALLS} sequential ping() calls (1 caller, after ${RTT_WARMUP} untimed) from the setter to a grain active on another member.`,
+            "The model averages over timer phases; a run keeps one layout (each member's timer keeps its phase for the whole run), so spread / model moves " +
+              'between runs more than the spread of its reps suggests: compare it over runs.',
+          ],
+          startedAt: started.toISOString(),
+          data,
+        },
+        started,
+        reportSpread,
       );
     }
     if (want('gossip-idle')) {
       const started = new Date();
       process.stdout.write(`\n[gossip-idle] two idle ${IDLE_MEMBERS}-member clusters at once, gossip on and off\n`);
       const data = await runIdle(options, cleanup);
-      reports.push(
-        reportIdle(
-          finish(
-            {
-              scenario: 'gossip-idle',
-              title: 'gossip idle cost',
-              description: `what gossip costs an idle member: two ${IDLE_MEMBERS}-member clusters side by side, gossip on and off, no calls, ${data.windowMs / 1000} s.`,
-              notes: [
-                common,
-                `Both clusters run at the same time (same machine noise), started together, measured ${IDLE_SETTLE_MS / 1000} s after gossip converged on the "on" cluster. ` +
-                  'Member k of one is compared with member k of the other.',
-                'CPU: process.cpuUsage() (user + system, every thread) asked over IPC at the start and end of the window, over the wall time between the replies: % of one core. ' +
-                  'Bytes: /proc/<pid>/io rchar and wchar of each member, read by the orchestrator: every byte the process passed to read()/write() syscalls, ' +
-                  "which here is its gRPC sockets (HTTP/2 and gRPC framing included, TCP/IP headers not), plus libuv's 8-byte eventfd wake-ups; the IPC requests " +
-                  'for CPU are kept outside this window. The difference on − off is what gossip adds.',
-              ],
-              startedAt: started.toISOString(),
-              data,
-            },
-            started,
-          ),
-        ).join('\n'),
+      results.add(
+        {
+          scenario: 'gossip-idle',
+          title: 'gossip idle cost',
+          description: `what gossip costs an idle member: two ${IDLE_MEMBERS}-member clusters side by side, gossip on and off, no calls, ${data.windowMs / 1000} s.`,
+          notes: [
+            common,
+            `Both clusters run at the same time (same machine noise), started together, measured ${IDLE_SETTLE_MS / 1000} s after gossip converged on the "on" cluster. ` +
+              'Member k of one is compared with member k of the other.',
+            'CPU: process.cpuUsage() (user + system, every thread) asked over IPC at the start and end of the window, over the wall time between the replies: % of one core. ' +
+              'Bytes: /proc/<pid>/io rchar and wchar of each member, read by the orchestrator: every byte the process passed to read()/write() syscalls, ' +
+              "which here is its gRPC sockets (HTTP/2 and gRPC framing included, TCP/IP headers not), plus libuv's 8-byte eventfd wake-ups; the IPC requests " +
+              'for CPU are kept outside this window. The difference on − off is what gossip adds.',
+          ],
+          startedAt: started.toISOString(),
+          data,
+        },
+        started,
+        reportIdle,
       );
     }
     if (want('gossip-calls')) {
       const started = new Date();
       process.stdout.write(`\n[gossip-calls] remote grain calls, gossip on beside off\n`);
       const data = await runCalls(options, cleanup);
-      reports.push(
-        reportCalls(
-          finish(
-            {
-              scenario: 'gossip-calls',
-              title: 'remote calls, gossip on vs off',
-              description: `throughput of remote grain calls between two members with gossip on (defaults) beside off: ${data.callers} concurrent callers.`,
-              notes: [
-                common,
-                `Two 2-member pairs running side by side (on, off). On member A, ${data.callers} async loops, each calling ping() on its own grain active on member B ` +
-                  `(HashIdentityLookup; identities picked by where()), without pause, for ${data.roundMs} ms per round; rounds interleaved, order rotated each round ` +
-                  '(warm-up rounds first, not counted). calls/s = calls / (first start → last call back). CPU per call: process.cpuUsage of A and B over IPC around ' +
-                  'each round. Median [min … max] of rounds; ratios median / median, with the range of round-by-round (paired) ratios.',
-              ],
-              startedAt: started.toISOString(),
-              data,
-            },
-            started,
-          ),
-        ).join('\n'),
+      results.add(
+        {
+          scenario: 'gossip-calls',
+          title: 'remote calls, gossip on vs off',
+          description: `throughput of remote grain calls between two members with gossip on (defaults) beside off: ${data.callers} concurrent callers.`,
+          notes: [
+            common,
+            `Two 2-member pairs running side by side (on, off). On member A, ${data.callers} async loops, each calling ping() on its own grain active on member B ` +
+              `(HashIdentityLookup; identities picked by where()), without pause, for ${data.roundMs} ms per round; rounds interleaved, order rotated each round ` +
+              '(warm-up rounds first, not counted). calls/s = calls / (first start → last call back). CPU per call: process.cpuUsage of A and B over IPC around ' +
+              'each round. Median [min … max] of rounds; ratios median / median, with the range of round-by-round (paired) ratios.',
+          ],
+          startedAt: started.toISOString(),
+          data,
+        },
+        started,
+        reportCalls,
       );
     }
   } finally {
     await Promise.allSettled(cleanup.map((m) => m.stop().catch(() => m.kill())));
   }
-  return { results, reports };
+  return results;
 }

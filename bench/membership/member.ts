@@ -19,7 +19,9 @@
 import { performance } from 'node:perf_hooks';
 import type { Cluster, GrainRef } from 'nestjs-grains';
 import { cpuMicros, reportStartFailure, serveParent } from '../remote/child-process.js';
+import { describeError, memberHealth, type RunningMember } from '../support/member-child.js';
 import { loadRuntime, SilentLogger } from '../support/runtime.js';
+import { hrNow, pollUntil, sleep } from '../support/timing.js';
 import { hooks, MEMBER_KIND, MemberGrain, type Whereabouts } from './grain.js';
 import type {
   LeaveReply,
@@ -39,23 +41,13 @@ import type {
 } from './protocol.js';
 
 // NOTE: static imports are evaluated before this line; they are light (nestjs-grains is loaded later, by loadRuntime).
-const mainNs = Number(process.hrtime.bigint());
+const mainNs = hrNow();
 
 const READY_TIMEOUT_MS = 15_000;
 /** Calls of the probe and of the load: longer than any pause a graceful leave may cause. */
 const CALL_TIMEOUT_MS = 5_000;
 
-const hrNow = () => Number(process.hrtime.bigint());
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-function describe(error: unknown): { name: string; message: string } {
-  return error instanceof Error ? { name: error.name, message: error.message } : { name: 'NonError', message: String(error) };
-}
-
-interface Running {
-  readonly config: MembershipMemberConfig;
-  readonly cluster: Cluster;
-  readonly logger: SilentLogger;
+interface Running extends RunningMember<MembershipMemberConfig> {
   readonly timeline: Timeline;
 }
 
@@ -85,10 +77,12 @@ async function startMember(config: MembershipMemberConfig): Promise<Running> {
     throw new Error(`${config.name} listens on ${cluster.remoteAddress}, not 127.0.0.1:${config.port}`);
   await cluster.whenReady(READY_TIMEOUT_MS);
   // Bounded: the other hosting members (their handshakes, or their Consul registrations).
-  const readyBy = performance.now() + READY_TIMEOUT_MS;
-  while (hosting(cluster).length < config.expectMembers && performance.now() < readyBy) await sleep(5);
-  if (hosting(cluster).length < config.expectMembers)
-    throw new Error(`${config.name} knows ${hosting(cluster).length} of ${config.expectMembers} hosting members after ${READY_TIMEOUT_MS} ms`);
+  await pollUntil(
+    () => hosting(cluster).length >= config.expectMembers,
+    READY_TIMEOUT_MS,
+    5,
+    () => `${config.name} knows ${hosting(cluster).length} of ${config.expectMembers} hosting members after ${READY_TIMEOUT_MS} ms`,
+  );
   return { config, cluster, logger, timeline: { mainNs, runtimeNs, startedNs, readyNs: hrNow() } };
 }
 
@@ -117,9 +111,7 @@ function stats(): MemberStats {
     deactivated: s.deactivated,
     hooksActivated: hooks.activated,
     hooksDeactivated: hooks.deactivated,
-    loggedProblems: logger.problems,
-    lastProblem: logger.lastProblem ?? null,
-    heapUsedMb: process.memoryUsage().heapUsed / 2 ** 20,
+    ...memberHealth(logger),
   };
 }
 
@@ -153,7 +145,7 @@ async function probeJoin(request: ProbeJoinRequest): Promise<ProbeJoinReply> {
         return (cluster.request(MEMBER_KIND, `${prefix}${n++}`, 'where', [], { timeout: CALL_TIMEOUT_MS }) as Promise<Whereabouts>).then(
           (answer) => ({ answer, atNs: hrNow() }),
           (error: unknown) => {
-            const { name, message } = describe(error);
+            const { name, message } = describeError(error);
             errors[name] = (errors[name] ?? 0) + 1;
             lastError = `${name}: ${message}`;
             return undefined;
@@ -174,7 +166,6 @@ async function probeJoin(request: ProbeJoinRequest): Promise<ProbeJoinReply> {
 
 async function waitMembers(request: WaitMembersRequest): Promise<number> {
   const { cluster } = member();
-  const t0 = performance.now();
   const ok = () => {
     const list = hosting(cluster);
     const p = request.present;
@@ -186,12 +177,12 @@ async function waitMembers(request: WaitMembersRequest): Promise<number> {
     if (request.absent !== undefined && list.some((m) => m.id === request.absent)) return false;
     return request.count === undefined || list.length === request.count;
   };
-  while (!ok()) {
-    if (performance.now() - t0 > request.maxMs)
-      throw new Error(`members not as wanted after ${request.maxMs} ms: ${JSON.stringify(request)}; known: ${JSON.stringify(hosting(cluster))}`);
-    await sleep(2);
-  }
-  return performance.now() - t0;
+  return pollUntil(
+    ok,
+    request.maxMs,
+    2,
+    () => `members not as wanted after ${request.maxMs} ms: ${JSON.stringify(request)}; known: ${JSON.stringify(hosting(cluster))}`,
+  );
 }
 
 async function leave(): Promise<LeaveReply> {
@@ -261,7 +252,7 @@ async function loadLoop(state: Load, refs: readonly GrainRef<MemberGrain>[]): Pr
         problem = `touch(0) answered ${answer}`;
       }
     } catch (error) {
-      const d = describe(error);
+      const d = describeError(error);
       name = d.name;
       problem = d.message;
     }

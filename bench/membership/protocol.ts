@@ -3,6 +3,7 @@
  * orchestrator (bench/membership/scenarios.ts) say to each other over IPC
  * (bench/remote/child-process.ts). Types only.
  */
+import type { MemberHealth } from '../support/member-child.js';
 import type { Whereabouts } from './grain.js';
 
 /** A member's configuration: one JSON argument on its command line. */
@@ -41,7 +42,7 @@ export interface MemberView {
   readonly address: string;
 }
 
-export interface MemberStats {
+export interface MemberStats extends MemberHealth {
   readonly memberId: string;
   readonly incarnation: string;
   /** Hosting members known (itself included when it hosts). */
@@ -52,9 +53,6 @@ export interface MemberStats {
   /** onGrainActivate / onGrainDeactivate hooks that ran in this process. */
   readonly hooksActivated: number;
   readonly hooksDeactivated: number;
-  readonly loggedProblems: number;
-  readonly lastProblem: string | null;
-  readonly heapUsedMb: number;
 }
 
 /** `touchAll`: call each identity once, all at once (activates or resolves them). */

@@ -24,10 +24,12 @@
  */
 import { spawn } from 'node:child_process';
 import { fmtNum, fmtRate, fmtRatio, table } from '../support/format.js';
-import { type BenchRedisServer, freeLoopbackPort, startRedisServer } from '../support/redis-server.js';
-import { environment, type Environment, writeJson } from '../support/results.js';
+import { type GroupOutput, GroupResults, type GroupScenarioResult, reportHead } from '../support/group-results.js';
+import { freePorts, MemberProcess, problemsOf } from '../support/member-process.js';
+import { type BenchRedisServer, startRedisServer } from '../support/redis-server.js';
 import { median, pairedRatios, type Summary, summarize } from '../support/stats.js';
-import { builtScript, ServerChild } from '../remote/child-process.js';
+import { hrNow, msBetween, sleep } from '../support/timing.js';
+import { builtScript } from '../remote/child-process.js';
 import type {
   LeaveReply,
   LoadReport,
@@ -73,39 +75,15 @@ const ROLLING_QUICK_FACTOR = 0.5;
 const WAIT_MEMBERS_MS = 15_000;
 const LEAVE_TIMEOUT_MS = 60_000;
 
-const hrNow = () => Number(process.hrtime.bigint());
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-const msBetween = (fromNs: number, toNs: number) => (toNs - fromNs) / 1e6;
+/** One member process (bench/membership/member.ts). */
+class MembershipMember extends MemberProcess<MembershipMemberConfig, MemberStats> {
+  protected readonly script = () => builtScript('./member.js', import.meta.url);
 
-const MEMBER_SCRIPT = () => builtScript('./member.js', import.meta.url);
-
-/** One member process; `start` forks it and resolves once it reported ready. */
-class MemberProcess {
-  child: ServerChild | undefined;
-  constructor(readonly config: MembershipMemberConfig) {}
-
-  get name(): string {
-    return this.config.name;
-  }
-
-  get id(): string {
-    return `127.0.0.1:${this.config.port}`;
-  }
-
-  /** Forks the process; resolves with the hrtime just before the fork and the member's timeline. */
+  /** Forks the process; resolves, once it reported ready, with the hrtime just before the fork and the member's timeline. */
   async start(): Promise<{ spawnNs: number; timeline: Timeline }> {
     const spawnNs = hrNow();
-    this.child = await ServerChild.start(this.config.name, MEMBER_SCRIPT(), [JSON.stringify(this.config)]);
+    await this.fork();
     return { spawnNs, timeline: await this.request<Timeline>('timeline') };
-  }
-
-  request<T>(op: string, arg?: unknown, timeoutMs?: number): Promise<T> {
-    if (this.child === undefined) return Promise.reject(new Error(`${this.name} is not running`));
-    return this.child.request<T>(op, arg, timeoutMs);
-  }
-
-  stats(): Promise<MemberStats> {
-    return this.request<MemberStats>('stats');
   }
 
   waitMembers(request: WaitMembersRequest): Promise<number> {
@@ -119,23 +97,6 @@ class MemberProcess {
     await this.stop();
     return { requestNs, reply, exitNs: hrNow() };
   }
-
-  async stop(): Promise<void> {
-    const child = this.child;
-    this.child = undefined;
-    await child?.stop();
-  }
-
-  kill(): void {
-    this.child?.kill();
-    this.child = undefined;
-  }
-}
-
-async function freePorts(count: number): Promise<number[]> {
-  const ports = new Set<number>();
-  while (ports.size < count) ports.add(await freeLoopbackPort());
-  return [...ports];
 }
 
 /** Bare `node -e`: from the spawn until its first line arrives here. */
@@ -155,22 +116,9 @@ function nodeStart(): Promise<number> {
   });
 }
 
-function problemsOf(stats: readonly MemberStats[]): number {
-  return stats.reduce((n, s) => n + s.loggedProblems, 0);
-}
-
 // Results -----------------------------------------------------------------------------------
 
-export interface MembershipScenarioResult {
-  readonly scenario: MembershipScenarioId;
-  readonly title: string;
-  readonly description: string;
-  readonly notes: readonly string[];
-  readonly startedAt: string;
-  readonly finishedAt: string;
-  readonly durationS: number;
-  readonly environment: Environment;
-  readonly options: MembershipGroupOptions;
+export interface MembershipScenarioResult extends GroupScenarioResult<MembershipScenarioId, MembershipGroupOptions> {
   readonly data: unknown;
 }
 
@@ -197,9 +145,9 @@ interface JoinSample {
 class JoinCluster {
   constructor(
     readonly provider: 'consul' | 'static',
-    readonly existing: readonly MemberProcess[],
+    readonly existing: readonly MembershipMember[],
     /** The joining member of each repetition (each on its own port: a new member id every time). */
-    private readonly joinerOf: (rep: number) => MemberProcess,
+    private readonly joinerOf: (rep: number) => MembershipMember,
   ) {}
 
   async once(rep: number): Promise<JoinSample> {
@@ -263,8 +211,8 @@ async function runJoin(
   consulUrl: string,
   redisUrl: string,
   options: MembershipGroupOptions,
-  cleanup: MemberProcess[],
-): Promise<JoinData & { consulPair: MemberProcess[] }> {
+  cleanup: MembershipMember[],
+): Promise<JoinData & { consulPair: MembershipMember[] }> {
   const reps = options.quick ? JOIN_REPS_QUICK : JOIN_REPS;
   // NOTE: every joiner gets its own port. A member that left gracefully and comes back at the same address is not placed on again by
   // StaticProvider members that do not call its existing grains: they stop dialling once every listed address was confirmed, and
@@ -273,7 +221,7 @@ async function runJoin(
   const consulJoinPorts = joinPorts.slice(0, reps);
   const staticJoinPorts = joinPorts.slice(reps);
   const member = (name: string, clusterName: string, port: number, provider: MembershipMemberConfig['provider'], expectMembers: number) =>
-    new MemberProcess({ name, clusterName, provider, redisUrl, placement: 'rendezvous', port, expectMembers });
+    new MembershipMember({ name, clusterName, provider, redisUrl, placement: 'rendezvous', port, expectMembers });
   const consul = { type: 'consul' as const, url: consulUrl };
   const staticList = { type: 'static' as const, members: [sa, sb, ...staticJoinPorts].map((p) => `127.0.0.1:${p}`), probeIntervalMs: STATIC_PROBE_INTERVAL_MS };
   const consulPair = [member('consul member A', 'bench-membership', pa!, consul, 2), member('consul member B', 'bench-membership', pb!, consul, 2)];
@@ -331,7 +279,7 @@ async function runJoin(
 
 function reportJoin(result: MembershipScenarioResult): string[] {
   const d = result.data as JoinData;
-  const out = [`== ${result.title} — ${result.description}`, ...result.notes.map((n) => `   ${n}`), ''];
+  const out = reportHead(result);
   const row = (label: string, key: string) => {
     const c = d.consul[key]!;
     const s = d.static[key]!;
@@ -410,11 +358,11 @@ interface DrainData {
 }
 
 async function runDrain(
-  pair: readonly MemberProcess[],
+  pair: readonly MembershipMember[],
   consulUrl: string,
   redisUrl: string,
   options: MembershipGroupOptions,
-  cleanup: MemberProcess[],
+  cleanup: MembershipMember[],
 ): Promise<DrainData> {
   const reps = options.quick ? DRAIN_REPS_QUICK : DRAIN_REPS;
   const sizes = options.quick ? DRAIN_GRAINS_QUICK : DRAIN_GRAINS;
@@ -426,7 +374,7 @@ async function runDrain(
   for (let r = 0; r < reps; r++) {
     for (let k = 0; k < sizes.length; k++) {
       const grains = sizes[(k + r) % sizes.length]!;
-      const d = new MemberProcess({
+      const d = new MembershipMember({
         name: `member D (leaving, ${grains} grains)`,
         clusterName: 'bench-membership',
         provider: { type: 'consul', url: consulUrl },
@@ -506,7 +454,7 @@ async function runDrain(
 
 function reportDrain(result: MembershipScenarioResult): string[] {
   const d = result.data as DrainData;
-  const out = [`== ${result.title} — ${result.description}`, ...result.notes.map((n) => `   ${n}`), ''];
+  const out = reportHead(result);
   const range = (s: Summary) => `${fmtNum(s.min, 0)} … ${fmtNum(s.max, 0)}`;
   out.push(
     table(
@@ -567,7 +515,7 @@ interface RollingData {
   readonly loggedProblems: number;
 }
 
-async function runRolling(consulUrl: string, redisUrl: string, options: MembershipGroupOptions, cleanup: MemberProcess[]): Promise<RollingData> {
+async function runRolling(consulUrl: string, redisUrl: string, options: MembershipGroupOptions, cleanup: MembershipMember[]): Promise<RollingData> {
   const scale = options.quick ? ROLLING_QUICK_FACTOR : 1;
   const ports = await freePorts(3);
   const consul = { type: 'consul' as const, url: consulUrl };
@@ -580,10 +528,10 @@ async function runRolling(consulUrl: string, redisUrl: string, options: Membersh
     port: ports[k]!,
     expectMembers: 3,
   });
-  const members = [0, 1, 2].map((k) => new MemberProcess(configOf(k)));
+  const members = [0, 1, 2].map((k) => new MembershipMember(configOf(k)));
   cleanup.push(...members);
   await Promise.all(members.map((m) => m.start()));
-  const loader = new MemberProcess({
+  const loader = new MembershipMember({
     name: 'rolling load (client-only member)',
     clusterName: 'bench-rolling',
     provider: consul,
@@ -607,7 +555,7 @@ async function runRolling(consulUrl: string, redisUrl: string, options: Membersh
     const old = members[k]!;
     const oldIncarnation = (await old.stats()).incarnation;
     const left = await old.leave();
-    const next = new MemberProcess(configOf(k));
+    const next = new MembershipMember(configOf(k));
     cleanup.push(next);
     members[k] = next;
     const { spawnNs } = await next.start();
@@ -654,7 +602,7 @@ async function runRolling(consulUrl: string, redisUrl: string, options: Membersh
 
 function reportRolling(result: MembershipScenarioResult): string[] {
   const d = result.data as RollingData;
-  const out = [`== ${result.title} — ${result.description}`, ...result.notes.map((n) => `   ${n}`), ''];
+  const out = reportHead(result);
   out.push(
     `   >>> FAILED CALLS DURING THE ROLLING RESTART: ${d.load.phases[1]!.failed} (whole load: ${d.failed}) — ${d.verdict}${d.failed === 0 ? '' : ' (must be 0)'} <<<`,
   );
@@ -700,10 +648,7 @@ function reportRolling(result: MembershipScenarioResult): string[] {
 
 // The group -----------------------------------------------------------------------------------
 
-export interface MembershipGroupOutput {
-  readonly results: MembershipScenarioResult[];
-  readonly reports: string[];
-}
+export type MembershipGroupOutput = GroupOutput<MembershipScenarioResult>;
 
 /** Runs the selected membership scenarios (in MEMBERSHIP_SCENARIOS order) and writes their JSON. */
 export async function runMembershipGroup(
@@ -712,8 +657,6 @@ export async function runMembershipGroup(
   stamp: string,
 ): Promise<MembershipGroupOutput> {
   const want = (id: MembershipScenarioId) => selected.includes(id);
-  const results: MembershipScenarioResult[] = [];
-  const reports: string[] = [];
   // NOTE: loaded here, not at the top: the other groups never need it. It is part of the build (tsconfig.build.json).
   const { ConsulTestAgent } = await import('../../test/support/consul-agent.js');
   process.stdout.write(`\n[membership] starting redis-server and the Consul test agent\n`);
@@ -723,27 +666,14 @@ export async function runMembershipGroup(
     throw error;
   });
   process.stdout.write(`[membership] redis-server pid ${server.pid} on 127.0.0.1:${server.port}; Consul test agent (in this process) at ${agent.url}\n`);
-  const cleanup: MemberProcess[] = [];
-  const env = environment();
+  const cleanup: MembershipMember[] = [];
+  const results = new GroupResults<MembershipScenarioResult>(stamp, options);
   const common = [
     `Members: processes from dist/bench/membership/member.js; RedisIdentityLookup (fast lease: 1.5 s, renewed every 250 ms) on a redis-server started here; ` +
       `ConsulProvider (defaults: TTL 10s, watch wait 20s) against the Consul test agent (test/support/consul-agent.ts) in the orchestrator process.`,
   ];
-  const finish = (partial: Omit<MembershipScenarioResult, 'finishedAt' | 'durationS' | 'environment' | 'options'>, started: Date) => {
-    const finished = new Date();
-    const result: MembershipScenarioResult = {
-      ...partial,
-      finishedAt: finished.toISOString(),
-      durationS: (finished.getTime() - started.getTime()) / 1000,
-      environment: env,
-      options,
-    };
-    writeJson(`${result.scenario}-${stamp}.json`, result);
-    results.push(result);
-    return result;
-  };
   try {
-    let pair: MemberProcess[] = [];
+    let pair: MembershipMember[] = [];
     if (want('join') || want('drain')) {
       if (want('join')) {
         const started = new Date();
@@ -752,35 +682,32 @@ export async function runMembershipGroup(
         );
         const { consulPair, ...data } = await runJoin(agent.url, `${server.url}/0`, options, cleanup);
         pair = consulPair;
-        reports.push(
-          reportJoin(
-            finish(
-              {
-                scenario: 'join',
-                title: 'join',
-                description:
-                  'a member process spawned next to a running 2-member cluster: time from the spawn until a call made on an existing member (A) is served by a grain activated on the new one.',
-                notes: [
-                  ...common,
-                  `A probes from before the spawn: every ${PROBE_TICK_MS} ms, once the new member (new incarnation) is in its member list, ${PROBE_BATCH} where() calls to new identities ` +
-                    '(rendezvous placement: about 1/3 land on the new member); the join ends when one is answered from an activation on it. The new member leaves gracefully after each rep.',
-                  `Baselines, same run, interleaved (rotating order per rep): a bare \`node -e\` spawn → its first line on stdout (process start: what no member can beat); ` +
-                    `the same join in a StaticProvider cluster whose members list the new address in advance and dial it every ${STATIC_PROBE_INTERVAL_MS} ms ` +
-                    "(no registration, no watch: the provider's lower bound; StaticProvider's default interval is 500 ms). Consul / static = what Consul membership adds to a join.",
-                ],
-                startedAt: started.toISOString(),
-                data,
-              },
-              started,
-            ),
-          ).join('\n'),
+        results.add(
+          {
+            scenario: 'join',
+            title: 'join',
+            description:
+              'a member process spawned next to a running 2-member cluster: time from the spawn until a call made on an existing member (A) is served by a grain activated on the new one.',
+            notes: [
+              ...common,
+              `A probes from before the spawn: every ${PROBE_TICK_MS} ms, once the new member (new incarnation) is in its member list, ${PROBE_BATCH} where() calls to new identities ` +
+                '(rendezvous placement: about 1/3 land on the new member); the join ends when one is answered from an activation on it. The new member leaves gracefully after each rep.',
+              `Baselines, same run, interleaved (rotating order per rep): a bare \`node -e\` spawn → its first line on stdout (process start: what no member can beat); ` +
+                `the same join in a StaticProvider cluster whose members list the new address in advance and dial it every ${STATIC_PROBE_INTERVAL_MS} ms ` +
+                "(no registration, no watch: the provider's lower bound; StaticProvider's default interval is 500 ms). Consul / static = what Consul membership adds to a join.",
+            ],
+            startedAt: started.toISOString(),
+            data,
+          },
+          started,
+          reportJoin,
         );
       } else {
         const [pa, pb] = await freePorts(2);
         const consul = { type: 'consul' as const, url: agent.url };
         pair = [pa!, pb!].map(
           (port, k) =>
-            new MemberProcess({
+            new MembershipMember({
               name: `consul member ${k === 0 ? 'A' : 'B'}`,
               clusterName: 'bench-membership',
               provider: consul,
@@ -798,30 +725,27 @@ export async function runMembershipGroup(
         const started = new Date();
         process.stdout.write(`\n[drain] member D joins the Consul cluster, activates N grains, leaves gracefully\n`);
         const data = await runDrain(pair, agent.url, `${server.url}/0`, options, cleanup);
-        reports.push(
-          reportDrain(
-            finish(
-              {
-                scenario: 'drain',
-                title: 'drain (graceful leave)',
-                description:
-                  'cluster.shutdown() of a member hosting N active grains (sent over its control channel), until it resolved and the process exited; 2 other members stay.',
-                notes: [
-                  ...common,
-                  `Per leave: a fresh member D (prefer-local) activates N new grains at once (async onGrainActivate; "µs/grain activated" = that time / N), member A calls ` +
-                    `min(N, ${DRAIN_CALLED_BY_OTHERS}) of them (a caller with a stream and cache entries), then D leaves: deregistration from Consul, every grain ` +
-                    'deactivated (onGrainDeactivate hook, Redis entry released), callers told to hang up, lease released, process exit.',
-                  '"shutdown() ms": in the member (process.hrtime); "hooks done": shutdown start → last onGrainDeactivate; "to exit": leave request → exit seen by the orchestrator; ' +
-                    '"gone at A": leave request → A no longer lists D (Consul watch). Baseline: the same leave with 0 grains; "vs 0 grains" = median / median, ' +
-                    '"µs/grain drained" = (median(N) − median(0)) / N; "drain/activation" compares it with the same grains\' activation.',
-                  `Repetitions: ${data.reps} per N, N in rotating order.`,
-                ],
-                startedAt: started.toISOString(),
-                data,
-              },
-              started,
-            ),
-          ).join('\n'),
+        results.add(
+          {
+            scenario: 'drain',
+            title: 'drain (graceful leave)',
+            description:
+              'cluster.shutdown() of a member hosting N active grains (sent over its control channel), until it resolved and the process exited; 2 other members stay.',
+            notes: [
+              ...common,
+              `Per leave: a fresh member D (prefer-local) activates N new grains at once (async onGrainActivate; "µs/grain activated" = that time / N), member A calls ` +
+                `min(N, ${DRAIN_CALLED_BY_OTHERS}) of them (a caller with a stream and cache entries), then D leaves: deregistration from Consul, every grain ` +
+                'deactivated (onGrainDeactivate hook, Redis entry released), callers told to hang up, lease released, process exit.',
+              '"shutdown() ms": in the member (process.hrtime); "hooks done": shutdown start → last onGrainDeactivate; "to exit": leave request → exit seen by the orchestrator; ' +
+                '"gone at A": leave request → A no longer lists D (Consul watch). Baseline: the same leave with 0 grains; "vs 0 grains" = median / median, ' +
+                '"µs/grain drained" = (median(N) − median(0)) / N; "drain/activation" compares it with the same grains\' activation.',
+              `Repetitions: ${data.reps} per N, N in rotating order.`,
+            ],
+            startedAt: started.toISOString(),
+            data,
+          },
+          started,
+          reportDrain,
         );
       }
       await Promise.allSettled(pair.map((m) => m.stop()));
@@ -831,27 +755,24 @@ export async function runMembershipGroup(
       const started = new Date();
       process.stdout.write(`\n[rolling] rolling restart of 3 members under load\n`);
       const data = await runRolling(agent.url, `${server.url}/1`, options, cleanup);
-      reports.push(
-        reportRolling(
-          finish(
-            {
-              scenario: 'rolling',
-              title: 'rolling restart',
-              description:
-                'failed calls during a rolling restart of 3 members under continuous load (must be 0), and calls/s during the restart beside calls/s before it (same run).',
-              notes: [
-                ...common,
-                `Load: a client-only member (ConsulProvider watch, RedisIdentityLookup), ${LOAD_CALLERS} callers, each calling touch() on its ${LOAD_GRAINS_PER_CALLER} grains in turn ` +
-                  '(5 s call timeout), without pause. Windows: warm-up, "before", the restart, "after".',
-                'Restart of each member in turn: graceful leave (cluster.shutdown(), then exit), a new process on the same port (same member id, new incarnation), ' +
-                  'ready, and listed by the load member; then the next. Failures are never thrown: the run goes on and prints FAIL.',
-              ],
-              startedAt: started.toISOString(),
-              data,
-            },
-            started,
-          ),
-        ).join('\n'),
+      results.add(
+        {
+          scenario: 'rolling',
+          title: 'rolling restart',
+          description:
+            'failed calls during a rolling restart of 3 members under continuous load (must be 0), and calls/s during the restart beside calls/s before it (same run).',
+          notes: [
+            ...common,
+            `Load: a client-only member (ConsulProvider watch, RedisIdentityLookup), ${LOAD_CALLERS} callers, each calling touch() on its ${LOAD_GRAINS_PER_CALLER} grains in turn ` +
+              '(5 s call timeout), without pause. Windows: warm-up, "before", the restart, "after".',
+            'Restart of each member in turn: graceful leave (cluster.shutdown(), then exit), a new process on the same port (same member id, new incarnation), ' +
+              'ready, and listed by the load member; then the next. Failures are never thrown: the run goes on and prints FAIL.',
+          ],
+          startedAt: started.toISOString(),
+          data,
+        },
+        started,
+        reportRolling,
       );
     }
   } finally {
@@ -859,5 +780,5 @@ export async function runMembershipGroup(
     await agent.stop();
     await server.stop();
   }
-  return { results, reports };
+  return results;
 }

@@ -17,7 +17,9 @@
 import { performance } from 'node:perf_hooks';
 import type { Cluster, GrainClient, GrainRef } from 'nestjs-grains';
 import { cpuMicros, reportStartFailure, serveParent } from '../remote/child-process.js';
+import { describeError, memberHealth, type RunningMember } from '../support/member-child.js';
 import { loadRuntime, SilentLogger } from '../support/runtime.js';
+import { hrNow, pollUntil, sleep } from '../support/timing.js';
 import type {
   ActivateRequest,
   CachedRefsRequest,
@@ -33,9 +35,6 @@ import type {
 import { SESSION_KIND, SessionGrain, type Whereabouts } from './session-grain.js';
 
 const READY_TIMEOUT_MS = 10_000;
-
-const hrNow = () => Number(process.hrtime.bigint());
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 // NOTE: one loop function per kind of round, so each call site stays monomorphic.
 
@@ -63,15 +62,8 @@ async function timed(callers: number, ops: number, start: (j: number) => Promise
   return { startNs, endNs, ops };
 }
 
-function describe(error: unknown): { name: string; message: string } {
-  return error instanceof Error ? { name: error.name, message: error.message } : { name: 'NonError', message: String(error) };
-}
-
-interface Running {
-  readonly config: MemberConfig;
-  readonly cluster: Cluster;
+interface Running extends RunningMember<MemberConfig> {
   readonly client: GrainClient<SessionGrain>;
-  readonly logger: SilentLogger;
   cachedRefs: GrainRef<SessionGrain>[];
 }
 
@@ -91,10 +83,12 @@ async function startMember(config: MemberConfig): Promise<Running> {
   await cluster.start();
   if (cluster.remoteAddress !== address) throw new Error(`${config.name} listens on ${cluster.remoteAddress}, not ${address}`);
   // Bounded: every listed member's handshake (a few ms on loopback).
-  const readyBy = performance.now() + READY_TIMEOUT_MS;
-  while (cluster.members().length < config.members.length && performance.now() < readyBy) await sleep(10);
-  if (cluster.members().length < config.members.length)
-    throw new Error(`${config.name} knows ${cluster.members().length} of ${config.members.length} members after ${READY_TIMEOUT_MS} ms`);
+  await pollUntil(
+    () => cluster.members().length >= config.members.length,
+    READY_TIMEOUT_MS,
+    10,
+    () => `${config.name} knows ${cluster.members().length} of ${config.members.length} members after ${READY_TIMEOUT_MS} ms`,
+  );
   return { config, cluster, client: cluster.client<SessionGrain>(SESSION_KIND), logger, cachedRefs: [] };
 }
 
@@ -117,9 +111,7 @@ function stats(): MemberStats {
     deactivated: s.deactivated,
     fenced: s.fenced,
     pidCache: s.pidCache,
-    loggedProblems: logger.problems,
-    lastProblem: logger.lastProblem ?? null,
-    heapUsedMb: process.memoryUsage().heapUsed / 2 ** 20,
+    ...memberHealth(logger),
   };
 }
 
@@ -144,7 +136,7 @@ async function poll(request: PollRequest): Promise<PollReply> {
       if (answer.activationId !== notActivation) return { okAtNs, attempts, errors, lastError, answer, trace };
       errors['answered by the old activation'] = (errors['answered by the old activation'] ?? 0) + 1;
     } catch (error) {
-      const { name, message } = describe(error);
+      const { name, message } = describeError(error);
       errors[name] = (errors[name] ?? 0) + 1;
       lastError = `${name}: ${message}`;
       if (trace.length < 60) trace.push([Math.round(started - t0), Math.round(performance.now() - started), name]);

@@ -3,6 +3,7 @@
  * orchestrator (bench/redis/scenarios.ts) say to each other over IPC
  * (bench/remote/child-process.ts). Types only.
  */
+import type { MemberHealth } from '../support/member-child.js';
 
 /** A member's configuration: one JSON argument on its command line. */
 export interface MemberConfig {
@@ -73,7 +74,7 @@ export interface PollReply {
   readonly trace: ReadonlyArray<readonly [number, number, string]>;
 }
 
-export interface MemberStats {
+export interface MemberStats extends MemberHealth {
   readonly memberId: string;
   readonly incarnation: string;
   readonly address: string;
@@ -84,9 +85,6 @@ export interface MemberStats {
   readonly deactivated: number;
   readonly fenced: number;
   readonly pidCache: { readonly size: number; readonly hits: number; readonly misses: number };
-  readonly loggedProblems: number;
-  readonly lastProblem: string | null;
-  readonly heapUsedMb: number;
 }
 
 /** `round` of the SET NX baseline: `callers` loops, `per` new keys each (`${prefix}${j}.${i}`). */

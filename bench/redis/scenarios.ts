@@ -25,9 +25,11 @@
  */
 import { performance } from 'node:perf_hooks';
 import { fmtNum, fmtRate, fmtRatio, table } from '../support/format.js';
-import { type BenchRedisServer, parseCommandStats, parseInfo, startRedisServer, freeLoopbackPort } from '../support/redis-server.js';
-import { environment, type Environment, writeJson } from '../support/results.js';
+import { type GroupOutput, GroupResults, type GroupScenarioResult } from '../support/group-results.js';
+import { freePorts, MemberProcess } from '../support/member-process.js';
+import { type BenchRedisServer, parseCommandStats, parseInfo, startRedisServer } from '../support/redis-server.js';
 import { pairedRatios, type Summary, summarize } from '../support/stats.js';
+import { hrNow, sleep } from '../support/timing.js';
 import { builtScript, ServerChild } from '../remote/child-process.js';
 import type { MemberConfig, MemberStats, PollReply, TimedReply } from './protocol.js';
 import type { Whereabouts } from './session-grain.js';
@@ -62,9 +64,6 @@ const FAILOVER_MAX_MS = 5_000;
 const FAILOVER_GRAINS = 10;
 /** A round must not take longer than this (one IPC request). */
 const ROUND_TIMEOUT_MS = 120_000;
-
-const hrNow = () => Number(process.hrtime.bigint());
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 // Redis: admin connection, command counts ----------------------------------------------------
 
@@ -178,17 +177,14 @@ function account(d: Readonly<Record<string, number>>): Accounting {
 const MEMBER_SCRIPT = () => builtScript('./member.js', import.meta.url);
 const SET_NX_SCRIPT = () => builtScript('./set-nx.js', import.meta.url);
 
-class Member {
-  child: ServerChild | undefined;
-  constructor(readonly config: MemberConfig) {}
+/** One member process (bench/redis/member.ts). */
+class Member extends MemberProcess<MemberConfig, MemberStats> {
+  protected readonly script = MEMBER_SCRIPT;
 
-  get name(): string {
-    return this.config.name;
-  }
-
+  /** Forks the process; resolves, once it knows every listed member, with the ms that took. */
   async start(): Promise<number> {
     const t0 = performance.now();
-    this.child = await ServerChild.start(this.config.name, MEMBER_SCRIPT(), [JSON.stringify(this.config)]);
+    await this.fork();
     return performance.now() - t0;
   }
 
@@ -200,22 +196,8 @@ class Member {
     return performance.now() - t0;
   }
 
-  request<T>(op: string, arg?: unknown, timeoutMs?: number): Promise<T> {
-    if (this.child === undefined) return Promise.reject(new Error(`${this.name} is not running`));
-    return this.child.request<T>(op, arg, timeoutMs);
-  }
-
-  stats(): Promise<MemberStats> {
-    return this.request<MemberStats>('stats');
-  }
-
-  async stop(): Promise<void> {
-    const child = this.child;
-    this.child = undefined;
-    await child?.stop();
-  }
-
-  async kill(): Promise<void> {
+  /** SIGKILL; resolves once the process exited (the failover scenario's crash). */
+  async killAndWait(): Promise<void> {
     const child = this.child;
     this.child = undefined;
     await child?.killAndWait();
@@ -227,10 +209,9 @@ class MemberGroup {
   private constructor(readonly members: Member[]) {}
 
   static async start(clusterName: string, lookup: 'redis' | 'hash', count: number, redisUrl: string | undefined): Promise<MemberGroup> {
-    const ports = new Set<number>();
-    while (ports.size < count) ports.add(await freeLoopbackPort());
-    const addresses = [...ports].map((p) => `127.0.0.1:${p}`);
-    const members = [...ports].map(
+    const ports = await freePorts(count);
+    const addresses = ports.map((p) => `127.0.0.1:${p}`);
+    const members = ports.map(
       (port, k) =>
         new Member({
           name: `${clusterName} member ${String.fromCharCode(65 + k)}`,
@@ -256,7 +237,7 @@ class MemberGroup {
   }
 
   async kill(): Promise<void> {
-    await Promise.allSettled(this.members.map((m) => m.kill()));
+    await Promise.allSettled(this.members.map((m) => m.killAndWait()));
   }
 }
 
@@ -622,7 +603,7 @@ async function runFailover(group: MemberGroup, redis: RedisProbe, db: number, ki
     const leaseLeftMs = await redis.pttl(db, leaseKey);
     if (leaseLeftMs <= 0) throw new Error(`failover kill ${r + 1}: the victim's lease key ${leaseKey} has PTTL ${leaseLeftMs} before the kill`);
     const killedAtNs = hrNow();
-    const exited = victim.kill();
+    const exited = victim.killAndWait();
     const polled = survivor.request<PollReply>(
       'poll',
       { identity: ids[0], notActivation: old.activationId, perCallTimeoutMs: POLL_CALL_TIMEOUT_MS, maxMs: FAILOVER_MAX_MS },
@@ -668,17 +649,8 @@ async function runFailover(group: MemberGroup, redis: RedisProbe, db: number, ki
 
 // Results and reports -----------------------------------------------------------------------
 
-export interface RedisScenarioResult {
-  readonly scenario: RedisScenarioId;
-  readonly title: string;
-  readonly description: string;
-  readonly notes: readonly string[];
+export interface RedisScenarioResult extends GroupScenarioResult<RedisScenarioId, RedisGroupOptions> {
   readonly unit: string;
-  readonly startedAt: string;
-  readonly finishedAt: string;
-  readonly durationS: number;
-  readonly environment: Environment;
-  readonly options: RedisGroupOptions;
   readonly redisVersion: string;
   readonly subjects: readonly SubjectResult[];
   readonly ratios: readonly RatioResult[];
@@ -811,16 +783,11 @@ function reportFailover(result: RedisScenarioResult): string[] {
 
 // The group ---------------------------------------------------------------------------------
 
-export interface RedisGroupOutput {
-  readonly results: RedisScenarioResult[];
-  readonly reports: string[];
-}
+export type RedisGroupOutput = GroupOutput<RedisScenarioResult>;
 
 /** Runs the selected Redis scenarios (in REDIS_SCENARIOS order) and writes their JSON. */
 export async function runRedisGroup(selected: readonly RedisScenarioId[], options: RedisGroupOptions, stamp: string): Promise<RedisGroupOutput> {
   const want = (id: RedisScenarioId) => selected.includes(id);
-  const results: RedisScenarioResult[] = [];
-  const reports: string[] = [];
   const { Redis } = await import('ioredis');
   process.stdout.write(`\n[redis] starting redis-server\n`);
   const server = await startRedisServer();
@@ -833,21 +800,7 @@ export async function runRedisGroup(selected: readonly RedisScenarioId[], option
     await admin.connect();
     const redisVersion = parseInfo(await admin.info('server'))['redis_version'] ?? '?';
     const probe = new RedisProbe(server, admin);
-    const env = environment();
-    const finish = (partial: Omit<RedisScenarioResult, 'finishedAt' | 'durationS' | 'environment' | 'options' | 'redisVersion'>, started: Date) => {
-      const finished = new Date();
-      const result: RedisScenarioResult = {
-        ...partial,
-        finishedAt: finished.toISOString(),
-        durationS: (finished.getTime() - started.getTime()) / 1000,
-        environment: env,
-        options,
-        redisVersion,
-      };
-      writeJson(`${result.scenario}-${stamp}.json`, result);
-      results.push(result);
-      return result;
-    };
+    const results = new GroupResults<RedisScenarioResult, { readonly redisVersion: string }>(stamp, options, { redisVersion });
 
     if (want('activation-redis')) {
       const started = new Date();
@@ -865,34 +818,31 @@ export async function runRedisGroup(selected: readonly RedisScenarioId[], option
       await setNx.stop();
       await probe.flushDb(DB_ACTIVATION);
       const rt = subjects[0]!.figures['Redis round trips/activation']!;
-      reports.push(
-        reportThroughput(
-          finish(
-            {
-              scenario: 'activation-redis',
-              title: 'activation (redis)',
-              description:
-                'new activations per second across 2 member processes with RedisIdentityLookup (fast lease, prefer-local): every call goes to a new identity ' +
-                '(claim in Redis, activation, async onGrainActivate, the call); callers split over both members. Baseline: ioredis `SET key value NX` on new keys, ' +
-                'one process with one connection (options as the lookup’s), same callers, same redis-server, same run.',
-              notes: [
-                'Round wall time: first start to last end over both members (process.hrtime, one monotonic clock). Members keep their activations between rounds (new identities every round).',
-                'Redis figures from INFO commandstats/cpu around each round (outside the timer); round trips = commands clients sent (EVALSHA, EVAL, SET, …) minus lease renewals; ' +
-                  'claims = HINCRBY run by the claim script.',
-              ],
-              unit: 'activations',
-              startedAt: started.toISOString(),
-              subjects,
-              ratios: [ratio(subjects, 'grain activation (2 members) / SET NX (1 connection)', 'grain-redis', 'set-nx')],
-              checks: [
-                `every round: each member activated exactly its callers' new identities, Redis ran exactly one claim per activation, no member logged a warning: passed`,
-                `Redis round trips per activation (measured): median ${fmtNum(rt.median, 3)} [${fmtNum(rt.min, 3)} … ${fmtNum(rt.max, 3)}]`,
-              ],
-              members,
-            },
-            started,
-          ),
-        ).join('\n'),
+      results.add(
+        {
+          scenario: 'activation-redis',
+          title: 'activation (redis)',
+          description:
+            'new activations per second across 2 member processes with RedisIdentityLookup (fast lease, prefer-local): every call goes to a new identity ' +
+            '(claim in Redis, activation, async onGrainActivate, the call); callers split over both members. Baseline: ioredis `SET key value NX` on new keys, ' +
+            'one process with one connection (options as the lookup’s), same callers, same redis-server, same run.',
+          notes: [
+            'Round wall time: first start to last end over both members (process.hrtime, one monotonic clock). Members keep their activations between rounds (new identities every round).',
+            'Redis figures from INFO commandstats/cpu around each round (outside the timer); round trips = commands clients sent (EVALSHA, EVAL, SET, …) minus lease renewals; ' +
+              'claims = HINCRBY run by the claim script.',
+          ],
+          unit: 'activations',
+          startedAt: started.toISOString(),
+          subjects,
+          ratios: [ratio(subjects, 'grain activation (2 members) / SET NX (1 connection)', 'grain-redis', 'set-nx')],
+          checks: [
+            `every round: each member activated exactly its callers' new identities, Redis ran exactly one claim per activation, no member logged a warning: passed`,
+            `Redis round trips per activation (measured): median ${fmtNum(rt.median, 3)} [${fmtNum(rt.min, 3)} … ${fmtNum(rt.max, 3)}]`,
+          ],
+          members,
+        },
+        started,
+        reportThroughput,
       );
     }
 
@@ -920,38 +870,35 @@ export async function runRedisGroup(selected: readonly RedisScenarioId[], option
       const renewals = c.reduce((a, x) => a + x.renewals, 0);
       const expected = c.reduce((a, x) => a + x.expectedRenewals, 0);
       const scans = c.reduce((a, x) => a + x.scans, 0);
-      reports.push(
-        reportThroughput(
-          finish(
-            {
-              scenario: 'cached-call-redis',
-              title: 'cached call (redis)',
-              description:
-                'calls per second to grains already active: each caller calls its own grain again (`touch`), half of which live on the other member ' +
-                '(reached through the actor cache), across 2 member processes with RedisIdentityLookup. Baseline: the same on 2 members with HashIdentityLookup.',
-              notes: [
-                `Setup (untimed): member k activates identity i when i % 2 = k (prefer-local claims); callers 0–${Math.ceil(options.concurrency / 2) - 1} on member A, the rest on member B. ` +
-                  'With HashIdentityLookup the same identities are placed by hash (about half remote too: see "remote calls %").',
-                'Check, every timed round (fails the run): Redis ran nothing but lease renewals (INFO commandstats: no HGET/HMGET/HSET/HINCRBY/SADD/SREM/HDEL, ' +
-                  'EVALSHA count = PEXPIRE count (+ cleanup-timer scripts), no other command but INFO), no actor-cache miss, no new activation.',
-              ],
-              unit: 'calls',
-              startedAt: started.toISOString(),
-              subjects,
-              ratios: [ratio(subjects, 'RedisIdentityLookup / HashIdentityLookup', 'grain-redis', 'grain-hash')],
-              checks: [
-                `Redis during ${c.length} timed rounds: ${c.reduce((a, x) => a + x.lookupCommands, 0)} lookup commands, ${c.reduce((a, x) => a + x.scriptsBeyondRenewals, 0)} scripts beyond renewals, ` +
-                  `${renewals} lease renewals (expected ≈ ${fmtNum(expected, 0)} = 2 members × window / 250 ms)` +
-                  (scans > 0 ? `, ${scans} SCANs + ${c.reduce((a, x) => a + x.aliveCleanups, 0)} cleanup scripts of the cleanup timer` : '') +
-                  `: ${c.every((x) => x.ok) ? 'passed' : 'FAILED'}`,
-                `(untimed warm-up rounds: ${redisSubject.untimedLookupCommands} lookup commands: the first call to each remote grain resolves it once)`,
-              ],
-              cachedChecks: c,
-              members,
-            },
-            started,
-          ),
-        ).join('\n'),
+      results.add(
+        {
+          scenario: 'cached-call-redis',
+          title: 'cached call (redis)',
+          description:
+            'calls per second to grains already active: each caller calls its own grain again (`touch`), half of which live on the other member ' +
+            '(reached through the actor cache), across 2 member processes with RedisIdentityLookup. Baseline: the same on 2 members with HashIdentityLookup.',
+          notes: [
+            `Setup (untimed): member k activates identity i when i % 2 = k (prefer-local claims); callers 0–${Math.ceil(options.concurrency / 2) - 1} on member A, the rest on member B. ` +
+              'With HashIdentityLookup the same identities are placed by hash (about half remote too: see "remote calls %").',
+            'Check, every timed round (fails the run): Redis ran nothing but lease renewals (INFO commandstats: no HGET/HMGET/HSET/HINCRBY/SADD/SREM/HDEL, ' +
+              'EVALSHA count = PEXPIRE count (+ cleanup-timer scripts), no other command but INFO), no actor-cache miss, no new activation.',
+          ],
+          unit: 'calls',
+          startedAt: started.toISOString(),
+          subjects,
+          ratios: [ratio(subjects, 'RedisIdentityLookup / HashIdentityLookup', 'grain-redis', 'grain-hash')],
+          checks: [
+            `Redis during ${c.length} timed rounds: ${c.reduce((a, x) => a + x.lookupCommands, 0)} lookup commands, ${c.reduce((a, x) => a + x.scriptsBeyondRenewals, 0)} scripts beyond renewals, ` +
+              `${renewals} lease renewals (expected ≈ ${fmtNum(expected, 0)} = 2 members × window / 250 ms)` +
+              (scans > 0 ? `, ${scans} SCANs + ${c.reduce((a, x) => a + x.aliveCleanups, 0)} cleanup scripts of the cleanup timer` : '') +
+              `: ${c.every((x) => x.ok) ? 'passed' : 'FAILED'}`,
+            `(untimed warm-up rounds: ${redisSubject.untimedLookupCommands} lookup commands: the first call to each remote grain resolves it once)`,
+          ],
+          cachedChecks: c,
+          members,
+        },
+        started,
+        reportThroughput,
       );
     }
 
@@ -966,51 +913,48 @@ export async function runRedisGroup(selected: readonly RedisScenarioId[], option
       const failoverMs = summarize(kills.map((k) => k.failoverMs ?? FAILOVER_MAX_MS));
       const beyondLeaseMs = summarize(ok.map((k) => k.failoverMs! - k.leaseLeftMs));
       const badEpochs = ok.filter((k) => !k.newEpochOverOld).length;
-      reports.push(
-        reportFailover(
-          finish(
-            {
-              scenario: 'failover',
-              title: 'failover',
-              description:
-                'SIGKILL of a member hosting grains; time from the kill until a call from the surviving member to one of its grains succeeds on a new activation.',
-              notes: [
-                `RedisIdentityLookup, lease 'fast': ${FAST_LEASE.leaseMs} ms, renewed every ${FAST_LEASE.renewIntervalMs} ms, margin ${FAST_LEASE.marginMs} ms. 2 members; each kill alternates the victim.`,
-                `Per kill: the victim claims ${FAILOVER_GRAINS} new grains, the survivor calls each once (so its actor cache knows them), a random delay of 0–${FAST_LEASE.renewIntervalMs} ms ` +
-                  '(a random point of the renew cycle), PTTL of the victim’s lease key ("lease left"), SIGKILL, then the survivor calls `where()` on one of the grains ' +
-                  `with ${POLL_CALL_TIMEOUT_MS} ms per-call timeouts until a new activation answers (at most ${FAILOVER_MAX_MS} ms). A replacement process is forked at the kill ` +
-                  '(it only loads the runtime meanwhile) and then joins as the victim ("rejoin": same port, so the same member id; a new incarnation).',
-                '"beyond lease": failover − lease left at the kill, i.e. how long after Redis dropped the lease the survivor took to notice and claim.',
-              ],
-              unit: 'ms',
-              startedAt: started.toISOString(),
-              subjects: [],
-              ratios: [],
-              checks: [
-                `every successful poll was answered by a new activation on the survivor with a larger epoch: ${badEpochs === 0 ? 'passed' : `FAILED (${badEpochs})`}`,
-              ],
-              kills,
-              failover: {
-                failoverMs,
-                beyondLeaseMs,
-                timeouts,
-                lease: FAST_LEASE,
-                targetMs: FAILOVER_TARGET_MS,
-                meetsTarget: timeouts === 0 && failoverMs.max <= FAILOVER_TARGET_MS,
-              },
-              members,
-            },
-            started,
-          ),
-        ).join('\n'),
+      results.add(
+        {
+          scenario: 'failover',
+          title: 'failover',
+          description:
+            'SIGKILL of a member hosting grains; time from the kill until a call from the surviving member to one of its grains succeeds on a new activation.',
+          notes: [
+            `RedisIdentityLookup, lease 'fast': ${FAST_LEASE.leaseMs} ms, renewed every ${FAST_LEASE.renewIntervalMs} ms, margin ${FAST_LEASE.marginMs} ms. 2 members; each kill alternates the victim.`,
+            `Per kill: the victim claims ${FAILOVER_GRAINS} new grains, the survivor calls each once (so its actor cache knows them), a random delay of 0–${FAST_LEASE.renewIntervalMs} ms ` +
+              '(a random point of the renew cycle), PTTL of the victim’s lease key ("lease left"), SIGKILL, then the survivor calls `where()` on one of the grains ' +
+              `with ${POLL_CALL_TIMEOUT_MS} ms per-call timeouts until a new activation answers (at most ${FAILOVER_MAX_MS} ms). A replacement process is forked at the kill ` +
+              '(it only loads the runtime meanwhile) and then joins as the victim ("rejoin": same port, so the same member id; a new incarnation).',
+            '"beyond lease": failover − lease left at the kill, i.e. how long after Redis dropped the lease the survivor took to notice and claim.',
+          ],
+          unit: 'ms',
+          startedAt: started.toISOString(),
+          subjects: [],
+          ratios: [],
+          checks: [
+            `every successful poll was answered by a new activation on the survivor with a larger epoch: ${badEpochs === 0 ? 'passed' : `FAILED (${badEpochs})`}`,
+          ],
+          kills,
+          failover: {
+            failoverMs,
+            beyondLeaseMs,
+            timeouts,
+            lease: FAST_LEASE,
+            targetMs: FAILOVER_TARGET_MS,
+            meetsTarget: timeouts === 0 && failoverMs.max <= FAILOVER_TARGET_MS,
+          },
+          members,
+        },
+        started,
+        reportFailover,
       );
       if (badEpochs > 0) throw new Error(`failover: ${badEpochs} kill(s) answered without a larger epoch`);
     }
+    return results;
   } finally {
     for (const group of groups) await group.stop().catch(() => group.kill());
     for (const child of children) await child.stop().catch(() => child.kill());
     admin.disconnect();
     await server.stop();
   }
-  return { results, reports };
 }

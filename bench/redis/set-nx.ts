@@ -9,9 +9,8 @@
  *   node dist/bench/redis/set-nx.js redis://127.0.0.1:<port>/<db>
  */
 import { cpuMicros, reportStartFailure, serveParent } from '../remote/child-process.js';
+import { hrNow } from '../support/timing.js';
 import type { SetNxRequest, TimedReply } from './protocol.js';
-
-const hrNow = () => Number(process.hrtime.bigint());
 
 type Client = import('ioredis').Redis;
 

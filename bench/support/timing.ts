@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { type Summary, summarize } from './stats.js';
 
 /** Monotonic nanoseconds. */
@@ -7,6 +8,33 @@ export function hrtimeNs(): bigint {
 
 export function nsSince(start: bigint): number {
   return Number(process.hrtime.bigint() - start);
+}
+
+/** Monotonic nanoseconds as a number: `process.hrtime` is one clock for every process of the host, so these subtract across processes. */
+export function hrNow(): number {
+  return Number(process.hrtime.bigint());
+}
+
+/** Milliseconds from one `hrNow()` to another. */
+export function msBetween(fromNs: number, toNs: number): number {
+  return (toNs - fromNs) / 1e6;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Checks `done` every `everyMs` until it holds; resolves with the ms it waited. Bounded: throws `failure()` once `maxMs` have
+ * passed without it.
+ */
+export async function pollUntil(done: () => boolean, maxMs: number, everyMs: number, failure: () => string): Promise<number> {
+  const t0 = performance.now();
+  while (!done()) {
+    if (performance.now() - t0 > maxMs) throw new Error(failure());
+    await sleep(everyMs);
+  }
+  return performance.now() - t0;
 }
 
 /** A full, synchronous GC when the process runs with --expose-gc (workers do); else nothing. */
