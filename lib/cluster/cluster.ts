@@ -195,10 +195,7 @@ export class Cluster {
     }));
     if (options.remote !== undefined || !(this.provider instanceof InMemoryProvider)) {
       this.#remoting = new ClusterRemoting(options.remote, server, {
-        // NOTE: with gossip off, dropped connections still make a member suspected.
-        gossip: gossipConfig.enabled
-          ? gossiper
-          : { receivePush: () => {}, receiveReply: () => {}, connectionChanged: (address, up) => gossiper.connectionChanged(address, up) },
+        ...(gossipConfig.enabled && { gossip: gossiper }),
         member,
         fencing,
         sweeper: this.#sweeper,

@@ -88,6 +88,11 @@ export class BatchWriter {
     return !this.closed && this.queued < this.maxQueued && (this.queued === 0 || this.bytes + size <= this.maxQueuedBytes);
   }
 
+  /** False while the stream takes no more (waiting for 'drain') or the writer is closed. */
+  get writable(): boolean {
+    return !this.closed && !this.blocked;
+  }
+
   /**
    * Write a frame of another kind (gossip) now, beside the batches; false (nothing written)
    * while the stream does not take more or the writer is closed: such a frame is worth

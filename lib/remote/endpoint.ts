@@ -36,8 +36,8 @@ export interface EndpointEvents {
   peer(info: MemberInfo, protocol: number, address: string, phase: LeavePhase): void;
   /** The peer answered a gossip push (`bytes`: a GossipMessage, unchecked). */
   gossip?(address: string, bytes: Uint8Array): void;
-  /** The connection to `address` came up (a handshake accepted) or dropped. */
-  connection?(address: string, up: boolean): void;
+  /** The connection to `address` came up (a handshake accepted: `peer` answered) or dropped. */
+  connection?(address: string, up: boolean, peer?: MemberInfo): void;
   log(level: 'warn' | 'log', message: string): void;
 }
 
@@ -332,7 +332,7 @@ export class Endpoint implements Sweepable {
     this.peer = ack.member;
     this.protocol = ack.protocol;
     this.settings.events.peer(ack.member, ack.protocol, this.address, phaseOf(ack));
-    this.settings.events.connection?.(this.address, true);
+    this.settings.events.connection?.(this.address, true, ack.member);
     if (ack.closing) {
       this.retire(stream);
       return;

@@ -38,8 +38,11 @@ export interface InboundHandler {
   request(request: InboundRequest, respond: (response: OutboundResponse) => void, peer: MemberInfo): void;
   /** A caller's handshake was accepted: who it is, and the protocol version negotiated with it. */
   peer(info: MemberInfo, protocol: number): void;
-  /** A caller pushed gossip (`bytes`: a GossipMessage, unchecked); `reply` answers on its stream. */
-  gossip?(bytes: Uint8Array, reply: (bytes: Uint8Array) => void): void;
+  /**
+   * A caller pushed gossip (`bytes`: a GossipMessage, unchecked); `reply` answers on its stream
+   * (undefined while the stream takes no more). False: the bytes were not gossip (malformed).
+   */
+  gossip?(bytes: Uint8Array, reply: ((bytes: Uint8Array) => void) | undefined): boolean;
   log(level: 'warn' | 'log', message: string): void;
 }
 
@@ -194,6 +197,8 @@ export class RemoteServer {
     };
     this.shutters.set(stream, shut);
     let malformed = 0;
+    let gossipWindow = 0;
+    let gossipInWindow = 0;
     const dropMalformed = (detail: string) => {
       malformed++;
       log('warn', `Remote: dropped a malformed frame from ${who()}: ${detail}`);
@@ -342,7 +347,17 @@ export class RemoteServer {
       if ('gossip' in frame) {
         // NOTE: only on a stream that negotiated gossip; the reply goes out now or not at all
         // (a congested caller gets it next time).
-        if (caller.protocol >= GOSSIP_PROTOCOL) this.handler.gossip?.(frame.gossip, (bytes) => void writer.writeNow(encodeFrame({ gossip: bytes })));
+        if (caller.protocol < GOSSIP_PROTOCOL || this.handler.gossip === undefined) return;
+        // NOTE: a member pushes about once per round (300 ms) to each peer; more is dropped
+        // unread, so a peer cannot make this member merge gossip without pause.
+        const at = performance.now();
+        if (at - gossipWindow >= GOSSIP_WINDOW_MS) {
+          gossipWindow = at;
+          gossipInWindow = 0;
+        }
+        if (++gossipInWindow > MAX_GOSSIP_PER_WINDOW) return;
+        const reply = writer.writable ? (bytes: Uint8Array) => void writer.writeNow(encodeFrame({ gossip: bytes })) : undefined;
+        if (!this.handler.gossip(frame.gossip, reply)) dropMalformed('undecodable gossip');
         return;
       }
       if (!('batch' in frame) || frame.batch.requests.length === 0) return;
@@ -462,6 +477,10 @@ const SLICE_REQUESTS = 256;
 
 /** Statuses of calls that ran (or may have): their stand-in answer is OUTCOME_UNKNOWN. */
 const RAN: ReadonlySet<Status> = new Set([Status.OK, Status.INVOCATION_FAILED, Status.TOO_LARGE, Status.TIMEOUT, Status.OUTCOME_UNKNOWN]);
+
+/** Gossip frames a stream may push per window; the rest are dropped unread (a member pushes about 3 a second to each peer). */
+const GOSSIP_WINDOW_MS = 1_000;
+const MAX_GOSSIP_PER_WINDOW = 20;
 
 /** The largest frame a peer may send before its handshake is accepted (a handshake is far smaller). */
 const MAX_PRE_HANDSHAKE_FRAME_BYTES = 64 * 1024;

@@ -77,6 +77,10 @@ describe('gossip between member processes', () => {
     await h.kill(3, 'SIGTERM');
     const three = [m0, m1, m2];
     expect(await untilAll(three, (v) => statusOf(v, m3.address) === 'leaving', SPREAD_BOUND_MS)).toBe(true);
+    // Gone quiet after leaving (past SUSPECT_AFTER_MS): leaving, not suspected; no one logged it as a failure.
+    await new Promise((r) => setTimeout(r, 2_000));
+    for (const v of await Promise.all(three.map((m) => view(m)))) expect(statusOf(v, m3.address)).toBe('leaving');
+    for (const m of three) expect(m.stderr()).not.toContain(`member ${m3.address} (${m3.address}) is suspected`);
 
     // A key set while it was away reaches the member when it comes back (a new incarnation), and it is alive again.
     await set(m1, 'epoch', 2);

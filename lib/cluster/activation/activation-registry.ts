@@ -9,6 +9,8 @@ import type { LocalMember } from '../local-member.js';
 import type { ClusterLogger } from '../logger.js';
 import { Activation, type ActivationHost, type StopKind } from './activation.js';
 
+/** Activations whose mailboxes a heartbeat looks at, at most (activation-registry.ts `load`). */
+const MAX_DEPTH_WALK = 10_000;
 /** Retired activation ids remembered per incarnation; an older one can only be re-used after this many fences. */
 const MAX_RETIRED = 10_000;
 
@@ -42,6 +44,8 @@ export class ActivationRegistry implements ActivationHost {
   private readonly retired = new Set<string>();
   readonly counters: ActivationCounters = { activated: 0, deactivated: 0, poisoned: 0, fenced: 0 };
   delivered = 0;
+  /** Live activations per kind. */
+  private readonly perKind = new Map<string, number>();
   readonly memberId: string;
   readonly sweeper: DeadlineSweeper;
   readonly logger: ClusterLogger;
@@ -93,22 +97,28 @@ export class ActivationRegistry implements ActivationHost {
       if (clusterKind === undefined) throw new UnknownKindError(kind);
       activation = new Activation(clusterKind, identity, epoch, this, activationId, this.deps.member.incarnation);
       this.byKey.set(key, activation);
+      this.perKind.set(kind, (this.perKind.get(kind) ?? 0) + 1);
       this.counters.activated++;
       activation.start();
     }
     return { memberId: this.memberId, incarnation: activation.incarnation, id: activation.id, process: activation };
   }
 
-  /** What the gossiped heartbeat says of this member's load (all activations walked: once per heartbeat). */
+  /**
+   * What the gossiped heartbeat says of this member's load. Counts per kind are kept as
+   * activations come and go; the mailbox depth walks at most MAX_DEPTH_WALK activations per
+   * heartbeat (the rest estimated from them), so a member with a million activations does
+   * not stall once a second for it.
+   */
   load(): { activations: number; activationsByKind: Record<string, number>; mailboxDepth: number; calls: number } {
-    const activationsByKind: Record<string, number> = {};
     let mailboxDepth = 0;
+    let walked = 0;
     for (const activation of this.byKey.values()) {
-      const kind = activation.kind.name;
-      activationsByKind[kind] = (activationsByKind[kind] ?? 0) + 1;
+      if (walked++ === MAX_DEPTH_WALK) break;
       mailboxDepth += activation.mailbox.depth;
     }
-    return { activations: this.byKey.size, activationsByKind, mailboxDepth, calls: this.delivered };
+    if (walked > MAX_DEPTH_WALK) mailboxDepth = Math.round((mailboxDepth * this.byKey.size) / MAX_DEPTH_WALK);
+    return { activations: this.byKey.size, activationsByKind: Object.fromEntries(this.perKind), mailboxDepth, calls: this.delivered };
   }
 
   /** A new activation id, unique in the cluster. */
@@ -141,7 +151,12 @@ export class ActivationRegistry implements ActivationHost {
 
   onStopped(activation: Activation, how: StopKind): void {
     const key = activation.label;
-    if (this.byKey.get(key) === activation) this.byKey.delete(key);
+    if (this.byKey.get(key) === activation) {
+      this.byKey.delete(key);
+      const left = (this.perKind.get(activation.kind.name) ?? 1) - 1;
+      if (left > 0) this.perKind.set(activation.kind.name, left);
+      else this.perKind.delete(activation.kind.name);
+    }
     this.counters.deactivated++;
     if (how === 'poisoned') this.counters.poisoned++;
     if (how === 'fenced') {

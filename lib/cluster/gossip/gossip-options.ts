@@ -1,13 +1,14 @@
 import type { Duration } from '../duration.js';
 import { toMs } from '../duration.js';
 import { GrainConfigurationError } from '../errors.js';
+import { MAX_ORIGIN_BYTES } from './gossip-state.js';
 import { GOSSIP_WIRE_LIMITS } from './gossip-wire.js';
 
 /** Gossip between members (`ClusterOptions.gossip`). Every field has a default. */
 export interface GossipOptions {
   /**
-   * Gossip at all. Off, members share no state: no heartbeats (suspicion only from dropped
-   * connections), no topology consensus, no load for least-loaded placement. @default true
+   * Gossip at all. Off, members share no state: no heartbeats, no suspicion, no topology
+   * consensus, no load for least-loaded placement. @default true
    */
   enabled?: boolean;
   /**
@@ -27,7 +28,10 @@ export interface GossipOptions {
    * (Consul: 10 s). Suspicion never moves a grain: only its lease ending does. @default '5s'
    */
   suspectAfter?: Duration;
-  /** Keys a member may set with `cluster.gossip.set` (deleted ones count until set again). @default 64 */
+  /**
+   * Keys a member may set with `cluster.gossip.set` (deleted ones count until set again).
+   * `maxKeys × maxValueBytes` must stay under 4 MiB (what members keep of each other). @default 64
+   */
   maxKeys?: number;
   /** Bytes of one value, as JSON. @default 4096 */
   maxValueBytes?: number;
@@ -51,6 +55,8 @@ export const DEFAULT_GOSSIP_MAX_KEYS = 64;
 export const DEFAULT_GOSSIP_MAX_VALUE_BYTES = 4096;
 /** Keys the runtime sets for itself besides the user's. */
 export const BUILT_IN_KEYS = 8;
+/** Room for the runtime's own keys (a heartbeat lists activations per kind). */
+const BUILT_IN_BYTES = 64 * 1024;
 
 /** The settings of `options`; throws GrainConfigurationError naming the option that is not valid. */
 export function gossipSettings(options: GossipOptions | undefined): GossipSettings {
@@ -70,9 +76,19 @@ export function gossipSettings(options: GossipOptions | undefined): GossipSettin
     maxKeys: integer('maxKeys', DEFAULT_GOSSIP_MAX_KEYS, 1, GOSSIP_WIRE_LIMITS.maxEntriesPerOrigin - BUILT_IN_KEYS),
     maxValueBytes: integer('maxValueBytes', DEFAULT_GOSSIP_MAX_VALUE_BYTES, 1, GOSSIP_WIRE_LIMITS.maxValueBytes),
   };
-  if (settings.suspectAfterMs < 2 * settings.heartbeatIntervalMs) {
+  // NOTE: a heartbeat goes out on a round: every heartbeatInterval, or every interval if longer.
+  const beat = Math.max(settings.heartbeatIntervalMs, settings.intervalMs);
+  if (settings.suspectAfterMs < 2 * beat) {
     throw new GrainConfigurationError(
-      `gossip.suspectAfter (${settings.suspectAfterMs} ms) must be at least twice gossip.heartbeatInterval (${settings.heartbeatIntervalMs} ms): one late heartbeat would make a member suspected.`,
+      `gossip.suspectAfter (${settings.suspectAfterMs} ms) must be at least twice the heartbeat period (${beat} ms: gossip.heartbeatInterval, or gossip.interval when longer): one late heartbeat would make a member suspected.`,
+    );
+  }
+  // NOTE: what a member may set must fit in what the others keep of it (gossip-state.ts), or
+  // they would drop its changes, heartbeats included, and suspect it while it runs.
+  const most = settings.maxKeys * (settings.maxValueBytes + GOSSIP_WIRE_LIMITS.maxNameLength) + BUILT_IN_BYTES;
+  if (most > MAX_ORIGIN_BYTES) {
+    throw new GrainConfigurationError(
+      `gossip.maxKeys × gossip.maxValueBytes allow ${most} bytes of state per member (keys included); members keep at most ${MAX_ORIGIN_BYTES} of each other's. Lower one of them.`,
     );
   }
   return settings;

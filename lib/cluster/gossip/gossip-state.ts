@@ -37,8 +37,11 @@ export interface GossipChange {
   readonly value: Uint8Array | undefined;
 }
 
-/** Bytes of entries held per origin; what a member sends beyond it is not kept (its own limits are far lower). */
-const MAX_ORIGIN_BYTES = 4 * 1024 * 1024;
+/**
+ * Bytes of entries held per origin. A member's own options are held below it
+ * (gossip-options.ts); what a member with other limits sends beyond it is not kept.
+ */
+export const MAX_ORIGIN_BYTES = 4 * 1024 * 1024;
 /** What an entry counts for in a message beside its key and value. */
 const ENTRY_OVERHEAD = 16;
 
@@ -147,6 +150,13 @@ export class GossipState {
         origin = new OriginState(state.memberId, state.incarnation);
         this.others.set(state.memberId, origin);
       }
+      // NOTE: the entries are every change after `after`. A receiver that holds less than
+      // `after` of this origin (the sender thought it held more: it forgot the origin when the
+      // provider dropped it for a moment, or it restarted) takes none of them: holding a later
+      // change without the ones before it, it would pass it on as if it held them all, and a
+      // member further on would never get the missing ones. It says what it holds in its
+      // `seen`, and gets everything from there next time.
+      if (state.after > origin.watermark) continue;
       let highest = 0;
       for (const entry of state.entries) {
         if (entry.sequence > highest) highest = entry.sequence;
@@ -161,10 +171,7 @@ export class GossipState {
           changes.push({ memberId: state.memberId, incarnation: state.incarnation, key: entry.key, value: entry.value });
         }
       }
-      // NOTE: the entries are every change after `after`: they bring this member up to their
-      // highest sequence only if it held at least `after` already; else it keeps its own
-      // watermark, says so in its `seen`, and gets the rest next time.
-      if (origin.watermark >= state.after && highest > origin.watermark) origin.watermark = highest;
+      if (highest > origin.watermark) origin.watermark = highest;
     }
     return changes;
   }

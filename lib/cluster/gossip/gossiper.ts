@@ -104,12 +104,15 @@ export const TOPOLOGY_KEY = 'grains:topology';
 export const LEAVING_KEY = 'grains:leaving';
 /** Bytes of entries per push (beside the `seen` list); what does not fit goes next round. */
 const PUSH_BUDGET = 256 * 1024;
+/** Unanswered pushes to a peer before it is pushed to only every UNANSWERED_BACKOFF-th time it is picked. */
+const UNANSWERED_BEFORE_BACKOFF = 3;
+const UNANSWERED_BACKOFF = 16;
 /** Malformed gossip lines logged per minute, at most. */
 const MALFORMED_LOGS_PER_MINUTE = 5;
 
 /** Why a member is suspected. */
 interface Suspicion {
-  /** Its connection dropped at this time (monotonic ms); cleared when it is heard again. */
+  /** Its connection dropped at this time (monotonic ms); cleared only by a new connection to that incarnation. */
   connectionLostAt?: number;
   /** Currently suspected (as last reported). */
   suspected: boolean;
@@ -139,6 +142,9 @@ export class Gossiper implements ClusterGossip {
   private topologyHash = '';
   private malformedLogged = 0;
   private malformedWindow = 0;
+  private stopped = false;
+  /** Pushes each peer (by address) has not answered in a row: a member that does not gossip never does. */
+  private readonly unanswered = new Map<string, number>();
   private readonly settings: GossipSettings;
 
   constructor(private readonly deps: GossiperDeps) {
@@ -148,6 +154,8 @@ export class Gossiper implements ClusterGossip {
 
   /** Start the rounds (over `transport`, when there is a remote). */
   start(transport: GossipTransport | undefined): void {
+    // NOTE: a member shut down while it was starting never starts gossiping.
+    if (this.stopped) return;
     this.transport = transport;
     this.refreshTopology();
     this.heartbeat();
@@ -157,6 +165,7 @@ export class Gossiper implements ClusterGossip {
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
     this.timer = undefined;
   }
@@ -186,29 +195,44 @@ export class Gossiper implements ClusterGossip {
       if (listed === undefined || listed.incarnation !== suspicion.incarnation) this.suspicions.delete(id);
     }
     for (const [id, heard] of this.heard) if (members.get(id)?.incarnation !== heard.incarnation) this.heard.delete(id);
+    // NOTE: what a peer said it holds may be stale now (it restarted, or forgot a member that
+    // left for a moment): the next push to each says everything, and its reply corrects it.
+    this.peerSeen.clear();
     const addresses = new Set(members.all().map((m) => m.address));
-    for (const address of this.peerSeen.keys()) if (!addresses.has(address)) this.peerSeen.delete(address);
+    for (const address of this.unanswered.keys()) if (!addresses.has(address)) this.unanswered.delete(address);
     this.refreshTopology();
     this.checkSuspicion();
   }
 
-  /** A connection this member dialled to `address` came up, or dropped. */
-  connectionChanged(address: string, up: boolean): void {
+  /**
+   * A connection this member dialled to `address` came up (`incarnation`: who answered) or
+   * dropped. Only a connection to the listed incarnation clears a suspicion it raised: a
+   * heartbeat relayed by others may be the last one a dead member sent.
+   */
+  connectionChanged(address: string, up: boolean, incarnation?: string): void {
+    if (!this.settings.enabled) return;
     const member = this.memberAt(address);
     if (member === undefined) return;
     const suspicion = this.suspicionOf(member);
-    if (up) delete suspicion.connectionLostAt;
-    else suspicion.connectionLostAt ??= now();
+    if (up) {
+      if (incarnation !== undefined && incarnation !== member.incarnation) return;
+      delete suspicion.connectionLostAt;
+    } else suspicion.connectionLostAt ??= now();
     this.checkSuspicion();
   }
 
-  /** A peer's push, on its stream to this member: take it in, answer with what it lacks. */
-  receivePush(bytes: Uint8Array, reply: (bytes: Uint8Array) => void): void {
+  /**
+   * A peer's push, on its stream to this member: take it in, and answer with what it lacks
+   * (`reply` undefined while the stream takes no more: nothing is built). False when the bytes
+   * are not gossip (the stream counts it as malformed).
+   */
+  receivePush(bytes: Uint8Array, reply: ((bytes: Uint8Array) => void) | undefined): boolean {
     const message = this.decode(bytes);
-    if (message === undefined || message.reply) return;
+    if (message === undefined) return false;
+    if (message.reply) return true;
     this.merge(message);
-    const states = this.state.delta(message.seen, PUSH_BUDGET);
-    reply(encodeGossip({ states, seen: this.state.watermarks(), reply: true }));
+    if (reply !== undefined) reply(encodeGossip({ states: this.state.delta(message.seen, PUSH_BUDGET), seen: this.state.watermarks(), reply: true }));
+    return true;
   }
 
   /** A peer's answer to this member's push, on this member's connection to `address`. */
@@ -216,7 +240,8 @@ export class Gossiper implements ClusterGossip {
     const message = this.decode(bytes);
     if (message === undefined || !message.reply) return;
     this.merge(message);
-    this.peerSeen.set(address, markMap(message.seen));
+    this.unanswered.delete(address);
+    if (this.memberAt(address) !== undefined) this.peerSeen.set(address, markMap(message.seen));
   }
 
   /** The load member `memberId` last published (this one's own, as of its last heartbeat). */
@@ -327,11 +352,24 @@ export class Gossiper implements ClusterGossip {
     const transport = this.transport;
     if (transport === undefined) return;
     const self = this.deps.member;
-    const peers = this.deps.members.all().filter((m) => m.id !== self.id && m.address !== '' && m.address !== self.address);
+    const members = this.deps.members;
+    // NOTE: a member leaving gets nothing new (it still pushes, and hears the replies).
+    const peers = members.all().filter((m) => m.id !== self.id && m.address !== '' && m.address !== self.address && !members.isMemberLeaving(m.id));
+    const targets = pick(peers, this.settings.fanout);
+    // NOTE: a member suspected because its connection dropped is tried every round: a new
+    // connection (to the same incarnation) is what clears it.
+    for (const peer of peers) if (this.suspicions.get(peer.id)?.connectionLostAt !== undefined && !targets.includes(peer)) targets.push(peer);
     const seen = this.state.watermarks();
-    for (const peer of pick(peers, this.settings.fanout)) {
+    for (const peer of targets) {
+      // NOTE: a peer that answers none of its pushes (it does not gossip: gossip off) is sent
+      // what it lacks only now and then, not its whole state every round.
+      const unanswered = this.unanswered.get(peer.address) ?? 0;
+      if (unanswered >= UNANSWERED_BEFORE_BACKOFF && unanswered % UNANSWERED_BACKOFF !== 0) {
+        this.unanswered.set(peer.address, unanswered + 1);
+        continue;
+      }
       const states = this.state.delta(this.peerSeen.get(peer.address) ?? NOTHING_SEEN, PUSH_BUDGET, peer.id);
-      transport.push(peer.address, encodeGossip({ states, seen, reply: false }));
+      if (transport.push(peer.address, encodeGossip({ states, seen, reply: false }))) this.unanswered.set(peer.address, unanswered + 1);
     }
   }
 
@@ -389,12 +427,7 @@ export class Gossiper implements ClusterGossip {
     const self = change.memberId === this.deps.member.id;
     if (!self && change.key === HEARTBEAT_KEY && change.value !== undefined) {
       const load = loadOf(parse(change.value));
-      if (load !== undefined) {
-        this.heard.set(change.memberId, { incarnation: change.incarnation, at: now(), load });
-        const suspicion = this.suspicions.get(change.memberId);
-        // NOTE: a fresh heartbeat is proof of life whatever the connection did.
-        if (suspicion !== undefined) delete suspicion.connectionLostAt;
-      }
+      if (load !== undefined) this.heard.set(change.memberId, { incarnation: change.incarnation, at: now(), load });
     }
     if (!self && change.key === LEAVING_KEY && change.value !== undefined) {
       this.deps.members.markLeaving(change.memberId, change.incarnation);

@@ -95,8 +95,8 @@ export class RemoteCallee implements InboundHandler {
    */
   peer(): void {}
 
-  gossip(bytes: Uint8Array, reply: (bytes: Uint8Array) => void): void {
-    this.deps.gossip?.receivePush(bytes, reply);
+  gossip(bytes: Uint8Array, reply: ((bytes: Uint8Array) => void) | undefined): boolean {
+    return this.deps.gossip?.receivePush(bytes, reply) ?? true;
   }
 
   log(level: 'warn' | 'log', message: string): void {

@@ -38,9 +38,10 @@ export interface RemoteCallerDeps {
 
 /** The gossip engine, as the remote seam hands it what arrives. */
 export interface GossipReceiver {
-  receivePush(bytes: Uint8Array, reply: (bytes: Uint8Array) => void): void;
+  /** False: the bytes were not gossip. */
+  receivePush(bytes: Uint8Array, reply: ((bytes: Uint8Array) => void) | undefined): boolean;
   receiveReply(address: string, bytes: Uint8Array): void;
-  connectionChanged(address: string, up: boolean): void;
+  connectionChanged(address: string, up: boolean, incarnation?: string): void;
 }
 
 /**
@@ -127,8 +128,8 @@ export class RemoteCaller implements CallSender, EndpointEvents {
     this.deps.gossip?.receiveReply(address, bytes);
   }
 
-  connection(address: string, up: boolean): void {
-    this.deps.gossip?.connectionChanged(address, up);
+  connection(address: string, up: boolean, peer?: MemberInfo): void {
+    this.deps.gossip?.connectionChanged(address, up, peer?.incarnation);
   }
 
   log(level: 'warn' | 'log', message: string): void {

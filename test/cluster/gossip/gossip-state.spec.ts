@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GossipState } from '../../../lib/cluster/gossip/gossip-state.js';
+import { GossipState, markMap } from '../../../lib/cluster/gossip/gossip-state.js';
 import { decodeGossip, encodeGossip, GOSSIP_WIRE_LIMITS, type GossipMessage, GossipWireError } from '../../../lib/cluster/gossip/gossip-wire.js';
 
 const bytes = (value: unknown) => Buffer.from(JSON.stringify(value));
@@ -72,14 +72,43 @@ describe('GossipState', () => {
     expect(b.heldIncarnation('a')).toBe('a2');
   });
 
-  it('does not move its watermark past a gap: entries after more than it holds bring the values, not the claim', () => {
+  it('takes nothing of a delta that starts after more than it holds: it never holds a later change without the earlier ones', () => {
     const b = new GossipState('b', 'b1');
     b.merge(
       { states: [{ memberId: 'a', incarnation: 'a1', after: 5, entries: [{ key: 'k', sequence: 7, value: bytes(1) }] }], seen: [], reply: false },
       anyone,
     );
-    expect(text(b.value('a', 'k'))).toBe('1');
+    expect(b.value('a', 'k')).toBeUndefined();
     expect(b.watermarks().find((m) => m.memberId === 'a')?.sequence).toBe(0);
+  });
+
+  it('converges after a receiver forgot an origin that peers still think it holds (a provider flap, a restart at the same address)', () => {
+    // O writes changes 1..5; change 3 is a user key. P1 holds up to 2, R up to 3.
+    const o = new GossipState('o', 'o1');
+    for (let i = 1; i <= 5; i++) o.setOwn(i === 3 ? 'user' : `k${i}`, bytes(i));
+    const p1 = new GossipState('p1', 'p1a');
+    const r = new GossipState('r', 'r1');
+    const p3 = new GossipState('p3', 'p3a');
+    const upTo = (n: number) => ({
+      states: o.delta(new Map(), 1 << 20).map((st) => ({ ...st, entries: st.entries.filter((e) => e.sequence <= n) })),
+      seen: [],
+      reply: false,
+    });
+    p1.merge(upTo(2), anyone);
+    r.merge(upTo(3), anyone);
+    p3.merge(upTo(5), anyone);
+    const rMarks = new Map(markMap(r.watermarks()));
+    // The provider drops O for a moment: R forgets it; P3 still believes R holds up to 3.
+    r.drop('o');
+    r.merge(decodeGossip(encodeGossip({ states: p3.delta(rMarks, 1 << 20, 'r'), seen: p3.watermarks(), reply: false })), anyone);
+    // R pulls from P1 (up to 2), then a newcomer N learns O through R, then from everyone.
+    exchange(r, p1, undefined);
+    const n = new GossipState('n', 'n1');
+    exchange(n, r, undefined);
+    for (let round = 0; round < 3; round++) for (const peer of [r, p1, p3, o]) exchange(n, peer, markMap(n.watermarks()));
+    expect(text(n.value('o', 'user'))).toBe('3');
+    expect(n.watermarks().find((m) => m.memberId === 'o')?.sequence).toBe(5);
+    for (let i of [1, 2, 4, 5]) expect(text(n.value('o', `k${i}`))).toBe(String(i));
   });
 
   it('sends a prefix of an origin in sequence order when the budget is short, and the rest next time', () => {

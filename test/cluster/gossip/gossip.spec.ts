@@ -1,4 +1,4 @@
-import { type ClusterGossip, GossipError, type GrainContext } from 'nestjs-grains';
+import { type Cluster, type ClusterGossip, GossipError, type GrainContext } from 'nestjs-grains';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually } from '../../support/cluster.js';
 import { type InProcessCluster, startMembers } from '../../support/in-process-cluster.js';
@@ -76,5 +76,17 @@ describe('gossip between members (in process, real gRPC)', () => {
     expect(() => gossip.set('c', 3)).toThrow(/gossip.maxKeys/);
     gossip.set('a', 6);
     expect(gossip.get(running.members[0]!.memberId, 'a')).toBe(6);
+  });
+
+  it('beside a member of protocol version 1: no gossip frames to it, no malformed frames anywhere, no suspicion, no consensus', async () => {
+    running = await startMembers([{ kinds: [echo] }, { kinds: [echo], options: { remote: { protocol: { min: 1, max: 1 } } } }]);
+    const [modern, old] = running.members as [Cluster, Cluster];
+    expect(await modern.client<EchoGrain>('echo').get('x').echo('hi')).toBe('hi');
+    await new Promise((r) => setTimeout(r, 1_000));
+    for (const logger of running.loggers) expect(logger.messages('warn').filter((m) => /malformed|Gossip/.test(m))).toEqual([]);
+    const statuses = modern.gossip.members();
+    expect(statuses.find((m) => m.id === old.memberId)).toMatchObject({ status: 'alive', heartbeatAgeMs: undefined });
+    expect(modern.topologyConsensus().consensus).toBe(false);
+    expect(old.gossip.members().find((m) => m.id === modern.memberId)?.heartbeatAgeMs).toBeUndefined();
   });
 });

@@ -81,7 +81,16 @@ export class RedisClaims {
     const resolved = await run(() => scripts.resolve.run(this.redis, [this.keys.generation, this.keys.entry(name)], [generation, this.keys.leasePrefix]));
     if (resolved[0] === 'OWNED') return this.ownedPid(kind, identity, name, resolved, hint?.deadline);
     if (resolved[0] === 'GEN') throw this.generationChanged(generation);
-    if (target === undefined) throw new UnknownKindError(kind);
+    if (target === undefined) {
+      // NOTE: members host the kind, but every one of them is leaving or suspected right now:
+      // that passes (a suspicion clears, a new member joins); an unknown kind does not.
+      if (membersHosting(member.hashMembers?.() ?? [], kind).length > 0) {
+        throw new ClusterUnavailableError(
+          `Grain ${name} cannot be placed now: every member hosting kind "${kind}" is leaving or suspected (its heartbeat stopped or its connection dropped); it never ran. Retry shortly.`,
+        );
+      }
+      throw new UnknownKindError(kind);
+    }
     return { memberId: target.id, incarnation: target.incarnation, address: target.address, id: '' };
   }
 
