@@ -13,6 +13,12 @@ export type CallPhase = (typeof CallPhase)[keyof typeof CallPhase];
 
 const NO_LINK: ChainLink = Object.freeze({ activationId: '', label: '', interleaved: false });
 
+/** Told how a call ended (telemetry: spans and durations); set on a call only while something records. */
+export interface CallObserver {
+  /** The call settled: `ok` with its result, or not with `reason`. Runs before the caller hears. */
+  settled(call: Call, ok: boolean, reason: unknown): void;
+}
+
 /**
  * One grain call inside this process: its target, arguments, deadline and the caller's
  * promise. The same object is the AsyncLocalStorage store of the turn that runs it, so a
@@ -34,6 +40,8 @@ export class Call implements TurnState {
   redirects = 0;
   /** A turn that is not a grain method (timers, lifecycle hooks). */
   task: (() => unknown) | undefined = undefined;
+  /** What records the call's outcome (lib/observability); undefined unless an OpenTelemetry SDK records. */
+  observer: CallObserver | undefined = undefined;
   private controller: AbortController | undefined = undefined;
   private callerSignal: AbortSignal | undefined = undefined;
   private onCallerAbort: (() => void) | undefined = undefined;
@@ -70,6 +78,7 @@ export class Call implements TurnState {
   resolve(value: unknown): void {
     if (this.settled) return;
     this.settle();
+    this.observer?.settled(this, true, undefined);
     this.resolveFn(value);
   }
 
@@ -77,6 +86,7 @@ export class Call implements TurnState {
     if (this.settled) return;
     this.settle();
     this.controller?.abort(reason);
+    this.observer?.settled(this, false, reason);
     this.rejectFn(reason);
   }
 

@@ -3,6 +3,7 @@ import { now } from '../actor/clock.js';
 import type { Pid } from '../actor/pid.js';
 import { outgoingChain } from '../actor/turn.js';
 import type { WaitingCalls } from '../actor/waiting-calls.js';
+import { CallTelemetry } from '../observability/call-telemetry.js';
 import { Activation, type StopKind } from './activation/activation.js';
 import type { ActivationRegistry } from './activation/activation-registry.js';
 import {
@@ -43,6 +44,9 @@ export interface InboundCallRequest {
   readonly method: string;
   readonly timeoutMs: number;
   readonly chain: Call['chain'];
+  /** The caller's W3C trace context ('' or absent when none). */
+  readonly traceparent?: string;
+  readonly tracestate?: string;
 }
 
 /** What the router needs from the rest of the member. */
@@ -96,6 +100,8 @@ export class RequestRouter implements GrainInvoker {
   private readonly waiting: WaitingCalls;
   private readonly hostedElsewhere: (kind: string) => boolean;
   private readonly localWire: LocalWire | undefined;
+  /** Spans and durations of calls, when an OpenTelemetry SDK records (lib/observability). */
+  private readonly telemetry = new CallTelemetry();
   readonly maxIdentityBytes: number;
 
   constructor(deps: RequestRouterDeps) {
@@ -199,6 +205,7 @@ export class RequestRouter implements GrainInvoker {
     });
     call.interleaved = route.interleaved;
     call.idempotent = route.idempotent;
+    if (this.telemetry.on) this.telemetry.client(call);
     if (signal !== undefined) call.watchCallerSignal(signal, () => this.abort(call));
     this.dispatch(call, at);
     return promise;
@@ -239,6 +246,7 @@ export class RequestRouter implements GrainInvoker {
     call.interleaved = route.interleaved;
     call.idempotent = route.idempotent;
     call.inbound = true;
+    if (this.telemetry.on) this.telemetry.inbound(call, request.traceparent ?? '', request.tracestate ?? '');
     this.dispatch(call, at);
     return undefined;
   }
@@ -349,6 +357,7 @@ export class RequestRouter implements GrainInvoker {
    */
   private postHere(activation: Activation, call: Call, at: number): void {
     if (this.localWire !== undefined && call instanceof WireCall && !call.crossed && !call.crossArguments()) return;
+    if (call.observer !== undefined) this.telemetry.reached(call);
     activation.post(call, at);
   }
 
@@ -375,6 +384,7 @@ export class RequestRouter implements GrainInvoker {
       call.reject(new GrainTimeoutError(call.kind, call.identity, call.method, call.timeoutMs, true));
       return;
     }
+    if (this.telemetry.on) this.telemetry.redirected(call);
     const delay = redirectDelayMs(call.redirects);
     if (delay === 0) {
       // NOTE: a microtask, so that a burst of redirects never recurses on the stack.

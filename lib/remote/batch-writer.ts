@@ -1,4 +1,5 @@
 import { now } from '../actor/clock.js';
+import { batchMetrics } from '../observability/batch-metrics.js';
 import type { OutboundRequest, OutboundResponse } from './envelopes.js';
 import { type Batch, encodeFrame, StringTable, type WireRequest, type WireResponse } from './wire.js';
 
@@ -9,7 +10,7 @@ export const MAX_BATCH_BYTES = 1 << 20;
 /**
  * Decoded values (every tag: messages, fields, strings) per write, estimated from above: a
  * reader refuses a frame of more than 16 per request it accepts (inbound-limits.ts), and
- * accepts at least MAX_ENVELOPES_PER_BATCH requests. Plain requests take about 10 each, so
+ * accepts at least MAX_ENVELOPES_PER_BATCH requests. Plain requests take about 10 each (12 traced), so
  * this only splits batches of requests with long call chains.
  */
 export const MAX_ENTRIES_PER_WRITE = 16 * MAX_ENVELOPES_PER_BATCH;
@@ -41,6 +42,8 @@ export class BatchWriter {
   private bytes = 0;
   /** Waiting for everything queued to be handed to the stream (`flushed`). */
   private waitingForFlush: (() => void)[] = [];
+  /** Frames written, when an OpenTelemetry SDK records (lib/observability). */
+  private readonly metrics = batchMetrics();
 
   constructor(
     private readonly stream: WritableStream,
@@ -140,7 +143,9 @@ export class BatchWriter {
     while (!this.closed && !this.blocked && this.queued > 0) {
       const batch = this.takeBatch();
       if (batch.requests.length === 0 && batch.responses.length === 0) continue;
-      const ok = this.stream.write(encodeFrame({ batch }));
+      const frame = encodeFrame({ batch });
+      this.metrics?.written(frame.byteLength, batch.requests.length + batch.responses.length);
+      const ok = this.stream.write(frame);
       if (!ok) {
         this.blocked = true;
         this.stream.once('drain', () => {
@@ -170,11 +175,12 @@ export class BatchWriter {
     const at = now();
     while (taken < this.requests.length && requests.length < MAX_ENVELOPES_PER_BATCH && (bytes < MAX_BATCH_BYTES || requests.length === 0)) {
       const next = this.requests[taken]!;
-      // NOTE: a request's tag, its 7 fields, 4 strings at most, and per chain link a tag, 3 fields and 2 strings.
-      const cost = 12 + 6 * next.call.chain.length;
+      // NOTE: a request's tag, its 9 fields, 4 strings at most, and per chain link a tag, 3 fields and 2 strings.
+      const cost = 14 + 6 * next.call.chain.length;
       if (requests.length > 0 && entries + cost > MAX_ENTRIES_PER_WRITE) break;
       const request = this.requests[taken++]!;
-      this.bytes -= requestBytes(request);
+      const size = requestBytes(request);
+      this.bytes -= size;
       const call = request.call;
       if (call.settled) continue;
       entries += cost;
@@ -184,7 +190,7 @@ export class BatchWriter {
         continue;
       }
       request.written = true;
-      bytes += request.args.byteLength;
+      bytes += size - ENVELOPE_BYTES;
       requests.push({
         id: request.id,
         kind: strings.ref(call.kind),
@@ -197,6 +203,9 @@ export class BatchWriter {
             ? NO_LINKS
             : call.chain.map((link) => ({ activationId: strings.ref(link.activationId), label: strings.ref(link.label), interleaved: link.interleaved })),
         targetIncarnation: strings.ref(request.targetIncarnation),
+        // NOTE: not in the string table (unique per request); left out when empty (undefined is not written).
+        traceparent: request.traceparent || undefined,
+        tracestate: request.tracestate || undefined,
       });
     }
     this.requests = taken === this.requests.length ? [] : this.requests.slice(taken);
@@ -225,7 +234,7 @@ const EMPTY = new Uint8Array(0);
 const NO_LINKS: WireRequest['chain'] = [];
 
 function requestBytes(request: OutboundRequest): number {
-  return ENVELOPE_BYTES + request.args.byteLength;
+  return ENVELOPE_BYTES + request.args.byteLength + (request.traceparent?.length ?? 0) + (request.tracestate?.length ?? 0);
 }
 
 function responseBytes(response: OutboundResponse): number {

@@ -15,6 +15,9 @@ export interface OutboundRequest {
   readonly address: string;
   /** Handed to the stream. Until then the request provably did not reach the peer. */
   written: boolean;
+  /** The caller's W3C trace context (lib/observability/trace-context.ts); absent or '' when the call is not traced. */
+  readonly traceparent?: string;
+  readonly tracestate?: string;
 }
 
 /** A response to queue on an inbound stream. */
@@ -35,4 +38,7 @@ export interface InboundRequest {
   readonly timeoutMs: number;
   readonly chain: ReadonlyArray<{ activationId: string; label: string; interleaved: boolean }>;
   readonly targetIncarnation: string;
+  /** The caller's W3C trace context, '' when none (or dropped: longer than W3C allows). Unparsed: lib/observability parses it. */
+  readonly traceparent: string;
+  readonly tracestate: string;
 }

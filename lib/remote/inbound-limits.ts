@@ -197,10 +197,32 @@ export function inspectMessage(
 
 // Requests ------------------------------------------------------------------------------------
 
+/** The longest `traceparent` a request may carry: W3C version 00, what members write, is 55 characters. A longer one is ignored. */
+export const MAX_TRACEPARENT_CHARS = 55;
+/** The longest `tracestate` a request may carry (W3C's bound). A longer one is ignored. */
+export const MAX_TRACESTATE_CHARS = 512;
+
+/**
+ * The `traceparent` of a peer's request as this member takes it: '' when absent or longer than
+ * MAX_TRACEPARENT_CHARS. NOTE: never a refusal (`requestProblem` does not look at the trace
+ * context): a call whose trace context is dropped is served all the same, as the root of a
+ * new trace. lib/observability parses what is left, only when something records spans.
+ */
+export function inboundTraceparent(request: WireRequest): string {
+  const value = request.traceparent;
+  return value === undefined || value.length > MAX_TRACEPARENT_CHARS ? '' : value;
+}
+
+/** The `tracestate` of a peer's request as this member takes it: '' when absent or longer than MAX_TRACESTATE_CHARS (ignored, like an oversized `traceparent`). */
+export function inboundTracestate(request: WireRequest): string {
+  const value = request.tracestate;
+  return value === undefined || value.length > MAX_TRACESTATE_CHARS ? '' : value;
+}
+
 /**
  * Why a peer's request is refused (BAD_REQUEST, never run) before the cluster sees it, or
  * undefined. Constant time: string lengths, chain length, timeout. The refusal never repeats
- * what the peer sent.
+ * what the peer sent. Its trace context is never a reason (`inboundTraceparent`).
  */
 export function requestProblem(request: WireRequest, strings: readonly string[], limits: InboundLimits): string | undefined {
   if (request.timeoutMs > limits.maxTimeoutMs) {

@@ -3,7 +3,7 @@ import { BatchWriter, DEFAULT_MAX_QUEUED_BYTES } from './batch-writer.js';
 import type { InboundRequest, OutboundResponse } from './envelopes.js';
 import { GOSSIP_PROTOCOL, negotiate, type ProtocolRange } from './protocol.js';
 import { KEEPALIVE_OPTIONS, remotingService } from './service-definition.js';
-import { inboundLimits, type InboundLimits, inspectFrame, NAME_ALLOWANCE, requestProblem } from './inbound-limits.js';
+import { inboundLimits, type InboundLimits, inboundTraceparent, inboundTracestate, inspectFrame, NAME_ALLOWANCE, requestProblem } from './inbound-limits.js';
 import { PeerLog, quote } from './peer-log.js';
 import { type Batch, decodeFrame, encodeFrame, type Frame, type Handshake, type HandshakeAck, type MemberInfo, Status, type WireRequest } from './wire.js';
 
@@ -291,6 +291,8 @@ export class RemoteServer {
         queue({ id: wire.id, status: Status.BAD_REQUEST, error: { name: 'InvalidGrainCallError', message: problem, code: '', origin: '', cycle: [] } });
         return;
       }
+      // NOTE: a trace context longer than W3C allows is dropped, never refused (inbound-limits.ts).
+      const traceparent = inboundTraceparent(wire);
       const request: InboundRequest = {
         id: wire.id,
         kind: strings[wire.kind]!,
@@ -303,6 +305,8 @@ export class RemoteServer {
             ? NO_LINKS
             : wire.chain.map((link) => ({ activationId: strings[link.activationId]!, label: strings[link.label]!, interleaved: link.interleaved })),
         targetIncarnation: strings[wire.targetIncarnation]!,
+        traceparent,
+        tracestate: traceparent === '' ? '' : inboundTracestate(wire),
       };
       unanswered++;
       this.handler.request(request, respond, caller!.member);

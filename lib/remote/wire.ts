@@ -77,6 +77,9 @@ export interface WireRequest {
   chain: WireChainLink[];
   /** Index into the batch's strings. */
   targetIncarnation: number;
+  /** The caller's W3C trace context; absent or '' when the call is not traced. Untrusted: inbound-limits.ts bounds it, lib/observability parses it. */
+  traceparent?: string | undefined;
+  tracestate?: string | undefined;
 }
 
 export interface RemoteErrorInfo {
@@ -141,7 +144,18 @@ export const WIRE_CONTRACT: WireContract = {
     HandshakeAck: fieldsOf<HandshakeAck>({ accepted: true, protocol: true, member: true, reason: true, leaving: true, closing: true }),
     Batch: fieldsOf<Batch>({ strings: true, requests: true, responses: true }),
     ChainLink: fieldsOf<WireChainLink>({ activationId: true, label: true, interleaved: true }),
-    Request: fieldsOf<WireRequest>({ id: true, kind: true, identity: true, method: true, args: true, timeoutMs: true, chain: true, targetIncarnation: true }),
+    Request: fieldsOf<WireRequest>({
+      id: true,
+      kind: true,
+      identity: true,
+      method: true,
+      args: true,
+      timeoutMs: true,
+      chain: true,
+      targetIncarnation: true,
+      traceparent: true,
+      tracestate: true,
+    }),
     RemoteError: fieldsOf<RemoteErrorInfo>({ name: true, message: true, code: true, origin: true, cycle: true, httpStatus: true, httpResponse: true }),
     Response: fieldsOf<WireResponse>({ id: true, status: true, result: true, error: true }),
   },

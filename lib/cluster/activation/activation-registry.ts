@@ -2,6 +2,7 @@ import type { Call } from '../../actor/call.js';
 import type { DeadlineSweeper } from '../../actor/deadline-sweeper.js';
 import type { Pid } from '../../actor/pid.js';
 import type { WaitingCalls } from '../../actor/waiting-calls.js';
+import { MemberMetrics } from '../../observability/member-metrics.js';
 import { ClusterShuttingDownError, UnknownKindError } from '../errors.js';
 import type { Fencing } from '../fencing.js';
 import type { ClusterKind } from '../kind.js';
@@ -43,6 +44,8 @@ export class ActivationRegistry implements ActivationHost {
   /** Ids of this incarnation's activations that ended fenced, their claims not released (oldest first, bounded). */
   private readonly retired = new Set<string>();
   readonly counters: ActivationCounters = { activated: 0, deactivated: 0, poisoned: 0, fenced: 0 };
+  /** Activations and mailbox depth per kind (observed), fences; when an OpenTelemetry SDK records (lib/observability). */
+  private readonly metrics = new MemberMetrics(this);
   delivered = 0;
   /** Live activations per kind. */
   private readonly perKind = new Map<string, number>();
@@ -161,6 +164,7 @@ export class ActivationRegistry implements ActivationHost {
     if (how === 'poisoned') this.counters.poisoned++;
     if (how === 'fenced') {
       this.counters.fenced++;
+      this.metrics.fenced(activation.kind.name);
       if (activation.incarnation === this.deps.member.incarnation) {
         if (this.retired.size >= MAX_RETIRED) this.retired.delete(this.retired.values().next().value!);
         this.retired.add(activation.id);

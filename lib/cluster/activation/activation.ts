@@ -5,6 +5,7 @@ import { Mailbox, type MailboxHandler } from '../../actor/mailbox.js';
 import type { ChainLink } from '../../actor/turn.js';
 import { turnStorage } from '../../actor/turn.js';
 import type { WaitingCalls } from '../../actor/waiting-calls.js';
+import { CallObservation } from '../../observability/call-telemetry.js';
 import { toMs } from '../duration.js';
 import { CallCycleError, GrainActivationError, GrainOverloadedError, GrainTimeoutError, toInvocationError } from '../errors.js';
 import type { Fencing } from '../fencing.js';
@@ -208,7 +209,11 @@ export class Activation implements MailboxHandler, TimerOwner {
   invoke(call: Call): unknown {
     if (call.task !== undefined) return call.task();
     const instance = this.instance!;
-    return (instance[call.method] as (...args: readonly unknown[]) => unknown).apply(instance, call.args as unknown[]);
+    const method = instance[call.method] as (...args: unknown[]) => unknown;
+    // NOTE: a traced call's turn runs in its SERVER span's context: the calls it makes, and spans the grain makes, are its children.
+    const observation = call.observer;
+    if (observation !== undefined && observation instanceof CallObservation) return observation.run(method, instance, call.args);
+    return method.apply(instance, call.args as unknown[]);
   }
 
   onTurnSettled(call: Call, ok: boolean, value: unknown): void {

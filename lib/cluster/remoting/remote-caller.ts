@@ -1,5 +1,7 @@
 import type { Call } from '../../actor/call.js';
 import type { Pid } from '../../actor/pid.js';
+import { CallObservation } from '../../observability/call-telemetry.js';
+import { traceparentOf, tracestateOf } from '../../observability/trace-context.js';
 import type { Codec } from '../../remote/codec/codec.js';
 import type { EndpointEvents, FailureReason } from '../../remote/endpoint.js';
 import type { OutboundRequest } from '../../remote/envelopes.js';
@@ -62,7 +64,20 @@ export class RemoteCaller implements CallSender, EndpointEvents {
       call.reject(args);
       return;
     }
-    this.remote!.send(pid.address!, { id: 0, call, args, targetIncarnation: pid.incarnation ?? '', address: pid.address!, written: false });
+    const address = pid.address!;
+    // NOTE: a traced call carries its CLIENT span's context, so the callee's SERVER span is its child.
+    const observation = call.observer;
+    const traced = observation !== undefined && observation instanceof CallObservation ? observation.sent(address) : undefined;
+    this.remote!.send(address, {
+      id: 0,
+      call,
+      args,
+      targetIncarnation: pid.incarnation ?? '',
+      address,
+      written: false,
+      traceparent: traced === undefined ? '' : traceparentOf(traced),
+      tracestate: traced === undefined ? '' : tracestateOf(traced),
+    });
   }
 
   response(request: OutboundRequest, response: WireResponse): void {

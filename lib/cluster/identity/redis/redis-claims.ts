@@ -6,6 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Pid } from '../../../actor/pid.js';
+import { LookupMetrics, type LookupScript } from '../../../observability/lookup-metrics.js';
 import { ClusterUnavailableError, UnknownKindError } from '../../errors.js';
 import { membersHosting, type PlacementContext, type PlacementStrategy } from '../../placement/placement-strategy.js';
 import type { GetHint, LookupMember } from '../identity-lookup.js';
@@ -55,6 +56,9 @@ export class RedisClaims {
     this.placementByKind = context.placementByKind;
   }
 
+  /** Round trips of the scripts, timed when an OpenTelemetry SDK records (lib/observability). */
+  private readonly roundTrips = new LookupMetrics();
+
   /** The members' gossiped load, for strategies that place by it. */
   private readonly placementContext: PlacementContext = { load: (memberId) => this.member.load?.(memberId) };
 
@@ -78,7 +82,9 @@ export class RedisClaims {
     }
     if (target !== undefined && target.id === member.memberId) return this.claim(kind, identity, name, hint?.deadline);
     const generation = this.lease.generation;
-    const resolved = await run(() => scripts.resolve.run(this.redis, [this.keys.generation, this.keys.entry(name)], [generation, this.keys.leasePrefix]));
+    const resolved = await run(this.roundTrips, 'resolve', () =>
+      scripts.resolve.run(this.redis, [this.keys.generation, this.keys.entry(name)], [generation, this.keys.leasePrefix]),
+    );
     if (resolved[0] === 'OWNED') return this.ownedPid(kind, identity, name, resolved, hint?.deadline);
     if (resolved[0] === 'GEN') throw this.generationChanged(generation);
     if (target === undefined) {
@@ -99,13 +105,16 @@ export class RedisClaims {
     const keys = this.keys;
     if (this.lease.stopped || pid.incarnation === undefined) return;
     const name = `${kind}/${identity}`;
+    const started = this.roundTrips.start();
     try {
       await scripts.release.run(
         this.redis,
         [keys.generation, keys.entry(name), keys.activations(pid.incarnation)],
         [this.lease.generation, pid.incarnation, epoch, name],
       );
+      this.roundTrips.ended('release', started, undefined);
     } catch {
+      this.roundTrips.ended('release', started, undefined, UNAVAILABLE);
       // NOTE: a release that fails may or may not have run, so the entry cannot be trusted:
       // the member drops everything and rejoins as a new incarnation. The old incarnation's
       // lease is no longer renewed, so the entry is claimable once it lapses.
@@ -121,7 +130,7 @@ export class RedisClaims {
     const incarnation = member.incarnation;
     const generation = this.lease.generation;
     const activationId = member.newActivationId();
-    const reply = await run(() =>
+    const reply = await run(this.roundTrips, 'claim', () =>
       scripts.claim.run(
         this.redis,
         [keys.generation, keys.entry(name), keys.lease(incarnation), keys.activations(incarnation)],
@@ -186,16 +195,24 @@ export class RedisClaims {
   }
 }
 
-/** Run one lookup command; any Redis failure is ClusterUnavailableError, any odd reply too. */
-async function run(command: () => Promise<unknown>): Promise<Reply> {
+/** The `error.type` of a failed round trip: the code of ClusterUnavailableError, what the lookup fails with. */
+const UNAVAILABLE = 'GRAIN_CLUSTER_UNAVAILABLE';
+
+/** Run one lookup command (`script`, timed in `roundTrips`); any Redis failure is ClusterUnavailableError, any odd reply too. */
+async function run(roundTrips: LookupMetrics, script: LookupScript, command: () => Promise<unknown>): Promise<Reply> {
+  const started = roundTrips.start();
   let reply: unknown;
   try {
     reply = await command();
   } catch (error) {
+    roundTrips.ended(script, started, undefined, UNAVAILABLE);
     throw new ClusterUnavailableError(`Redis did not answer the identity lookup: ${(error as Error).message}`);
   }
   if (!Array.isArray(reply) || reply.some((v) => v !== null && typeof v !== 'string' && typeof v !== 'number')) {
+    roundTrips.ended(script, started, undefined, UNAVAILABLE);
     throw new ClusterUnavailableError(`Redis returned a malformed lookup reply: ${JSON.stringify(reply)}`);
   }
-  return reply.map((v) => (v === null ? null : String(v)));
+  const answer = reply.map((v) => (v === null ? null : String(v)));
+  roundTrips.ended(script, started, answer[0] ?? undefined);
+  return answer;
 }
