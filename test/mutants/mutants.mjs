@@ -180,7 +180,8 @@ export const mutants = [
   },
   {
     id: 'gossip-watermark-gap',
-    description: 'a delta taken past a gap: a receiver that missed changes holds later ones, passes them on as if it held all, and a member further on never gets the missing ones',
+    description:
+      'a delta taken past a gap: a receiver that missed changes holds later ones, passes them on as if it held all, and a member further on never gets the missing ones',
     file: 'lib/cluster/gossip/gossip-state.ts',
     find: 'if (state.after > origin.watermark) continue;',
     replace: 'if (false) continue;',
