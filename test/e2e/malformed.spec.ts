@@ -1,3 +1,4 @@
+import { PROTOCOL_MAX } from '../../lib/remote/protocol.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type CallOutcome, type MemberProcess, MemberHarness } from '../support/member-harness.js';
 import type { Reply } from '../support/members/grains.js';
@@ -77,7 +78,7 @@ describe('a member process under malformed input from a raw peer', () => {
     const p1 = open();
     p1.send(garbage);
     const ack1 = await p1.handshake(handshake('e2e'));
-    expect(ack1).toMatchObject({ accepted: true, protocol: 1, member: { memberId: target.address, address: target.address } });
+    expect(ack1).toMatchObject({ accepted: true, protocol: PROTOCOL_MAX, member: { memberId: target.address, address: target.address } });
     await target.waitFor((l) => /dropped a malformed frame from an unidentified peer at \S+: undecodable frame/.test(l.text), 10_000, 'the garbage log line');
 
     // a handshake for another cluster: refused, and told nothing more (this member logs why); stream closed
