@@ -13,6 +13,7 @@ import {
   type Attributes,
   type Context,
   context,
+  diag,
   type Counter,
   type Histogram,
   ROOT_CONTEXT,
@@ -29,6 +30,24 @@ import { turnStorage } from '../actor/turn.js';
 import { ATTR, CALL_DURATION_BUCKETS_MS, errorTypeOf, METRIC, RPC_SYSTEM } from './names.js';
 import { sdkMeter, sdkTracer } from './scope.js';
 import { remoteSpanContext } from './trace-context.js';
+
+/**
+ * Runs telemetry work whose failure must never reach a call: an SDK's span processor or
+ * exporter may throw from `startSpan` or `end` (the SDK passes it on). The call goes on
+ * without its telemetry, and the failure is reported once through OpenTelemetry's `diag`.
+ */
+function guarded(work: () => void, drop?: () => void): void {
+  try {
+    work();
+  } catch (error) {
+    drop?.();
+    if (!failureReported) {
+      failureReported = true;
+      diag.error(`nestjs-grains: the OpenTelemetry SDK threw while recording a grain call; the call goes on without its telemetry: ${String(error)}`);
+    }
+  }
+}
+let failureReported = false;
 
 /** Kinds, and methods per kind, whose attributes are kept; past it a map starts over (names may come from callers). */
 const MAX_CACHED_NAMES = 1_000;
@@ -107,6 +126,13 @@ export class CallTelemetry {
 
   /** A grain call made on this member (call only while `on`): its CLIENT span starts now, a child of the caller's context. */
   client(call: Call): void {
+    guarded(
+      () => this.startClient(call),
+      () => (call.observer = undefined),
+    );
+  }
+
+  private startClient(call: Call): void {
     const observation = new CallObservation(this, this.attributesOf(call.kind, call.method));
     // NOTE: the deadline was set from the call's start time: no second clock read.
     observation.clientStart = call.deadline - call.timeoutMs;
@@ -127,6 +153,13 @@ export class CallTelemetry {
    * either), which spares the SDK a second span that would record nothing.
    */
   reached(call: Call): void {
+    guarded(
+      () => this.startReached(call),
+      () => (call.observer = undefined),
+    );
+  }
+
+  private startReached(call: Call): void {
     const observation = call.observer;
     if (!(observation instanceof CallObservation) || observation.serverStart !== NONE) return;
     observation.serverStart = now();
@@ -144,6 +177,13 @@ export class CallTelemetry {
    * is ignored and the call starts a new trace).
    */
   inbound(call: Call, traceparent: string, tracestate: string): void {
+    guarded(
+      () => this.startInbound(call, traceparent, tracestate),
+      () => (call.observer = undefined),
+    );
+  }
+
+  private startInbound(call: Call, traceparent: string, tracestate: string): void {
     const observation = new CallObservation(this, this.attributesOf(call.kind, call.method));
     observation.serverStart = now();
     const tracer = this.tracer;
@@ -156,6 +196,10 @@ export class CallTelemetry {
 
   /** A call is sent on (it never ran where it went; call only while `on`). */
   redirected(call: Call): void {
+    guarded(() => this.countRedirect(call));
+  }
+
+  private countRedirect(call: Call): void {
     if (this.redirects === undefined) return;
     let attributes = this.kindAttributes.get(call.kind);
     if (attributes === undefined) {
@@ -217,8 +261,17 @@ export class CallObservation implements CallObserver {
    * that ended before its turn) ends here, unrecorded: the call is served there now.
    */
   sent(address: string): SpanContext | undefined {
+    let sent: SpanContext | undefined;
+    guarded(() => (sent = this.markSent(address)));
+    return sent;
+  }
+
+  private markSent(address: string): SpanContext | undefined {
     if (this.serverStart !== NONE) {
-      this.serverSpan?.end();
+      const begun = this.serverSpan;
+      // NOTE: exported all the same (a span cannot be withdrawn): marked as a turn that never ran here.
+      if (begun?.isRecording() === true) begun.setAttribute(ATTR.redirected, true);
+      begun?.end();
       this.serverSpan = this.serverContext = undefined;
       this.serverStart = NONE;
     }
@@ -227,12 +280,18 @@ export class CallObservation implements CallObserver {
     if (span.isRecording()) {
       const colon = address.lastIndexOf(':');
       span.setAttribute(ATTR.serverAddress, colon > 0 ? address.slice(0, colon).replace(/^\[|\]$/g, '') : address);
-      if (colon > 0) span.setAttribute(ATTR.serverPort, Number(address.slice(colon + 1)));
+      const port = colon > 0 ? Number(address.slice(colon + 1)) : NaN;
+      if (Number.isInteger(port)) span.setAttribute(ATTR.serverPort, port);
     }
     return span.spanContext();
   }
 
-  settled(_call: Call, ok: boolean, reason: unknown): void {
+  settled(call: Call, ok: boolean, reason: unknown): void {
+    // NOTE: runs before the caller hears; a throwing SDK must not keep it from hearing.
+    guarded(() => this.record(call, ok, reason));
+  }
+
+  private record(_call: Call, ok: boolean, reason: unknown): void {
     const end = now();
     const attributes = this.attributes;
     const errorType = ok ? undefined : errorTypeOf(reason);
@@ -246,6 +305,11 @@ export class CallObservation implements CallObserver {
       endSpan(this.clientSpan, errorType, reason);
     }
   }
+}
+
+/** Run `fn` outside any trace (in the root context); with no context manager registered, just run it. */
+export function runUntraced<T>(fn: () => T): T {
+  return context.with(ROOT_CONTEXT, fn);
 }
 
 /**

@@ -48,6 +48,8 @@ export const ATTR = {
   kind: 'nestjs_grains.kind',
   /** Spans only (never a metric): the grain's identity. */
   identity: 'nestjs_grains.identity',
+  /** On a SERVER span begun for a local activation that ended before the turn: the call was sent on and never ran here. */
+  redirected: 'nestjs_grains.redirected',
   /** The lookup's script: `claim`, `resolve` or `release`. */
   lookupScript: 'nestjs_grains.lookup.script',
   /** What a claim or resolve answered: `CLAIMED`, `OWNED`, `NONE`, `GEN`, `NOLEASE` (`_OTHER` for anything else). */

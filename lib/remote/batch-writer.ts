@@ -1,5 +1,5 @@
 import { now } from '../actor/clock.js';
-import { batchMetrics } from '../observability/batch-metrics.js';
+import { type BatchMetrics, batchMetrics } from '../observability/batch-metrics.js';
 import type { OutboundRequest, OutboundResponse } from './envelopes.js';
 import { type Batch, encodeFrame, StringTable, type WireRequest, type WireResponse } from './wire.js';
 
@@ -42,15 +42,18 @@ export class BatchWriter {
   private bytes = 0;
   /** Waiting for everything queued to be handed to the stream (`flushed`). */
   private waitingForFlush: (() => void)[] = [];
-  /** Frames written, when an OpenTelemetry SDK records (lib/observability). */
-  private readonly metrics = batchMetrics();
-
   constructor(
     private readonly stream: WritableStream,
     private readonly maxQueued: number,
     /** Called for each request dropped unwritten because its deadline passed first. */
     private readonly onExpiredUnwritten: (request: OutboundRequest) => void = () => {},
     private readonly maxQueuedBytes: number = DEFAULT_MAX_QUEUED_BYTES,
+    /**
+     * Where frames written are recorded (lib/observability): the member's, looked up once when
+     * its remote was made (so an SDK registered later does not start recording some metrics
+     * and not others); null: none (no SDK then). Looked up here when not given.
+     */
+    private readonly metrics: BatchMetrics | null = batchMetrics() ?? null,
   ) {}
 
   get queued(): number {

@@ -6,6 +6,7 @@ import type { OutboundRequest } from './envelopes.js';
 import { KEEPALIVE_OPTIONS, remotingService } from './service-definition.js';
 import type { LeavePhase } from './remote-server.js';
 import { TLS_SERVER_NAME } from './tls.js';
+import type { BatchMetrics } from '../observability/batch-metrics.js';
 import { GOSSIP_PROTOCOL } from './protocol.js';
 import { DEFAULT_MAX_REQUESTS_PER_BATCH, inspectFrame } from './inbound-limits.js';
 import { decodeFrame, encodeFrame, type Handshake, type HandshakeAck, type MemberInfo, type WireResponse, WireError } from './wire.js';
@@ -54,6 +55,8 @@ export interface EndpointSettings {
   readonly credentials?: ChannelCredentials;
   readonly sweeper: DeadlineSweeper;
   readonly events: EndpointEvents;
+  /** Where frames written are recorded: the member's (one lookup for an SDK, when its remote was made); none without. */
+  readonly batchMetrics?: BatchMetrics | null;
 }
 
 const RemotingClient = makeGenericClientConstructor(remotingService, 'Remoting');
@@ -320,6 +323,7 @@ export class Endpoint implements Sweepable {
         this.settings.events.expired(request);
       },
       this.settings.maxQueuedBytes,
+      this.settings.batchMetrics ?? null,
     );
     stream.write(encodeHandshake(hello));
   }

@@ -197,8 +197,12 @@ export function inspectMessage(
 
 // Requests ------------------------------------------------------------------------------------
 
-/** The longest `traceparent` a request may carry: W3C version 00, what members write, is 55 characters. A longer one is ignored. */
-export const MAX_TRACEPARENT_CHARS = 55;
+/**
+ * The longest `traceparent` a request may carry; a longer one is ignored. Version 00, what
+ * members write, is 55 characters; W3C lets later versions append fields, which a reader of
+ * version 00 skips (trace-context.ts), so some room is left for them.
+ */
+export const MAX_TRACEPARENT_CHARS = 256;
 /** The longest `tracestate` a request may carry (W3C's bound). A longer one is ignored. */
 export const MAX_TRACESTATE_CHARS = 512;
 

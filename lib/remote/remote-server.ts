@@ -1,4 +1,5 @@
 import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
+import { batchMetrics } from '../observability/batch-metrics.js';
 import { BatchWriter, DEFAULT_MAX_QUEUED_BYTES } from './batch-writer.js';
 import type { InboundRequest, OutboundResponse } from './envelopes.js';
 import { GOSSIP_PROTOCOL, negotiate, type ProtocolRange } from './protocol.js';
@@ -81,6 +82,8 @@ export class RemoteServer {
   private readonly shutters = new Map<ServerDuplexStream<Buffer, Buffer>, (reason: string) => void>();
   /** The inbound work of every stream, in one budget per event-loop turn. */
   private readonly budget = new InboundBudget();
+  /** Frames written, recorded when an OpenTelemetry SDK was registered as the server was made. */
+  private readonly batchMetrics = batchMetrics() ?? null;
   /** The log lines peers cause, rate-limited. */
   private readonly peerLog = new PeerLog((level, message) => this.handler.log(level, message));
 
@@ -166,7 +169,7 @@ export class RemoteServer {
     this.connections.set(connection, (this.connections.get(connection) ?? 0) + 1);
     let caller: Caller | undefined;
     let open = true;
-    const writer = new BatchWriter(stream, this.settings.maxQueued, undefined, limits.maxQueuedBytes);
+    const writer = new BatchWriter(stream, this.settings.maxQueued, undefined, limits.maxQueuedBytes, this.batchMetrics);
     const who = () => (caller === undefined ? `an unidentified peer at ${from}` : `member ${quote(caller.member.memberId)} at ${from}`);
     // NOTE: what a peer makes this member log is rate-limited per peer (its address, and the member it claims).
     const log = (level: 'warn' | 'log', message: string) =>

@@ -1,4 +1,5 @@
 import type { DeadlineSweeper } from '../actor/deadline-sweeper.js';
+import { batchMetrics } from '../observability/batch-metrics.js';
 import { Endpoint, type EndpointEvents } from './endpoint.js';
 import type { OutboundRequest } from './envelopes.js';
 import type { InboundLimits } from './inbound-limits.js';
@@ -31,6 +32,8 @@ export class Remote {
   /** Endpoints of members that left, closing once idle; closed at shutdown whatever they hold. */
   private readonly forgotten = new Set<Endpoint>();
   private closed = false;
+  /** Frames written by this member's endpoints: one lookup for an OpenTelemetry SDK, now. */
+  private readonly batchMetrics = batchMetrics() ?? null;
 
   constructor(private readonly settings: RemoteSettings) {}
 
@@ -105,6 +108,7 @@ export class Remote {
         ...(this.settings.credentials !== undefined && { credentials: this.settings.credentials.channel }),
         sweeper: this.settings.sweeper,
         events: this.settings.events,
+        batchMetrics: this.batchMetrics,
       });
       if (this.closed) endpoint.close();
       this.endpoints.set(address, endpoint);

@@ -15,6 +15,7 @@ import {
   ParentBasedSampler,
   type ReadableSpan,
   SimpleSpanProcessor,
+  type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 
 /** A reader that exports nothing by itself: the test collects when it wants to look. */
@@ -42,12 +43,27 @@ export interface SdkParts {
   metrics?: boolean;
   /** Sample new traces (ParentBased: children follow their parent). @default true */
   sampled?: boolean;
+  /** A span processor that throws when a span starts or ends (an application's buggy processor or exporter). */
+  throwing?: 'start' | 'end';
+}
+
+/** A span processor that throws from onStart or onEnd, as a buggy one of an application's might. */
+class ThrowingProcessor implements SpanProcessor {
+  constructor(private readonly when: 'start' | 'end') {}
+  onStart(): void {
+    if (this.when === 'start') throw new Error('processor failed on start');
+  }
+  onEnd(): void {
+    if (this.when === 'end') throw new Error('processor failed on end');
+  }
+  async forceFlush(): Promise<void> {}
+  async shutdown(): Promise<void> {}
 }
 
 export function registerSdk(parts: SdkParts = {}): TestSdk {
   const exporter = new InMemorySpanExporter();
   const tracerProvider = new BasicTracerProvider({
-    spanProcessors: [new SimpleSpanProcessor(exporter)],
+    spanProcessors: [new SimpleSpanProcessor(exporter), ...(parts.throwing !== undefined ? [new ThrowingProcessor(parts.throwing)] : [])],
     ...(parts.sampled === false && { sampler: new ParentBasedSampler({ root: new AlwaysOffSampler() }) }),
   });
   const reader = new CollectingReader();

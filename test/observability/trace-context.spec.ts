@@ -2,6 +2,8 @@ import { createTraceState, ROOT_CONTEXT, type SpanContext, trace, TraceFlags } f
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { describe, expect, it } from 'vitest';
 import { remoteSpanContext, traceparentOf, tracestateOf } from '../../lib/observability/trace-context.js';
+import { inboundTraceparent, inboundTracestate, MAX_TRACEPARENT_CHARS, MAX_TRACESTATE_CHARS } from '../../lib/remote/inbound-limits.js';
+import type { WireRequest } from '../../lib/remote/wire.js';
 
 const propagator = new W3CTraceContextPropagator();
 
@@ -61,5 +63,24 @@ describe('the W3C trace context between members', () => {
     const c = context(TraceFlags.SAMPLED);
     expect(tracestateOf({ ...c, traceState: { ...createTraceState(), serialize: () => 'a=\u00e9' } as never })).toBe('');
     expect(tracestateOf({ ...c, traceState: { ...createTraceState(), serialize: () => `a=${'x'.repeat(600)}` } as never })).toBe('');
+  });
+});
+
+describe('what a member takes of a peer’s trace context (inbound-limits.ts)', () => {
+  const request = (traceparent?: string, tracestate?: string) => ({ traceparent, tracestate }) as unknown as WireRequest;
+  const v00 = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+
+  it('keeps a later version’s longer traceparent (read as far as version 00 goes), drops one past the bound', () => {
+    const later = `01${v00.slice(2)}-abc`;
+    expect(inboundTraceparent(request(later))).toBe(later);
+    expect(remoteSpanContext(inboundTraceparent(request(later)), '')?.spanId).toBe('00f067aa0ba902b7');
+    expect(inboundTraceparent(request(`01${v00.slice(2)}-${'a'.repeat(MAX_TRACEPARENT_CHARS)}`))).toBe('');
+    expect(inboundTraceparent(request(undefined))).toBe('');
+  });
+
+  it('keeps a tracestate of W3C’s 512 characters, drops a longer one', () => {
+    const full = `v=${'x'.repeat(MAX_TRACESTATE_CHARS - 2)}`;
+    expect(inboundTracestate(request(v00, full))).toBe(full);
+    expect(inboundTracestate(request(v00, `${full}x`))).toBe('');
   });
 });

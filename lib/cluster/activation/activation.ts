@@ -5,7 +5,7 @@ import { Mailbox, type MailboxHandler } from '../../actor/mailbox.js';
 import type { ChainLink } from '../../actor/turn.js';
 import { turnStorage } from '../../actor/turn.js';
 import type { WaitingCalls } from '../../actor/waiting-calls.js';
-import { CallObservation } from '../../observability/call-telemetry.js';
+import { CallObservation, runUntraced } from '../../observability/call-telemetry.js';
 import { toMs } from '../duration.js';
 import { CallCycleError, GrainActivationError, GrainOverloadedError, GrainTimeoutError, toInvocationError } from '../errors.js';
 import type { Fencing } from '../fencing.js';
@@ -207,7 +207,10 @@ export class Activation implements MailboxHandler, TimerOwner {
   }
 
   invoke(call: Call): unknown {
-    if (call.task !== undefined) return call.task();
+    // NOTE: a task turn (a timer tick, a lifecycle hook) belongs to no call: it runs outside
+    // any trace, whatever context armed it (a timer started in a traced turn would otherwise
+    // put every tick's calls into that long-ended trace).
+    if (call.task !== undefined) return runUntraced(call.task);
     const instance = this.instance!;
     const method = instance[call.method] as (...args: unknown[]) => unknown;
     // NOTE: a traced call's turn runs in its SERVER span's context: the calls it makes, and spans the grain makes, are its children.
