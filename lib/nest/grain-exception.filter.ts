@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import { type ArgumentsHost, Catch, type HttpServer, HttpStatus, Logger, Optional } from '@nestjs/common';
 import { BaseExceptionFilter } from '@nestjs/core';
-import { GrainError, GrainInvocationError, MessageTooLargeError } from '../cluster/errors.js';
+import { GrainConfigurationError, GrainError, GrainInvocationError, MessageTooLargeError } from '../cluster/errors.js';
 
 /** How the responses to one error code look. */
 export interface GrainHttpMapping {
@@ -130,10 +130,16 @@ export class GrainExceptionFilter extends BaseExceptionFilter {
 
   constructor(@Optional() options: GrainExceptionFilterOptions = {}) {
     super(options.httpAdapter);
-    this.codes = new Map(Object.entries(options.codes ?? {}).map(([code, mapping]) => [code, typeof mapping === 'number' ? { status: mapping } : mapping]));
+    this.codes = new Map(
+      Object.entries(options.codes ?? {}).map(([code, mapping]) => [code, checkedMapping(code, typeof mapping === 'number' ? { status: mapping } : mapping)]),
+    );
   }
 
   override catch(exception: unknown, host: ArgumentsHost): void {
+    // NOTE: Nest runs global filters for GraphQL resolvers and microservice handlers too, where
+    // there is no HTTP response to answer on: the error goes back unchanged to the transport's
+    // own handling (GraphQL reports a returned error; see the README for microservices).
+    if (host.getType() !== 'http') return exception as void;
     if (!(exception instanceof GrainError)) return super.catch(exception, host);
     const adapter = this.applicationRef ?? this.httpAdapterHost?.httpAdapter;
     if (adapter === undefined) throw new Error(NO_ADAPTER);
@@ -172,7 +178,9 @@ export class GrainExceptionFilter extends BaseExceptionFilter {
       return { status: HttpStatus.INTERNAL_SERVER_ERROR, body: INTERNAL_ERROR };
     }
     const { code, mapping } = mapped;
-    const message = mapping.message ?? (exception instanceof GrainInvocationError ? exception.remoteMessage : exception.message);
+    // NOTE: a grain's own error says what it means to say; the runtime's messages name kinds,
+    // identities and members, so a runtime code mapped without a message answers the status's text.
+    const message = mapping.message ?? (exception instanceof GrainInvocationError ? exception.remoteMessage : (STATUS_CODES[mapping.status] ?? 'Error'));
     const body: GrainErrorResponseBody = { statusCode: mapping.status, error: STATUS_CODES[mapping.status], message, code };
     return { status: mapping.status, body, retryAfter: mapping.retryAfter };
   }
@@ -188,4 +196,17 @@ export class GrainExceptionFilter extends BaseExceptionFilter {
     if (exception instanceof MessageTooLargeError && !exception.neverRan) return undefined;
     return { code: exception.code, mapping: RUNTIME_MAPPINGS[exception.code]! };
   }
+}
+
+/** `mapping` if it can be answered; else a GrainConfigurationError naming the code (at startup, not at the first error). */
+function checkedMapping(code: string, mapping: GrainHttpMapping): GrainHttpMapping {
+  if (!Number.isInteger(mapping.status) || mapping.status < 100 || mapping.status > 599) {
+    throw new GrainConfigurationError(`GrainExceptionFilter codes.${code}: status ${String(mapping.status)} is not an HTTP status (100 to 599).`);
+  }
+  if (mapping.retryAfter !== undefined && (!Number.isInteger(mapping.retryAfter) || mapping.retryAfter < 0)) {
+    throw new GrainConfigurationError(
+      `GrainExceptionFilter codes.${code}: retryAfter ${String(mapping.retryAfter)} must be a whole number of seconds, 0 or more.`,
+    );
+  }
+  return mapping;
 }

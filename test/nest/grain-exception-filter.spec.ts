@@ -264,7 +264,7 @@ describe('GrainExceptionFilter: the application’s codes', () => {
 
   it('says how to fix a filter that has no HTTP adapter (useGlobalFilters without one)', async () => {
     const filter = new GrainExceptionFilter();
-    const host = { getArgByIndex: () => ({}) } as never;
+    const host = { getType: () => 'http', getArgByIndex: () => ({}) } as never;
     expect(() => filter.catch(new GrainTimeoutError('a', 'b', 'c', 1, true), host)).toThrow(/httpAdapter: app\.getHttpAdapter\(\)/);
   });
 });
