@@ -190,7 +190,9 @@ export class RequestRouter implements GrainInvoker {
     // NOTE: while this member leaves, its calls go to the others; with no other member for the
     // kind (the embedded member, the last host) there is nowhere to go: refused at once.
     if (this.leaving && !this.hostedElsewhere(kind)) return this.notRunning();
-    const timeout = timeoutMs ?? this.requestTimeoutMs;
+    // NOTE: a kind hosted here has its own requestTimeout (@Grain), whatever reference the call
+    // came through (one taken before the kind was registered knows only its name).
+    const timeout = timeoutMs ?? route.kind?.requestTimeoutMs ?? this.kinds.get(kind)?.requestTimeoutMs ?? this.requestTimeoutMs;
     const at = now();
     const chain = outgoingChain();
     const refused = this.fencing.refuseOutgoing(chain, kind, identity, route.method);

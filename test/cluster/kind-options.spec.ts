@@ -68,6 +68,16 @@ describe("a kind's own requestTimeout", () => {
     expect(await cluster.client<SlowGrain>('plain').get('a').wait(150)).toBe('done');
   });
 
+  it('applies to a reference taken before the kind was registered (a provider holding one from its constructor)', async () => {
+    cluster = new Cluster({ clusterName: 'kind-timeout', logger: new RecordingLogger(), requestTimeout: '5s', drainTimeout: '2s' });
+    const early = cluster.client<SlowGrain>('brief').get('early');
+    cluster.registerKind(kind('brief', { requestTimeout: '50ms' }));
+    await cluster.start();
+    const result = await outcome(early.wait(300));
+    expect((result as { error: GrainTimeoutError }).error).toBeInstanceOf(GrainTimeoutError);
+    expect((result as { error: GrainTimeoutError }).error.timeoutMs).toBe(50);
+  });
+
   it('is checked when the kind is registered: a bad duration, or one longer than members accept, names the class', () => {
     cluster = new Cluster({
       clusterName: 'kind-timeout',

@@ -325,7 +325,8 @@ export class Activation implements MailboxHandler, TimerOwner {
 
   /** A turn of the runtime's own (hook or timer tick), with its outcome reported to `done`. */
   taskCall(name: string, task: () => unknown, done: (ok: boolean, value: unknown) => void): Call {
-    const timeoutMs = this.host.requestTimeoutMs;
+    // NOTE: the kind's own requestTimeout bounds its hooks and timer ticks too (a kind whose work is slow says so once).
+    const timeoutMs = this.kind.requestTimeoutMs ?? this.host.requestTimeoutMs;
     const call = new Call(
       this.kind.name,
       this.identity,
