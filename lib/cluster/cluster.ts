@@ -26,7 +26,7 @@ import { lookupMemberOf } from './lookup-member.js';
 import { MemberList, type MembershipListener } from './member-list.js';
 import type { ClusterProvider, Member } from './providers/cluster-provider.js';
 import { InMemoryProvider } from './providers/in-memory-provider.js';
-import { ClusterRemoting, serverAddressOf } from './remoting/cluster-remoting.js';
+import { ClusterRemoting, hostPort, serverAddressOf } from './remoting/cluster-remoting.js';
 import { DEFAULT_MAX_TIMEOUT_MS } from '../remote/inbound-limits.js';
 import { RequestRouter } from './request-router.js';
 import { localWireOf } from './remoting/local-wire.js';
@@ -130,7 +130,7 @@ export class Cluster {
     const server = serverAddressOf(options.remote, { log: (message) => (options.logger ?? consoleLogger).log(message) });
     // NOTE: a member that serves on a fixed port is known by its address, so its id (and the
     // placement hashed from it) survives restarts; the incarnation tells the runs apart.
-    this.memberId = options.memberId ?? (server !== undefined && server.port !== 0 ? `${server.advertisedHost}:${server.port}` : randomUUID());
+    this.memberId = options.memberId ?? (server !== undefined && server.port !== 0 ? hostPort(server.advertisedHost, server.port) : randomUUID());
     this.provider = options.provider ?? new InMemoryProvider();
     this.identityLookup = options.identityLookup ?? new InMemoryIdentityLookup();
     this.#logger = options.logger ?? consoleLogger;

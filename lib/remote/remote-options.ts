@@ -10,8 +10,9 @@ export interface RemoteOptions {
   port?: number;
   /**
    * The host other members use to reach this one. @default `host`; when `host` is every
-   * interface ('0.0.0.0', '::'), this host's first non-internal IPv4 address (logged), and a
-   * startup error when it has none
+   * interface ('0.0.0.0', '::'), this host's own address (logged): IPv4 of a physical interface
+   * first, then of a virtual bridge (docker0, …), then a global IPv6 address; a startup error
+   * when it has nothing but loopback
    */
   advertisedHost?: string;
   /** Largest frame sent or accepted, and largest encoded argument list or result. @default 4 MiB */

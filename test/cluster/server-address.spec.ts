@@ -1,7 +1,7 @@
 import type { NetworkInterfaceInfo } from 'node:os';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Cluster, GrainConfigurationError } from 'nestjs-grains';
-import { type NetworkInterfaces, serverAddressOf } from '../../lib/cluster/remoting/cluster-remoting.js';
+import { hostPort, type NetworkInterfaces, serverAddressOf } from '../../lib/cluster/remoting/cluster-remoting.js';
 import { RecordingLogger } from '../support/cluster.js';
 
 const LOOPBACK: NetworkInterfaces = {
@@ -54,15 +54,25 @@ describe('serverAddressOf: what a serving member advertises', () => {
       const { address, logged } = at({ ...(host !== undefined && { host }), port: 4001 });
       expect(address).toEqual({ host: host ?? '0.0.0.0', port: 4001, advertisedHost: '10.1.2.3' });
       expect(logged).toHaveLength(1);
-      expect(logged[0]).toMatch(/reach this member at 10\.1\.2\.3 \(interface eth0, its first non-internal IPv4 address\)\. Set remote\.advertisedHost/);
+      expect(logged[0]).toMatch(/reach this member at 10\.1\.2\.3 \(interface eth0\)\. Set remote\.advertisedHost/);
     }
+  });
+
+  it('prefers a physical interface to a virtual bridge listed first, and a global IPv6 address to none', () => {
+    const bridged: NetworkInterfaces = { ...LOOPBACK, docker0: [ipv4('172.17.0.1')], 'br-1a2b': [ipv4('172.18.0.1')], eth0: [ipv4('10.1.2.3')] };
+    expect(at({ port: 4001 }, bridged).address?.advertisedHost).toBe('10.1.2.3');
+    expect(at({ port: 4001 }, { ...LOOPBACK, docker0: [ipv4('172.17.0.1')] }).address?.advertisedHost).toBe('172.17.0.1');
+    const v6only: NetworkInterfaces = { ...LOOPBACK, eth0: [ipv6('fe80::1'), ipv6('2001:db8::7')] };
+    expect(at({ host: '::', port: 4001 }, v6only).address?.advertisedHost).toBe('2001:db8::7');
+    expect(hostPort('2001:db8::7', 4001)).toBe('[2001:db8::7]:4001');
+    expect(hostPort('10.1.2.3', 4001)).toBe('10.1.2.3:4001');
   });
 
   it('binding every interface on a host with no such address: a GrainConfigurationError naming remote.advertisedHost, never 127.0.0.1', () => {
     for (const interfaces of [LOOPBACK, {}, { ...LOOPBACK, eth0: [ipv6('fd00::2'), ipv4('169.254.1.1')] }]) {
       expect(() => at({ host: '0.0.0.0', port: 4001 }, interfaces)).toThrow(GrainConfigurationError);
       expect(() => at({ host: '0.0.0.0', port: 4001 }, interfaces)).toThrow(
-        /remote\.host "0\.0\.0\.0" listens on every interface, but this host has no non-internal IPv4 address .* Set remote\.advertisedHost/,
+        /remote\.host "0\.0\.0\.0" listens on every interface, but this host has no address but loopback .* Set remote\.advertisedHost/,
       );
     }
   });

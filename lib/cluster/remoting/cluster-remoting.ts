@@ -59,7 +59,7 @@ export interface ServerAddressEnvironment {
 /**
  * Where a member with `options` serves, or undefined for a client-only member. The advertised
  * host is `remote.advertisedHost`, else the host bound; a member binding every interface
- * (`0.0.0.0`, `::`) advertises the host's first non-internal IPv4 address instead. Throws
+ * (`0.0.0.0`, `::`) advertises the host's own address instead (`externalAddress`). Throws
  * GrainConfigurationError on a bad port, or when there is no such address to advertise.
  */
 export function serverAddressOf(
@@ -72,19 +72,25 @@ export function serverAddressOf(
   const host = options.host ?? '0.0.0.0';
   if (options.advertisedHost !== undefined) return { host, port, advertisedHost: options.advertisedHost };
   if (!bindsEveryInterface(host)) return { host, port, advertisedHost: host };
-  // NOTE: never 127.0.0.1 here: every member of a cluster spread over hosts would advertise the
-  // same address, which each of the others reaches as itself. The host's own address is what
-  // they can reach in the usual case of one network interface (a container, a VM).
-  const picked = firstExternalIPv4(interfaces());
+  // NOTE: never 127.0.0.1 while the host has another address: every member of a cluster spread
+  // over hosts would advertise the same address, which each of the others reaches as itself.
+  // The host's own address is what they reach in the usual case of one network interface (a
+  // container, a VM); virtual bridges (docker0, …) come last, IPv6 after IPv4.
+  const picked = externalAddress(interfaces());
   if (picked === undefined) {
     throw new GrainConfigurationError(
-      `remote.host "${host}" listens on every interface, but this host has no non-internal IPv4 address to tell the other members. Set remote.advertisedHost to the host they reach this member at (127.0.0.1 when every member runs on this machine).`,
+      `remote.host "${host}" listens on every interface, but this host has no address but loopback to tell the other members. Set remote.advertisedHost to the host they reach this member at (127.0.0.1 when every member runs on this machine).`,
     );
   }
   log?.(
-    `remote.host "${host}" listens on every interface and remote.advertisedHost is not set: the other members are told to reach this member at ${picked.address} (interface ${picked.name}, its first non-internal IPv4 address). Set remote.advertisedHost if they reach it at another address.`,
+    `remote.host "${host}" listens on every interface and remote.advertisedHost is not set: the other members are told to reach this member at ${picked.address} (interface ${picked.name}). Set remote.advertisedHost if they reach it at another address.`,
   );
   return { host, port, advertisedHost: picked.address };
+}
+
+/** `host:port`, with an IPv6 address in brackets (`[::1]:8090`), as gRPC and members expect it. */
+export function hostPort(host: string, port: number): string {
+  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** `0.0.0.0`, `::` (or `[::]`, `0:0:…:0`): the server accepts connections on every interface. */
@@ -93,14 +99,29 @@ function bindsEveryInterface(host: string): boolean {
   return bare === '0.0.0.0' || (isIP(bare) === 6 && /^[0:]+$/.test(bare));
 }
 
-/** The first IPv4 address that is neither internal (loopback) nor link-local (169.254/16: never routed). */
-function firstExternalIPv4(interfaces: NetworkInterfaces): { name: string; address: string } | undefined {
+/** Interfaces of container runtimes, VMs and VPNs: their addresses are rarely what other hosts reach. */
+const VIRTUAL_INTERFACE = /^(docker|br-|cni|flannel|cali|veth|virbr|vmnet|vboxnet|lxcbr|lxdbr|podman|tun|tap|utun|wg|zt)/;
+
+/**
+ * The address to advertise: the first IPv4 address of a physical interface, else of a virtual
+ * one, else a global IPv6 address (physical first) — never loopback, link-local (169.254/16,
+ * fe80::/10: never routed) or unique-local IPv6 before a global one.
+ */
+function externalAddress(interfaces: NetworkInterfaces): { name: string; address: string } | undefined {
+  const candidates: { name: string; address: string; rank: number }[] = [];
   for (const [name, addresses] of Object.entries(interfaces)) {
+    const virtual = VIRTUAL_INTERFACE.test(name) ? 1 : 0;
     for (const info of addresses ?? []) {
-      if (info.family === 'IPv4' && !info.internal && !info.address.startsWith('169.254.')) return { name, address: info.address };
+      if (info.internal) continue;
+      if (info.family === 'IPv4' && !info.address.startsWith('169.254.')) candidates.push({ name, address: info.address, rank: virtual });
+      else if (info.family === 'IPv6' && !/^fe[89ab]/i.test(info.address) && !/^f[cd]/i.test(info.address)) {
+        candidates.push({ name, address: info.address, rank: 2 + virtual });
+      }
     }
   }
-  return undefined;
+  // NOTE: a stable sort: within a rank, the order the system lists them.
+  candidates.sort((a, b) => a.rank - b.rank);
+  return candidates[0];
 }
 
 /**
@@ -191,7 +212,7 @@ export class ClusterRemoting {
         `The remote could not listen on ${server!.host}:${server!.port}: ${(error as Error).message}. Pick a free port (remote.port).`,
       );
     }
-    if (port !== undefined) member.address = `${server!.advertisedHost}:${port}`;
+    if (port !== undefined) member.address = hostPort(server!.advertisedHost, port);
     tls?.watch(this.tlsOptions?.reloadIntervalMs ?? DEFAULT_TLS_RELOAD_INTERVAL_MS);
   }
 
