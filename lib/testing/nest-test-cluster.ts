@@ -4,15 +4,7 @@ import { GrainConfigurationError } from '../cluster/errors.js';
 import type { ClusterModuleOptions } from '../nest/cluster-module-options.interface.js';
 import { LOGGER_CONTEXT } from '../nest/cluster.constants.js';
 import { CLUSTER_MODULE_OPTIONS } from '../nest/cluster.module-definition.js';
-import {
-  memberCount,
-  memberOverrides,
-  startTogether,
-  type TestCluster,
-  type TestClusterCommonOptions,
-  testCluster,
-  testMemberOptions,
-} from './test-cluster.js';
+import { memberCount, ownOverrides, startTogether, type TestCluster, type TestClusterCommonOptions, testCluster, testMemberOptions } from './test-cluster.js';
 import { TestMembership } from './test-membership.js';
 
 /** What the kit closes at shutdown: a compiled testing module, or an application made from one. */
@@ -85,9 +77,10 @@ export async function createNestTestCluster<M extends NestTestingModuleLike, A e
   const members: Array<Cluster | undefined> = [];
   const modules: M[] = [];
   const closeModules = () => Promise.all(modules.map((m) => m.close()));
+  const own = ownOverrides(options.options, size);
   try {
     for (let index = 0; index < size; index++) {
-      const overrides = memberOverrides(options.options, index);
+      const overrides = own[index]!;
       const builder = options
         .module(index)
         .overrideProvider(Cluster)
@@ -118,6 +111,7 @@ export async function createNestTestCluster<M extends NestTestingModuleLike, A e
     modules.map((module, index) => () => start(module, index)),
     membership,
     closeModules,
+    options.readyTimeout,
   );
   const closeApps = () => Promise.all(apps.map((app) => app.close()));
   const cluster = await testCluster(members as Cluster[], closeApps, options.readyTimeout);

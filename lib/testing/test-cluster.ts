@@ -88,9 +88,10 @@ export async function createTestCluster(options: TestClusterOptions): Promise<Te
   const size = memberCount(options.members);
   const membership = new TestMembership(size);
   const members: Cluster[] = [];
+  const overrides = ownOverrides(options.options, size);
   // NOTE: a bad option or kind throws here, before anything started.
   for (let index = 0; index < size; index++) {
-    const cluster = new Cluster(testMemberOptions(index, membership, { clusterName: 'test' }, memberOverrides(options.options, index)));
+    const cluster = new Cluster(testMemberOptions(index, membership, { clusterName: 'test' }, overrides[index]!));
     members.push(cluster);
     const kinds = typeof options.kinds === 'function' ? options.kinds(index) : options.kinds;
     for (const kind of kinds) cluster.registerKind(kind);
@@ -100,6 +101,7 @@ export async function createTestCluster(options: TestClusterOptions): Promise<Te
     members.map((cluster) => () => cluster.start()),
     membership,
     stopAll,
+    options.readyTimeout,
   );
   return testCluster(members, stopAll, options.readyTimeout);
 }
@@ -109,6 +111,24 @@ export function memberCount(members: number | undefined): number {
   const size = members ?? DEFAULT_TEST_MEMBERS;
   if (!Number.isInteger(size) || size < 1) throw new GrainConfigurationError(`members must be a positive integer, got ${String(members)}.`);
   return size;
+}
+
+/**
+ * Every member's own options. NOTE: a provider or identity lookup is set up by the member it
+ * is given to; one object given to every member (options as an object, not a function of the
+ * index) would be set up N times and shared: refused, saying how to give each its own.
+ */
+export function ownOverrides(options: TestClusterCommonOptions['options'], size: number): TestMemberOptions[] {
+  const all = Array.from({ length: size }, (_, index) => memberOverrides(options, index));
+  for (const part of ['provider', 'identityLookup'] as const) {
+    const objects = all.map((o) => o[part]).filter((o) => o !== undefined);
+    if (new Set(objects).size < objects.length) {
+      throw new GrainConfigurationError(
+        `options.${part}: the same object is given to more than one member; each member needs its own. Pass options as a function of the member's index: options: (i) => ({ ${part}: new … })`,
+      );
+    }
+  }
+  return all;
 }
 
 /** The user's options of member `index`. */
@@ -137,8 +157,25 @@ export function testMemberOptions(index: number, membership: TestMembership, bas
  * Start every member at once (their providers wait for each other's addresses); if one
  * fails, the others stop waiting, everything started is stopped, and the first error is thrown.
  */
-export async function startTogether<T>(starts: ReadonlyArray<() => Promise<T>>, membership: TestMembership, stopAll: () => Promise<unknown>): Promise<T[]> {
-  const outcomes = await Promise.allSettled(
+export async function startTogether<T>(
+  starts: ReadonlyArray<() => Promise<T>>,
+  membership: TestMembership,
+  stopAll: () => Promise<unknown>,
+  readyTimeout?: Duration,
+): Promise<T[]> {
+  const timeoutMs = toMs(readyTimeout ?? DEFAULT_READY_TIMEOUT, 'readyTimeout');
+  // NOTE: `readyTimeout` bounds the start too: a member that never starts (a lookup that hangs
+  // in setup) must not keep the others, and the test, waiting for ever.
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new ClusterUnavailableError(`The test cluster's members did not all start within ${timeoutMs} ms.`);
+      membership.abort(error);
+      reject(error);
+    }, timeoutMs);
+  });
+  timedOut.catch(() => undefined);
+  const settled = Promise.allSettled(
     starts.map(async (start) => {
       try {
         return await start();
@@ -148,6 +185,15 @@ export async function startTogether<T>(starts: ReadonlyArray<() => Promise<T>>, 
       }
     }),
   );
+  let outcomes: PromiseSettledResult<T>[];
+  try {
+    outcomes = await Promise.race([settled, timedOut]);
+  } catch (error) {
+    await stopAll().catch(() => undefined);
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
   const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
   if (failed !== undefined) {
     await stopAll().catch(() => undefined);

@@ -1,5 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { type GrainContext, GrainConfigurationError, GrainSerializationError, type KindDefinition } from 'nestjs-grains';
+import {
+  ClusterUnavailableError,
+  type GrainContext,
+  GrainConfigurationError,
+  GrainSerializationError,
+  HashIdentityLookup,
+  type IdentityLookup,
+  type KindDefinition,
+} from 'nestjs-grains';
 import { createTestCluster, type TestCluster } from '../../lib/testing/index.js';
 
 class Money {
@@ -91,5 +99,29 @@ describe('createTestCluster: members in this process over the real remote', () =
 
   it('refuses a member count that is not a positive integer, before starting anything', async () => {
     await expect(createTestCluster({ members: 0, kinds: [account] })).rejects.toBeInstanceOf(GrainConfigurationError);
+  });
+
+  it('refuses one lookup or provider object for every member, saying how to give each its own', async () => {
+    const shared = new HashIdentityLookup();
+    await expect(createTestCluster({ members: 2, kinds: [account], options: { identityLookup: shared } })).rejects.toThrow(GrainConfigurationError);
+    await expect(createTestCluster({ members: 2, kinds: [account], options: { identityLookup: shared } })).rejects.toThrow(/options: \(i\) =>/);
+    cluster = await createTestCluster({ members: 2, kinds: [account], options: () => ({ identityLookup: new HashIdentityLookup() }) });
+    expect(cluster.members).toHaveLength(2);
+  });
+
+  it('readyTimeout bounds the start too: a member whose lookup never sets up fails the cluster in time, and the others stop', async () => {
+    const hanging: IdentityLookup = {
+      ...new HashIdentityLookup(),
+      name: 'hangs',
+      setup: () => new Promise<void>(() => {}),
+      get: () => new Promise(() => {}),
+      remove: () => {},
+      shutdown: async () => {},
+    };
+    const started = Date.now();
+    await expect(
+      createTestCluster({ members: 2, kinds: [account], readyTimeout: 300, options: (i) => (i === 1 ? { identityLookup: hanging } : {}) }),
+    ).rejects.toThrow(ClusterUnavailableError);
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 });
