@@ -195,4 +195,21 @@ export const mutants = [
     replace: '    } else return;',
     tests: ['test/e2e/gossip.spec.ts'],
   },
+  {
+    id: 'local-calls-not-crossed',
+    description:
+      'serializeLocalCalls without effect: a local call skips the codec, so a class instance passes a single-member test that would fail across members',
+    file: 'lib/cluster/request-router.ts',
+    find: '!call.crossed && !call.crossArguments()) return;',
+    replace: '!call.crossed && false) return;',
+    tests: ['test/testing/serialize-local-calls.spec.ts'],
+  },
+  {
+    id: 'telemetry-unguarded',
+    description: 'telemetry in the call path unguarded: an OpenTelemetry span processor that throws keeps the caller from ever hearing its outcome',
+    file: 'lib/observability/call-telemetry.ts',
+    find: 'guarded(() => this.record(call, ok, reason));',
+    replace: 'this.record(call, ok, reason);',
+    tests: ['test/observability/sdk-failures.spec.ts'],
+  },
 ];
