@@ -440,8 +440,7 @@ export class Cluster {
   /** Call a grain method by name; what a client's references do. */
   request(kind: string, identity: string, method: string, args: unknown[], options?: GrainCallOptions): Promise<unknown> {
     try {
-      // NOTE: a kind hosted here has its own requestTimeout; one known by name only, the cluster's.
-      const timeoutMs = options?.timeout === undefined ? this.#kinds.get(kind)?.requestTimeoutMs : toMs(options.timeout, 'timeout');
+      const timeoutMs = options?.timeout === undefined ? undefined : toMs(options.timeout, 'timeout');
       return this.#router.invoke(kind, identity, method, args, timeoutMs, options?.signal);
     } catch (error) {
       return Promise.reject(error instanceof GrainError ? new InvalidGrainCallError(error.message) : error);

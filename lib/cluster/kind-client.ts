@@ -97,11 +97,9 @@ function methodCaller(invoker: GrainInvoker, kind: string, method: string) {
 }
 
 function routeCaller(invoker: GrainInvoker, route: MethodRoute) {
-  // NOTE: the kind's own requestTimeout is known where the kind is hosted (`route.kind`); a kind
-  // known by name only leaves it to the cluster's requestTimeout (undefined here).
-  const kindTimeoutMs = route.kind?.requestTimeoutMs;
+  // NOTE: a kind's own requestTimeout is applied by the request path (`invokeRoute`), from the route.
   return function (this: RefState, ...args: unknown[]): Promise<unknown> {
-    return invoker.invokeRoute(route, this[IDENTITY], this[KEY], args, this[TIMEOUT] ?? kindTimeoutMs, this[SIGNAL]);
+    return invoker.invokeRoute(route, this[IDENTITY], this[KEY], args, this[TIMEOUT], this[SIGNAL]);
   };
 }
 

@@ -190,9 +190,10 @@ export class RequestRouter implements GrainInvoker {
     // NOTE: while this member leaves, its calls go to the others; with no other member for the
     // kind (the embedded member, the last host) there is nowhere to go: refused at once.
     if (this.leaving && !this.hostedElsewhere(kind)) return this.notRunning();
-    // NOTE: a kind hosted here has its own requestTimeout (@Grain), whatever reference the call
-    // came through (one taken before the kind was registered knows only its name).
-    const timeout = timeoutMs ?? route.kind?.requestTimeoutMs ?? this.kinds.get(kind)?.requestTimeoutMs ?? this.requestTimeoutMs;
+    // NOTE: the one place a kind's own requestTimeout (@Grain) applies: a route of a kind hosted
+    // here carries its kind, whatever reference or name the call came through (`invoke` looks
+    // the route up when the call is made); a kind known by name only gets the cluster's.
+    const timeout = timeoutMs ?? route.kind?.requestTimeoutMs ?? this.requestTimeoutMs;
     const at = now();
     const chain = outgoingChain();
     const refused = this.fencing.refuseOutgoing(chain, kind, identity, route.method);

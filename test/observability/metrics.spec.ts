@@ -1,17 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { GrainContext } from 'nestjs-grains';
 import { outcome, sleep } from '../support/cluster.js';
 import { type InProcessCluster, startMembers } from '../support/in-process-cluster.js';
+import { EchoGrain as BaseEchoGrain } from './echo-grain.js';
 import { type HistogramPoint, registerSdk, type TestSdk, withAttributes } from './sdk.js';
 
-class EchoGrain {
-  constructor(readonly ctx: GrainContext) {}
-  echo(text: string): string {
-    return text;
-  }
-  fail(): never {
-    throw new Error('the grain threw');
-  }
+class EchoGrain extends BaseEchoGrain {
   async slow(ms: number): Promise<void> {
     await sleep(ms);
   }

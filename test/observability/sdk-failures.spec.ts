@@ -1,7 +1,8 @@
 import { SpanKind } from '@opentelemetry/api';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Cluster, GrainContext } from 'nestjs-grains';
+import type { Cluster } from 'nestjs-grains';
 import { startCluster } from '../support/cluster.js';
+import { EchoGrain as BaseEchoGrain } from './echo-grain.js';
 import { registerSdk, type TestSdk } from './sdk.js';
 
 let sdk: TestSdk | undefined;
@@ -14,14 +15,7 @@ afterEach(async () => {
 
 const clusters: Cluster[] = [];
 
-class EchoGrain {
-  constructor(readonly ctx: GrainContext) {}
-  echo(text: string): string {
-    return text;
-  }
-  fail(): never {
-    throw new Error('the grain threw');
-  }
+class EchoGrain extends BaseEchoGrain {
   /** Starts a periodic timer whose ticks call another grain. */
   start(): void {
     this.ctx.startTimer(() => clusters[0]!.client<EchoGrain>('echo').get('other').echo('tick'), { due: 5, period: 5 });

@@ -4,20 +4,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Cluster, GrainContext } from 'nestjs-grains';
 import { startCluster } from '../support/cluster.js';
 import { type InProcessCluster, startMembers } from '../support/in-process-cluster.js';
+import { EchoGrain } from './echo-grain.js';
 import { registerSdk, type TestSdk } from './sdk.js';
 
 /** Each member's cluster, by member id: how a grain reaches the clients of its own member. */
 const clusters = new Map<string, Cluster>();
-
-class EchoGrain {
-  constructor(readonly ctx: GrainContext) {}
-  echo(text: string): string {
-    return text;
-  }
-  fail(): never {
-    throw new Error('the grain threw');
-  }
-}
 
 /** a → b → c, each on its own member. */
 class AGrain {
