@@ -37,6 +37,7 @@ import { fmtNum, fmtPct, fmtRate, fmtRatio, table } from './support/format.js';
 import type { StatusReply } from './support/protocol.js';
 import { environment, type Environment, REPO_ROOT, RESULTS_DIR, timestamp, writeJson } from './support/results.js';
 import { profileRemoteCall, reportRemoteProfile, type RemoteProfile } from './support/remote-profile.js';
+import { asyncContextIsCheap } from '../lib/actor/turn.js';
 import { type BreakdownLine, type LatencySample, type Role, ROLES, type ScenarioSpec } from './support/scenario.js';
 import { findScenario, SCENARIOS } from './support/scenarios.js';
 import { REDIS_SCENARIOS, type RedisScenarioId, runRedisGroup } from './redis/scenarios.js';
@@ -60,7 +61,8 @@ interface Options {
 
 const ROLE_DESCRIPTION: Record<Role, string> = {
   pristine: 'pristine child (runtime never loaded, no ALS)',
-  runtime: 'runtime child (ALS active)',
+  runtime: 'runtime child (grain turns ran; default callChains)',
+  'runtime-als': "runtime child (callChains: 'async-local-storage')",
   'runtime-stgc': 'runtime child, --single-threaded-gc',
 };
 
@@ -389,7 +391,8 @@ function report(result: ScenarioResult): string {
   out.push(`   ${o.concurrency} concurrent callers; ${o.rounds} timed rounds of ~${o.roundMs} ms per subject, interleaved; median [min … max] of rounds`);
   const notes = result.notes ?? [
     'pristine rows: a separate child process that never imports nestjs-grains (so no AsyncLocalStorage promise hooks); ' +
-      'ALS-active rows: the runtime child, after grain turns ran there.',
+      `runtime rows: a child where grain turns ran with the default callChains (here: ${defaultCallChains()}); ` +
+      "callChains: 'async-local-storage' rows: a child whose members track call chains with AsyncLocalStorage (promise hooks on Node 20/22).",
   ];
   for (const note of notes) out.push(`   ${note}`);
   out.push('');
@@ -616,3 +619,8 @@ main().catch((error: unknown) => {
   process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.exitCode = 1;
 });
+
+/** What `callChains: 'auto'` resolves to in this Node (the runtime children run the same binary and flags). */
+function defaultCallChains(): string {
+  return asyncContextIsCheap() ? 'async-local-storage, which needs no promise hooks on this Node' : 'references, no AsyncLocalStorage';
+}

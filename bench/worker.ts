@@ -2,8 +2,8 @@
  * A benchmark worker: a child process (forked by support/child.ts) that sets up subjects and
  * runs timed rounds on request, so the parent can interleave rounds of different processes.
  *
- * Started with role `pristine` (never loads `nestjs-grains`, never enables AsyncLocalStorage)
- * or `runtime` (loads the runtime; once a grain turn has run, promise hooks are on).
+ * Started with a role (support/scenario.ts): `pristine` never loads `nestjs-grains`; the
+ * `runtime*` roles load it and run grain turns.
  */
 import type { Envelope, ReplyEnvelope, Request, RoundReply, StatusReply } from './support/protocol.js';
 import { type Role, ROLES, type Subject } from './support/scenario.js';

@@ -46,6 +46,10 @@ async function plainLoopOne(target: PlainCounter, count: number): Promise<void> 
   for (let i = 0; i < count; i++) await target.add(1);
 }
 
+async function plainLoopAfter(target: PlainCounter, count: number): Promise<void> {
+  for (let i = 0; i < count; i++) await target.add(1);
+}
+
 async function plainLoopAls(target: PlainCounter, count: number): Promise<void> {
   for (let i = 0; i < count; i++) await target.add(1);
 }
@@ -55,6 +59,10 @@ async function grainLoopDistinct(ref: GrainRef<CounterGrain>, count: number): Pr
 }
 
 async function grainLoopOne(ref: GrainRef<CounterGrain>, count: number): Promise<void> {
+  for (let i = 0; i < count; i++) await ref.add(1);
+}
+
+async function grainLoopAls(ref: GrainRef<CounterGrain>, count: number): Promise<void> {
   for (let i = 0; i < count; i++) await ref.add(1);
 }
 
@@ -118,10 +126,12 @@ class GrainSubject implements Subject {
     private readonly params: BenchParams,
     private readonly grains: number,
     private readonly loop: GrainLoop,
+    /** The member's `callChains`; undefined = the default ('auto'). */
+    private readonly callChains?: 'async-local-storage',
   ) {}
 
   async setup(): Promise<void> {
-    const { cluster, client } = await startCounterCluster(`bench-local-${this.grains}`, this.logger);
+    const { cluster, client } = await startCounterCluster(`bench-local-${this.grains}`, this.logger, this.callChains);
     this.cluster = cluster;
     for (let g = 0; g < this.grains; g++) this.distinct.push(client.get(`counter-${g}`));
     // One reference per caller (references are cheap); callers share identities when grains < concurrency.
@@ -158,9 +168,13 @@ class GrainSubject implements Subject {
   }
 }
 
-async function startCounterCluster(name: string, logger: SilentLogger): Promise<{ cluster: Cluster; client: GrainClient<CounterGrain> }> {
+async function startCounterCluster(
+  name: string,
+  logger: SilentLogger,
+  callChains: 'async-local-storage' | undefined,
+): Promise<{ cluster: Cluster; client: GrainClient<CounterGrain> }> {
   const { Cluster } = await loadRuntime();
-  const cluster = new Cluster({ clusterName: name, logger });
+  const cluster = new Cluster({ clusterName: name, logger, ...(callChains !== undefined && { callChains }) });
   cluster.registerKind({ name: 'counter', grainClass: CounterGrain, create: (ctx) => new CounterGrain(ctx) });
   await cluster.start();
   return { cluster, client: cluster.client<CounterGrain>('counter') };
@@ -193,7 +207,7 @@ async function sweepBusy(params: BenchParams): Promise<Summary> {
   };
   const deadline = performance.now() + 60_000;
   for (let g = 0; g < params.concurrency; g++) {
-    const mailbox = new Mailbox(handler, sweeper, 10_000, 10_000);
+    const mailbox = new Mailbox(handler, sweeper, 10_000, 10_000, false);
     settled.push(
       new Promise((resolve, reject) => {
         mailbox.post(new Call('gate', `gate-${g}`, `gate/gate-${g}`, 'wait', [], deadline, 60_000, [], resolve, reject));
@@ -258,33 +272,48 @@ export const scenario: ScenarioSpec = {
     { id: 'plain-one', label: 'plain object, 1 shared', role: 'pristine', create: (p) => new PlainSubject(p, 1, plainLoopOne) },
     { id: 'grain-distinct', label: 'grain, 1 per caller', role: 'runtime', create: (p) => new GrainSubject(p, p.concurrency, grainLoopDistinct) },
     { id: 'grain-one', label: 'grain, 1 shared', role: 'runtime', create: (p) => new GrainSubject(p, 1, grainLoopOne) },
-    { id: 'plain-als', label: 'plain object, 1 per caller', role: 'runtime', create: (p) => new PlainSubject(p, p.concurrency, plainLoopAls) },
+    { id: 'plain-after', label: 'plain object, 1 per caller', role: 'runtime', create: (p) => new PlainSubject(p, p.concurrency, plainLoopAfter) },
+    {
+      id: 'grain-als',
+      label: 'grain, 1 per caller',
+      role: 'runtime-als',
+      create: (p) => new GrainSubject(p, p.concurrency, grainLoopAls, 'async-local-storage'),
+    },
+    { id: 'plain-als', label: 'plain object, 1 per caller', role: 'runtime-als', create: (p) => new PlainSubject(p, p.concurrency, plainLoopAls) },
   ],
   ratios: [
     { id: 'grain-distinct/plain', label: 'grain (1 per caller) / plain, pristine', numerator: 'grain-distinct', denominator: 'plain-distinct', target: 0.25 },
     { id: 'grain-one/plain', label: 'grain (1 shared) / plain (1 shared), pristine', numerator: 'grain-one', denominator: 'plain-one', target: 0.25 },
-    { id: 'plain-als/plain', label: 'plain under ALS / plain pristine (ALS tax)', numerator: 'plain-als', denominator: 'plain-distinct' },
-    { id: 'grain-distinct/plain-als', label: 'grain (1 per caller) / plain under ALS', numerator: 'grain-distinct', denominator: 'plain-als' },
+    {
+      id: 'plain-after/plain',
+      label: 'plain after grain turns / pristine (host-app tax)',
+      numerator: 'plain-after',
+      denominator: 'plain-distinct',
+      target: 0.9,
+    },
+    { id: 'plain-als/plain', label: "plain, callChains 'async-local-storage' / pristine", numerator: 'plain-als', denominator: 'plain-distinct' },
+    { id: 'grain-als/grain', label: "grain, callChains 'async-local-storage' / default", numerator: 'grain-als', denominator: 'grain-distinct' },
   ],
   probes: [
     { id: 'await-pristine', label: 'await asyncFn(), sequential', role: 'pristine', unit: 'ns/op', run: () => probes.awaitAsync() },
-    { id: 'await-als', label: 'await asyncFn(), sequential', role: 'runtime', unit: 'ns/op', run: () => probes.awaitAsync() },
-    { id: 'direct-call', label: 'direct call of a turn body', role: 'runtime', unit: 'ns/op', run: () => probes.directCall() },
-    { id: 'als-run', label: 'als.run(store, body, a, b)', role: 'runtime', unit: 'ns/op', run: () => probes.alsRun() },
+    { id: 'await-runtime', label: 'await asyncFn(), sequential', role: 'runtime', unit: 'ns/op', run: () => probes.awaitAsync() },
+    { id: 'await-als', label: 'await asyncFn(), sequential', role: 'runtime-als', unit: 'ns/op', run: () => probes.awaitAsync() },
+    { id: 'direct-call', label: 'direct call of a turn body', role: 'runtime-als', unit: 'ns/op', run: () => probes.directCall() },
+    { id: 'als-run', label: 'als.run(store, body, a, b)', role: 'runtime-als', unit: 'ns/op', run: () => probes.alsRun() },
     { id: 'perf-now', label: 'performance.now()', role: 'runtime', unit: 'ns/op', run: () => probes.perfNow() },
     { id: 'timer', label: 'setTimeout + clearTimeout', role: 'runtime', unit: 'ns/op', run: () => probes.timerArmClear() },
     { id: 'sweep', label: 'sweeper.sweep(), 1,000 busy mailboxes', role: 'runtime', unit: 'µs/sweep', run: (p) => sweepBusy(p) },
     {
       id: 'promises-grain',
       label: 'promises created per grain call',
-      role: 'runtime',
+      role: 'runtime-als',
       unit: 'promises/op',
-      run: (p) => promisesPerOp(p, (q) => new GrainSubject(q, q.concurrency, grainLoopDistinct)),
+      run: (p) => promisesPerOp(p, (q) => new GrainSubject(q, q.concurrency, grainLoopAls, 'async-local-storage')),
     },
     {
       id: 'promises-plain',
       label: 'promises created per plain call',
-      role: 'runtime',
+      role: 'runtime-als',
       unit: 'promises/op',
       run: (p) => promisesPerOp(p, (q) => new PlainSubject(q, q.concurrency, plainLoopAls)),
     },
@@ -295,7 +324,9 @@ export const scenario: ScenarioSpec = {
 function localCallBreakdown(f: Figures): BreakdownLine[] {
   const grainNs = 1e9 / f.rate['grain-distinct']!;
   const plainNs = 1e9 / f.rate['plain-distinct']!;
+  const plainAfterNs = 1e9 / f.rate['plain-after']!;
   const plainAlsNs = 1e9 / f.rate['plain-als']!;
+  const grainAlsNs = 1e9 / f.rate['grain-als']!;
   const oneNs = 1e9 / f.rate['grain-one']!;
   const awaitTax = f.probe['await-als']! - f.probe['await-pristine']!;
   const alsRun = f.probe['als-run']! - f.probe['direct-call']!;
@@ -312,9 +343,11 @@ function localCallBreakdown(f: Figures): BreakdownLine[] {
     { label: 'grain call, 1 grain per caller (wall / call)', value: grainNs, unit: 'ns', share: 1 },
     { label: 'grain call, 1 shared grain (wall / call)', value: oneNs, unit: 'ns', share: share(oneNs) },
     { label: 'plain call, pristine process', value: plainNs, unit: 'ns', share: share(plainNs) },
-    { label: 'plain call, ALS active (same loops)', value: plainAlsNs, unit: 'ns', share: share(plainAlsNs) },
-    { label: 'ALS tax on a plain call (ALS − pristine)', value: plainAlsNs - plainNs, unit: 'ns', share: share(plainAlsNs - plainNs) },
-    { label: 'runtime beyond a plain call under ALS', value: grainNs - plainAlsNs, unit: 'ns', share: share(grainNs - plainAlsNs) },
+    { label: 'plain call, after grain turns (default callChains)', value: plainAfterNs, unit: 'ns', share: share(plainAfterNs) },
+    { label: 'host-app tax on a plain call (after − pristine)', value: plainAfterNs - plainNs, unit: 'ns', share: share(plainAfterNs - plainNs) },
+    { label: 'runtime beyond a plain call (same process)', value: grainNs - plainAfterNs, unit: 'ns', share: share(grainNs - plainAfterNs) },
+    { label: "grain call, callChains 'async-local-storage'", value: grainAlsNs, unit: 'ns', share: share(grainAlsNs) },
+    { label: "plain call, callChains 'async-local-storage' process", value: plainAlsNs, unit: 'ns', share: share(plainAlsNs) },
     { label: 'ALS tax per async call + await (sequential)', value: awaitTax, unit: 'ns', note: 'await-als − await-pristine; paid per promise-creating hop' },
     { label: 'AsyncLocalStorage.run, isolated (1 per call)', value: alsRun, unit: 'ns', share: share(alsRun), note: 'als-run − direct-call' },
     {
@@ -324,7 +357,7 @@ function localCallBreakdown(f: Figures): BreakdownLine[] {
       note: `plain ALS tax / ${promisesPlain.toFixed(2)} promises per plain call`,
     },
     {
-      label: 'estimated ALS cost of a grain call',
+      label: "estimated ALS cost of a grain call ('async-local-storage')",
       value: alsGrain,
       unit: 'ns',
       share: share(alsGrain),

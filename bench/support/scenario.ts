@@ -5,14 +5,16 @@ import type { Summary } from './stats.js';
  *
  * - `pristine`: a child process that never loads `nestjs-grains` and never uses
  *   AsyncLocalStorage, so promises run without async hooks (the honest plain baseline).
- * - `runtime`: a child process that loads the runtime and runs grain turns; once a turn has
- *   run, AsyncLocalStorage has enabled promise hooks for the whole process (Node 20), so every
- *   promise there pays the hook, grain or not.
+ * - `runtime`: a child process that loads the runtime and runs grain turns with the default
+ *   `callChains` ('auto': no AsyncLocalStorage on Node 20/22, AsyncLocalStorage on Node 24
+ *   where it needs no promise hooks): what an app's own awaits pay there is the host-app tax.
+ * - `runtime-als`: the same with `callChains: 'async-local-storage'`: on Node 20/22 its first
+ *   turn turns promise hooks on for the whole process, so every promise there pays the hook.
+ * - `runtime-stgc`: a second runtime child, run with V8's `--single-threaded-gc` (remote-call's GC diagnostic).
  */
-export type Role = 'pristine' | 'runtime' | 'runtime-stgc';
+export type Role = 'pristine' | 'runtime' | 'runtime-als' | 'runtime-stgc';
 
-/** `runtime-stgc`: a second runtime child, run with V8's `--single-threaded-gc` (remote-call's GC diagnostic). */
-export const ROLES: readonly Role[] = ['pristine', 'runtime', 'runtime-stgc'];
+export const ROLES: readonly Role[] = ['pristine', 'runtime', 'runtime-als', 'runtime-stgc'];
 
 export interface BenchParams {
   /** Concurrent caller loops. */
@@ -98,13 +100,13 @@ export interface ScenarioSpec {
   /** What one operation is: 'calls' or 'activations'. */
   readonly unit: string;
   readonly description: string;
-  /** Runtime-role subjects are set up in this order: grain subjects first, so ALS is active before the plain-after-ALS subject. */
+  /** Runtime-role subjects are set up in this order: grain subjects first, so grain turns have run before the plain subjects of the same worker. */
   readonly subjects: readonly SubjectSpec[];
   readonly ratios: readonly RatioSpec[];
   readonly probes: readonly ProbeSpec[];
   /** Latency rounds, run after the throughput rounds, interleaved the same way. */
   readonly latency?: readonly LatencySpec[];
-  /** Lines printed under the title instead of the pristine/ALS explanation. */
+  /** Lines printed under the title instead of the explanation of the worker processes. */
   readonly notes?: readonly string[];
   /** Derived lines ("where the time goes") computed from subject and probe figures. */
   breakdown?(figures: Figures): BreakdownLine[];

@@ -1,13 +1,13 @@
 import { Call, CallPhase } from './call.js';
 import { now } from './clock.js';
 import type { DeadlineSweeper } from './deadline-sweeper.js';
-import { turnStorage } from './turn.js';
+import { runInTurn, turnStorage, type TurnState } from './turn.js';
 
 /** What a mailbox needs from the process it serves. */
 export interface MailboxHandler {
   /** May this call's turn start now? When not, the handler takes the call (and closes the mailbox). */
   admit(call: Call): boolean;
-  /** Runs the call's turn; called inside the turn's AsyncLocalStorage context. May return a promise. */
+  /** Runs the call's turn (inside its AsyncLocalStorage context when the mailbox tracks turns with one). May return a promise. */
   invoke(call: Call): unknown;
   /** The turn settled; deliver `value` (or the error) to the caller. */
   onTurnSettled(call: Call, ok: boolean, value: unknown): void;
@@ -53,7 +53,26 @@ export class Mailbox {
     private readonly sweeper: DeadlineSweeper,
     private readonly maxQueued: number,
     private readonly hangAfterMs: number,
+    /** Run turns inside `turnStorage` (else only their synchronous part is marked, `runInTurn`). */
+    private readonly asyncContext: boolean,
   ) {}
+
+  /**
+   * The turn running now when there is exactly one; `undefined` when none runs, or when
+   * several interleaved turns do (then `several` is true).
+   */
+  soleTurn(): TurnState | undefined {
+    if (this.exclusive !== undefined) return this.exclusive;
+    const interleaved = this.interleavedRunning;
+    if (interleaved === undefined || interleaved.size !== 1) return undefined;
+    for (const call of interleaved) return call;
+    return undefined;
+  }
+
+  /** More than one turn runs now (interleaved ones). */
+  get several(): boolean {
+    return this.running > 1;
+  }
 
   /** Calls queued (some may have settled while waiting: they leave the queue at their turn). */
   get depth(): number {
@@ -250,7 +269,7 @@ export class Mailbox {
     call.phase = CallPhase.Running;
     let result: unknown;
     try {
-      result = turnStorage.run(call, runTurn, this.handler, call);
+      result = this.asyncContext ? turnStorage.run(call, runTurn, this.handler, call) : runInTurn(call, runTurn, this.handler, call);
     } catch (error) {
       this.finish(call, false, error);
       return;

@@ -4,6 +4,7 @@ import type { GossipOptions } from './gossip/gossip-options.js';
 import type { IdentityLookup } from './identity/identity-lookup.js';
 import type { ClusterLogger } from './logger.js';
 import type { ClusterProvider } from './providers/cluster-provider.js';
+import type { CallChainTracking } from '../actor/turn.js';
 
 /** Options of a cluster member. Every field but `clusterName` has a default. */
 export interface ClusterOptions {
@@ -51,6 +52,24 @@ export interface ClusterOptions {
    * each way per local call. @default false: local calls pass arguments by reference
    */
   serializeLocalCalls?: boolean;
+  /**
+   * How a member tells which turn a grain call is made from: what call chains (and so cycle
+   * detection, a fenced activation's refused calls, `ctx.signal`, trace parents) rest on.
+   * - `'async-local-storage'`: every call made from a turn, through any client, before or after
+   *   any `await`, belongs to it. Where async context frames are off (Node 20, Node 22 without
+   *   `--experimental-async-context-frame`, Node 24 with `--no-async-context-frame`) its first
+   *   turn turns promise hooks on for the whole process: every `await` of the host app costs
+   *   several times more (bench/: `local-call`).
+   * - `'references'`: no async context. A call belongs to its turn when it goes through a grain's
+   *   own references — `ctx.client(kind)`, and the clients `@InjectGrainClient()` puts in a
+   *   grain class — after any `await`; through any other client (`cluster.client()`, a service's
+   *   client) only when made before the turn's first `await`; else it is untracked, as calls
+   *   from outside any grain are.
+   * - `'auto'`: `'async-local-storage'` where it is cheap (async context frames on), else
+   *   `'references'`.
+   * @default 'auto'
+   */
+  callChains?: CallChainTracking;
   /**
    * Gossip between members: heartbeats, suspicion for routing, topology consensus, the load
    * least-loaded placement reads, and `cluster.gossip` keys. @default on, every 300 ms to 3 peers

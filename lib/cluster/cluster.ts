@@ -17,6 +17,7 @@ import { Fencing } from './fencing.js';
 import { DEFAULT_MAX_IDENTITY_BYTES } from './identity-rule.js';
 import type { GrainCallOptions, GrainClient } from './grain-client.interface.js';
 import { KindClient } from './kind-client.js';
+import { type CallChainTracking, usesAsyncContext } from '../actor/turn.js';
 import type { IdentityLookup } from './identity/identity-lookup.js';
 import { InMemoryIdentityLookup } from './identity/in-memory-identity-lookup.js';
 import { ClusterKind, type KindDefinition } from './kind.js';
@@ -119,6 +120,13 @@ export class Cluster {
   readonly #maxRequestTimeoutMs: number | undefined;
   readonly #drainTimeoutMs: number;
   readonly #gossipEnabled: boolean;
+  /** ctx.client's clients, by kind. */
+  readonly #boundClients = new Map<string, KindClient<unknown>>();
+  /**
+   * How this member tells which turn a grain call is made from (`callChains`, 'auto' resolved):
+   * 'async-local-storage' or 'references'.
+   */
+  readonly callChains: Exclude<CallChainTracking, 'auto'>;
   #state: State = State.Created;
   #stopping: Promise<void> | undefined;
 
@@ -156,6 +164,13 @@ export class Cluster {
       throw new GrainConfigurationError('maxIdentityBytes must be a positive integer.');
     }
 
+    const callChains = options.callChains ?? 'auto';
+    if (callChains !== 'auto' && callChains !== 'async-local-storage' && callChains !== 'references') {
+      throw new GrainConfigurationError(`callChains "${String(callChains)}" is not one of 'auto', 'async-local-storage', 'references'.`);
+    }
+    const asyncContext = usesAsyncContext(callChains);
+    this.callChains = asyncContext ? 'async-local-storage' : 'references';
+
     const member = (this.#member = new LocalMember(this.clusterName, this.memberId, this.#kinds));
     const members = (this.#members = new MemberList(member, this.#logger));
     const gossipConfig = gossipSettings(options.gossip);
@@ -177,6 +192,8 @@ export class Cluster {
       waiting,
       hangTimeoutMs,
       requestTimeoutMs,
+      asyncContext,
+      clientOf: (kind) => this.#boundClientOf(kind),
       redirect: (call) => router.redirect(call),
       ended: (activation, how) => router.released(activation, how),
     });
@@ -247,6 +264,7 @@ export class Cluster {
       waiting,
       maxIdentityBytes,
       hostedElsewhere: (kind) => members.placeable().some((m) => m.id !== member.id && m.kinds.includes(kind)),
+      asyncContext,
       ...(options.serializeLocalCalls === true && { localWire: localWireOf(options.remote) }),
     });
     this.#idleCollector = new IdleCollector(
@@ -435,6 +453,12 @@ export class Cluster {
    */
   client<T>(kind: string): GrainClient<T> {
     return new KindClient<T>(this.#router, kind);
+  }
+
+  #boundClientOf(kind: string): KindClient<unknown> {
+    let client = this.#boundClients.get(kind);
+    if (client === undefined) this.#boundClients.set(kind, (client = new KindClient<unknown>(this.#router, kind)));
+    return client;
   }
 
   /** Call a grain method by name; what a client's references do. */

@@ -1,4 +1,5 @@
 import type { Duration } from './duration.js';
+import type { GrainClient } from './grain-client.interface.js';
 
 /** A timer of one activation. Its callback runs as a turn of the activation. */
 export interface GrainTimer {
@@ -40,6 +41,13 @@ export interface GrainContext {
    * Outside a call (constructor, hooks, timers) a signal that never aborts.
    */
   readonly signal: AbortSignal;
+  /**
+   * A client of `kind` for this grain's own calls. Its references carry this activation, so
+   * their calls belong to the turn that makes them (call chains, cycle detection) after any
+   * `await`, without AsyncLocalStorage. The clients `@InjectGrainClient()` puts in a grain
+   * class are bound the same way. See `ClusterOptions.callChains`.
+   */
+  client<T>(kind: string): GrainClient<T>;
   /** Deactivate after the calls already queued: runs `onGrainDeactivate('requested')`. */
   deactivate(): void;
   /**

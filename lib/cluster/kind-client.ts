@@ -4,11 +4,20 @@ import { InvalidGrainCallError } from './errors.js';
 import { identityProblem } from './identity-rule.js';
 import type { GrainCallOptions, GrainClient, GrainRef } from './grain-client.interface.js';
 import type { MethodRoute } from './kind.js';
+import type { TurnSource } from '../actor/turn.js';
 
 /** The part of the cluster a client needs. */
 export interface GrainInvoker {
   /** The general path: any kind, any method name (checked). */
-  invoke(kind: string, identity: string, method: string, args: unknown[], timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<unknown>;
+  invoke(
+    kind: string,
+    identity: string,
+    method: string,
+    args: unknown[],
+    timeoutMs: number | undefined,
+    signal: AbortSignal | undefined,
+    from?: TurnSource,
+  ): Promise<unknown>;
   /** The routes of `kind`'s callable methods when this member knows the kind, else undefined. */
   routesOf(kind: string): ReadonlyMap<string, MethodRoute> | undefined;
   /** A route for `method` of a kind hosted only by other members (the callee checks it), or undefined when there are none. */
@@ -23,6 +32,8 @@ export interface GrainInvoker {
     args: unknown[],
     timeoutMs: number | undefined,
     signal: AbortSignal | undefined,
+    /** The activation whose reference makes the call (a bound client's), if any: its current turn is the caller. */
+    from?: TurnSource,
   ): Promise<unknown>;
 }
 
@@ -33,12 +44,14 @@ const IDENTITY = Symbol('grain.identity');
 const KEY = Symbol('grain.key');
 const TIMEOUT = Symbol('grain.timeoutMs');
 const SIGNAL = Symbol('grain.signal');
+const FROM = Symbol('grain.from');
 
 interface RefState {
   [IDENTITY]: string;
   [KEY]: string;
   [TIMEOUT]: number | undefined;
   [SIGNAL]: AbortSignal | undefined;
+  [FROM]: TurnSource | undefined;
 }
 
 /**
@@ -68,6 +81,20 @@ export class KindClient<T> implements GrainClient<T> {
   }
 
   get(identity: string, options?: GrainCallOptions): GrainRef<T> {
+    return this.refFrom(identity, options, undefined);
+  }
+
+  /**
+   * The same client for code of one activation: its references carry the activation, so a
+   * call made through them belongs to the activation's current turn (call chains, cycle
+   * detection, fencing, `ctx.signal`) without any async context.
+   */
+  boundTo(from: TurnSource): GrainClient<T> {
+    return new BoundKindClient(this, from);
+  }
+
+  /** @internal */
+  refFrom(identity: string, options: GrainCallOptions | undefined, from: TurnSource | undefined): GrainRef<T> {
     const problem = identityProblem(identity, this.invoker.maxIdentityBytes);
     if (problem !== undefined) throw new InvalidGrainCallError(`${this.kind}: ${problem}.`);
     const ref = Object.create(this.prototype()) as RefState;
@@ -75,6 +102,7 @@ export class KindClient<T> implements GrainClient<T> {
     ref[KEY] = `${this.kind}/${identity}`;
     ref[TIMEOUT] = options?.timeout === undefined ? undefined : callTimeout(this.kind, options.timeout);
     ref[SIGNAL] = options?.signal;
+    ref[FROM] = from;
     return ref as unknown as GrainRef<T>;
   }
 
@@ -90,16 +118,32 @@ export class KindClient<T> implements GrainClient<T> {
   }
 }
 
+/** A kind's client as one activation's code holds it (see `KindClient.boundTo`). */
+class BoundKindClient<T> implements GrainClient<T> {
+  readonly kind: string;
+
+  constructor(
+    private readonly client: KindClient<T>,
+    private readonly from: TurnSource,
+  ) {
+    this.kind = client.kind;
+  }
+
+  get(identity: string, options?: GrainCallOptions): GrainRef<T> {
+    return this.client.refFrom(identity, options, this.from);
+  }
+}
+
 function methodCaller(invoker: GrainInvoker, kind: string, method: string) {
   return function (this: RefState, ...args: unknown[]): Promise<unknown> {
-    return invoker.invoke(kind, this[IDENTITY], method, args, this[TIMEOUT], this[SIGNAL]);
+    return invoker.invoke(kind, this[IDENTITY], method, args, this[TIMEOUT], this[SIGNAL], this[FROM]);
   };
 }
 
 function routeCaller(invoker: GrainInvoker, route: MethodRoute) {
   // NOTE: a kind's own requestTimeout is applied by the request path (`invokeRoute`), from the route.
   return function (this: RefState, ...args: unknown[]): Promise<unknown> {
-    return invoker.invokeRoute(route, this[IDENTITY], this[KEY], args, this[TIMEOUT], this[SIGNAL]);
+    return invoker.invokeRoute(route, this[IDENTITY], this[KEY], args, this[TIMEOUT], this[SIGNAL], this[FROM]);
   };
 }
 

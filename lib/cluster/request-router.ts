@@ -1,7 +1,7 @@
 import { Call, CallPhase } from '../actor/call.js';
 import { now } from '../actor/clock.js';
 import type { Pid } from '../actor/pid.js';
-import { outgoingChain } from '../actor/turn.js';
+import { chainOf, synchronousTurn, type TurnSource, type TurnState, turnStorage } from '../actor/turn.js';
 import type { WaitingCalls } from '../actor/waiting-calls.js';
 import { CallTelemetry } from '../observability/call-telemetry.js';
 import { Activation, type StopKind } from './activation/activation.js';
@@ -66,6 +66,8 @@ export interface RequestRouterDeps {
   hostedElsewhere(kind: string): boolean;
   /** Set by `serializeLocalCalls`: calls served on this member cross this codec, as calls between members do. */
   readonly localWire?: LocalWire;
+  /** Turns run inside `turnStorage` (`callChains` resolved to 'async-local-storage'); else references carry them. */
+  readonly asyncContext: boolean;
 }
 
 const State = { Created: 0, Starting: 1, Running: 2, Stopping: 3 } as const;
@@ -100,6 +102,7 @@ export class RequestRouter implements GrainInvoker {
   private readonly waiting: WaitingCalls;
   private readonly hostedElsewhere: (kind: string) => boolean;
   private readonly localWire: LocalWire | undefined;
+  private readonly asyncContext: boolean;
   /** Spans and durations of calls, when an OpenTelemetry SDK records (lib/observability). */
   private readonly telemetry = new CallTelemetry();
   readonly maxIdentityBytes: number;
@@ -107,6 +110,7 @@ export class RequestRouter implements GrainInvoker {
   constructor(deps: RequestRouterDeps) {
     this.hostedElsewhere = deps.hostedElsewhere;
     this.localWire = deps.localWire;
+    this.asyncContext = deps.asyncContext;
     this.waiting = deps.waiting;
     this.maxIdentityBytes = deps.maxIdentityBytes;
     this.kinds = deps.kinds;
@@ -159,7 +163,15 @@ export class RequestRouter implements GrainInvoker {
 
   // GrainInvoker: what clients call ----------------------------------------------------------
 
-  invoke(kind: string, identity: string, method: string, args: unknown[], timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<unknown> {
+  invoke(
+    kind: string,
+    identity: string,
+    method: string,
+    args: unknown[],
+    timeoutMs: number | undefined,
+    signal: AbortSignal | undefined,
+    from?: TurnSource,
+  ): Promise<unknown> {
     if (this.state !== State.Running && this.state !== State.Starting) return this.notRunning();
     const problem = identityProblem(identity, this.maxIdentityBytes);
     if (problem !== undefined) return Promise.reject(new InvalidGrainCallError(`${kind}: ${problem}.`));
@@ -173,7 +185,7 @@ export class RequestRouter implements GrainInvoker {
       if (this.sender === undefined) return Promise.reject(new UnknownKindError(kind));
       route = this.remoteRoute(kind, method);
     }
-    return this.invokeRoute(route, identity, `${kind}/${identity}`, args, timeoutMs, signal);
+    return this.invokeRoute(route, identity, `${kind}/${identity}`, args, timeoutMs, signal, from);
   }
 
   invokeRoute(
@@ -183,6 +195,7 @@ export class RequestRouter implements GrainInvoker {
     args: unknown[],
     timeoutMs: number | undefined,
     signal: AbortSignal | undefined,
+    from?: TurnSource,
   ): Promise<unknown> {
     if (this.state !== State.Running && this.state !== State.Starting) return this.notRunning();
     const kind = route.kindName;
@@ -195,7 +208,8 @@ export class RequestRouter implements GrainInvoker {
     // the route up when the call is made); a kind known by name only gets the cluster's.
     const timeout = timeoutMs ?? route.kind?.requestTimeoutMs ?? this.requestTimeoutMs;
     const at = now();
-    const chain = outgoingChain();
+    const turn = this.callingTurn(from);
+    const chain = chainOf(turn);
     const refused = this.fencing.refuseOutgoing(chain, kind, identity, route.method);
     if (refused !== undefined) return Promise.reject(refused);
     const wire = this.localWire;
@@ -208,10 +222,20 @@ export class RequestRouter implements GrainInvoker {
     });
     call.interleaved = route.interleaved;
     call.idempotent = route.idempotent;
-    if (this.telemetry.on) this.telemetry.client(call);
+    if (this.telemetry.on) this.telemetry.client(call, turn);
     if (signal !== undefined) call.watchCallerSignal(signal, () => this.abort(call));
     this.dispatch(call, at);
     return promise;
+  }
+
+  /**
+   * The turn a call made now belongs to: with async context, the one it runs in (whatever
+   * reference it goes through); else the turn of the activation whose reference makes it, or
+   * the turn whose synchronous part runs now; undefined outside any turn (untracked).
+   */
+  private callingTurn(from: TurnSource | undefined): TurnState | undefined {
+    if (this.asyncContext) return turnStorage.getStore();
+    return from !== undefined ? from.currentTurn() : synchronousTurn();
   }
 
   routesOf(kind: string): ReadonlyMap<string, MethodRoute> | undefined {

@@ -3,6 +3,7 @@ import type { ModuleRef } from '@nestjs/core';
 import { GrainConfigurationError } from '../cluster/errors.js';
 import type { GrainContext } from '../cluster/grain-context.js';
 import type { GrainClass } from '../cluster/kind.js';
+import { KindClient } from '../cluster/kind-client.js';
 import { GRAIN_CONTEXT } from './cluster.constants.js';
 import { SCOPED_DEPENDENCY, UNRESOLVABLE_DEPENDENCY, UNTYPED_DEPENDENCY } from './cluster.messages.js';
 
@@ -19,8 +20,12 @@ interface ForwardReference {
   forwardRef: () => Token;
 }
 
-/** What one constructor argument or injected property becomes: a resolved value, or the context. */
-type Slot = { context: true } | { context: false; value: unknown };
+/**
+ * What one constructor argument or injected property becomes: a resolved value, the context,
+ * or the member's client of a kind, bound to the activation (`ctx.client(kind)`), so the
+ * grain's own calls carry its call chain without AsyncLocalStorage.
+ */
+type Slot = { context: true } | { context: false; value: unknown } | { context: false; client: string };
 
 /**
  * Builds a kind's `create(context)`: resolves the grain class's singleton dependencies once,
@@ -49,11 +54,16 @@ export function createGrainInstanceFactory<T extends object>(grainClass: GrainCl
 
   const Ctor = grainClass as unknown as new (...a: unknown[]) => T;
   return (context) => {
-    const values = args.map((slot) => (slot.context ? context : slot.value));
+    const values = args.map((slot) => valueOf(slot, context));
     const instance = new Ctor(...values);
-    for (const { key, slot } of properties) (instance as Record<string | symbol, unknown>)[key] = slot.context ? context : slot.value;
+    for (const { key, slot } of properties) (instance as Record<string | symbol, unknown>)[key] = valueOf(slot, context);
     return instance;
   };
+}
+
+function valueOf(slot: Slot, context: GrainContext): unknown {
+  if (slot.context) return context;
+  return 'client' in slot ? context.client(slot.client) : slot.value;
 }
 
 function resolveSlot(grainClass: GrainClass, moduleRef: ModuleRef, rawToken: Token, isOptional: boolean, where: number | string): Slot {
@@ -74,7 +84,10 @@ function resolveSlot(grainClass: GrainClass, moduleRef: ModuleRef, rawToken: Tok
   }
   if (scope === Scope.REQUEST) throw new GrainConfigurationError(SCOPED_DEPENDENCY(grainClass.name, name, 'REQUEST'));
   if (scope === Scope.TRANSIENT) throw new GrainConfigurationError(SCOPED_DEPENDENCY(grainClass.name, name, 'TRANSIENT'));
-  return { context: false, value: moduleRef.get(token as string, { strict: false }) };
+  const value: unknown = moduleRef.get(token as string, { strict: false });
+  // NOTE: only the runtime's own client is bound; a replaced one (a test's fake) is passed as it is.
+  if (value instanceof KindClient) return { context: false, client: value.kind };
+  return { context: false, value };
 }
 
 function isForwardReference(token: Token): token is ForwardReference {

@@ -26,7 +26,7 @@ import {
 } from '@opentelemetry/api';
 import { Call, type CallObserver } from '../actor/call.js';
 import { now } from '../actor/clock.js';
-import { turnStorage } from '../actor/turn.js';
+import type { TurnState } from '../actor/turn.js';
 import { ATTR, CALL_DURATION_BUCKETS_MS, errorTypeOf, METRIC, RPC_SYSTEM } from './names.js';
 import { sdkMeter, sdkTracer } from './scope.js';
 import { remoteSpanContext } from './trace-context.js';
@@ -125,20 +125,20 @@ export class CallTelemetry {
   }
 
   /** A grain call made on this member (call only while `on`): its CLIENT span starts now, a child of the caller's context. */
-  client(call: Call): void {
+  client(call: Call, turn: TurnState | undefined): void {
     guarded(
-      () => this.startClient(call),
+      () => this.startClient(call, turn),
       () => (call.observer = undefined),
     );
   }
 
-  private startClient(call: Call): void {
+  private startClient(call: Call, turn: TurnState | undefined): void {
     const observation = new CallObservation(this, this.attributesOf(call.kind, call.method));
     // NOTE: the deadline was set from the call's start time: no second clock read.
     observation.clientStart = call.deadline - call.timeoutMs;
     const tracer = this.tracer;
     if (tracer !== undefined) {
-      const parent = callerContext();
+      const parent = callerContext(turn);
       observation.clientParent = parent;
       observation.clientSpan = observation.attributes.startSpan(tracer, SpanKind.CLIENT, call.identity, parent);
     }
@@ -317,10 +317,9 @@ export function runUntraced<T>(fn: () => T): T {
  * carries it (none registered) — the SERVER span of the turn making the call, so chains of
  * grain calls stay one trace all the same.
  */
-function callerContext(): Context {
+function callerContext(turn: TurnState | undefined): Context {
   const active = context.active();
   if (trace.getSpan(active) !== undefined) return active;
-  const turn = turnStorage.getStore();
   if (turn instanceof Call && turn.observer instanceof CallObservation && turn.observer.serverContext !== undefined) return turn.observer.serverContext;
   return active;
 }

@@ -1,5 +1,6 @@
 import { type Duration, toMs } from '../cluster/duration.js';
 import type { GrainContext, GrainTimer, GrainTimerOptions } from '../cluster/grain-context.js';
+import type { GrainClient } from '../cluster/grain-client.interface.js';
 
 /** Options of `createGrainContext`; every field has a default. */
 export interface FakeGrainContextOptions {
@@ -15,6 +16,8 @@ export interface FakeGrainContextOptions {
   epoch?: number;
   /** The signal the grain sees as `ctx.signal`. @default one that `ctx.abort()` aborts */
   signal?: AbortSignal;
+  /** What `ctx.client(kind)` returns, by kind (say fakes from `createFakeGrainClient`). @default none: `ctx.client()` throws, naming the kind */
+  clients?: Readonly<Record<string, GrainClient<unknown>>>;
 }
 
 /**
@@ -87,8 +90,10 @@ export class FakeGrainContext implements GrainContext {
   /** Virtual time, in ms since the context was made; moved by `advance()`. */
   now = 0;
   readonly #controller = new AbortController();
+  readonly #clients: Readonly<Record<string, GrainClient<unknown>>>;
 
   constructor(options: FakeGrainContextOptions = {}) {
+    this.#clients = options.clients ?? {};
     this.kind = options.kind ?? 'test';
     this.identity = options.identity ?? 'test';
     this.memberId = options.memberId ?? 'test-member';
@@ -105,6 +110,17 @@ export class FakeGrainContext implements GrainContext {
   /** The timers still running. */
   get activeTimers(): FakeGrainTimer[] {
     return this.timers.filter((t) => t.active);
+  }
+
+  /** The client given for `kind` in `options.clients`. */
+  client<T>(kind: string): GrainClient<T> {
+    const client = Object.hasOwn(this.#clients, kind) ? this.#clients[kind] : undefined;
+    if (client === undefined) {
+      throw new Error(
+        `FakeGrainContext.client('${kind}'): no client for this kind; pass one in createGrainContext({ clients: { '${kind}': createFakeGrainClient(...) } }).`,
+      );
+    }
+    return client as GrainClient<T>;
   }
 
   /** Recorded; and, as in the runtime, the activation's timers stop (and later ones start stopped). */

@@ -104,7 +104,7 @@ describe('Mailbox', () => {
     const handler = new RecordingHandler();
     const sweeper = new DeadlineSweeper();
     sweepers.push(sweeper);
-    const box = new Mailbox(handler, sweeper, options.maxQueued ?? PLENTY, options.hangAfterMs ?? HANG_AFTER_MS);
+    const box = new Mailbox(handler, sweeper, options.maxQueued ?? PLENTY, options.hangAfterMs ?? HANG_AFTER_MS, true);
     if (options.resumed ?? true) box.resume();
     return { box, handler, sweeper };
   }

@@ -48,15 +48,13 @@ class TargetGrain {
   }
 }
 
-let callTarget: (id: string) => Promise<unknown> = () => Promise.resolve();
-
 class CallerGrain {
   constructor(readonly ctx: GrainContext) {}
-  /** Waits `ms`, then calls the target: the call is made from this turn. */
+  /** Waits `ms`, then calls the target through its own reference: the call is made from this turn (callChains: test/cluster/call-chains.spec.ts). */
   async waitThenCall(ms: number): Promise<string> {
     counts.bodies++;
     await sleep(ms);
-    const result = await outcome(callTarget(this.ctx.identity));
+    const result = await outcome(this.ctx.client<TargetGrain>('target').get(this.ctx.identity).ping());
     counts.afterResume.push(result.ok ? 'called' : (result.error as Error).name);
     return 'done';
   }
@@ -89,8 +87,6 @@ describe('issue 8 holes: deadlines, fencing, identities', () => {
       options,
     );
     cluster = started.cluster;
-    const targets = cluster.client<TargetGrain>('target');
-    callTarget = (id) => targets.get(id).ping();
     return cluster.client<CallerGrain>('caller');
   }
 
@@ -135,16 +131,19 @@ describe('issue 8 holes: deadlines, fencing, identities', () => {
 
   // Hole 7 -----------------------------------------------------------------------------------
 
-  it("lets a poisoned activation's hung turn call nothing once it resumes", async () => {
-    const callers = await start({ hangTimeout: 30 });
-    const call = outcome(callers.get('p', { timeout: 30 }).waitThenCall(300));
-    const result = await call;
-    expect((result as { error: unknown }).error).toBeInstanceOf(GrainTimeoutError);
-    await sleep(400); // poisoned at ~60 ms; the turn resumes at ~300 ms and tries its call
-    expect(cluster!.stats().poisoned).toBe(1);
-    expect(counts.afterResume).toEqual(['ClusterUnavailableError']);
-    expect(counts.targetRuns).toBe(0);
-  });
+  it.each(['references', 'async-local-storage'] as const)(
+    "lets a poisoned activation's hung turn call nothing once it resumes (callChains: %s)",
+    async (callChains) => {
+      const callers = await start({ hangTimeout: 30, callChains });
+      const call = outcome(callers.get('p', { timeout: 30 }).waitThenCall(300));
+      const result = await call;
+      expect((result as { error: unknown }).error).toBeInstanceOf(GrainTimeoutError);
+      await sleep(400); // poisoned at ~60 ms; the turn resumes at ~300 ms and tries its call
+      expect(cluster!.stats().poisoned).toBe(1);
+      expect(counts.afterResume).toEqual(['ClusterUnavailableError']);
+      expect(counts.targetRuns).toBe(0);
+    },
+  );
 
   // Hole 8 -----------------------------------------------------------------------------------
 
@@ -157,8 +156,7 @@ describe('issue 8 holes: deadlines, fencing, identities', () => {
     ]);
     try {
       const targets = pair.members[0]!.client<TargetGrain>('target');
-      callTarget = (id) => targets.get(id).ping();
-      expect(await callTarget('warm')).toBe('pong'); // the other member serves the target
+      expect(await targets.get('warm').ping()).toBe('pong'); // the other member serves the target
       const call = outcome(pair.members[0]!.client<CallerGrain>('caller').get('t').waitThenCall(50));
       await sleep(20);
       lookup.leaseValid = false; // the lease lapses while the turn awaits; nothing fenced it

@@ -24,6 +24,7 @@ function activate(ledger: LedgerService, identity: string, epoch: number) {
     signal: new AbortController().signal,
     deactivate: vi.fn(),
     startTimer: vi.fn(),
+    client: vi.fn(),
   } satisfies GrainContext;
   return { grain: new AccountGrain(ledger, ctx), ctx };
 }

@@ -1,3 +1,4 @@
+import type { GrainClient } from '../grain-client.interface.js';
 import type { GrainContext, GrainTimer, GrainTimerOptions } from '../grain-context.js';
 import type { DeactivationReason } from '../kind.js';
 
@@ -10,6 +11,7 @@ export interface ContextOwner {
   readonly epoch: number;
   /** The current call's signal, or one that never aborts outside a call. */
   currentSignal(): AbortSignal;
+  client<T>(kind: string): GrainClient<T>;
   deactivate(reason: DeactivationReason): Promise<void>;
   startTimer(callback: () => unknown, options: GrainTimerOptions): GrainTimer;
 }
@@ -40,6 +42,10 @@ export class ActivationContext implements GrainContext {
 
   get signal(): AbortSignal {
     return this.activation.currentSignal();
+  }
+
+  client<T>(kind: string): GrainClient<T> {
+    return this.activation.client<T>(kind);
   }
 
   deactivate(): void {

@@ -6,6 +6,7 @@ import { MemberMetrics } from '../../observability/member-metrics.js';
 import { ClusterShuttingDownError, UnknownKindError } from '../errors.js';
 import type { Fencing } from '../fencing.js';
 import type { ClusterKind } from '../kind.js';
+import type { KindClient } from '../kind-client.js';
 import type { LocalMember } from '../local-member.js';
 import type { ClusterLogger } from '../logger.js';
 import { Activation, type ActivationHost, type StopKind } from './activation.js';
@@ -16,7 +17,10 @@ const MAX_DEPTH_WALK = 10_000;
 const MAX_RETIRED = 10_000;
 
 /** What the registry needs from the rest of the member: what its activations need of their host, and more. */
-export interface ActivationRegistryDeps extends Pick<ActivationHost, 'sweeper' | 'logger' | 'fencing' | 'waiting' | 'hangTimeoutMs' | 'requestTimeoutMs'> {
+export interface ActivationRegistryDeps extends Pick<
+  ActivationHost,
+  'sweeper' | 'logger' | 'fencing' | 'waiting' | 'hangTimeoutMs' | 'requestTimeoutMs' | 'asyncContext' | 'clientOf'
+> {
   readonly member: LocalMember;
   readonly kinds: ReadonlyMap<string, ClusterKind>;
   /** Send a call that never ran on to wherever its grain is now (the request router). */
@@ -56,6 +60,7 @@ export class ActivationRegistry implements ActivationHost {
   readonly waiting: WaitingCalls;
   readonly hangTimeoutMs: number;
   readonly requestTimeoutMs: number;
+  readonly asyncContext: boolean;
 
   constructor(private readonly deps: ActivationRegistryDeps) {
     this.memberId = deps.member.id;
@@ -65,6 +70,11 @@ export class ActivationRegistry implements ActivationHost {
     this.waiting = deps.waiting;
     this.hangTimeoutMs = deps.hangTimeoutMs;
     this.requestTimeoutMs = deps.requestTimeoutMs;
+    this.asyncContext = deps.asyncContext;
+  }
+
+  clientOf(kind: string): KindClient<unknown> {
+    return this.deps.clientOf(kind);
   }
 
   /** The local activation of `kind/identity`, if any. */

@@ -2,14 +2,15 @@ import { Call } from '../../actor/call.js';
 import { now } from '../../actor/clock.js';
 import type { DeadlineSweeper } from '../../actor/deadline-sweeper.js';
 import { Mailbox, type MailboxHandler } from '../../actor/mailbox.js';
-import type { ChainLink } from '../../actor/turn.js';
-import { turnStorage } from '../../actor/turn.js';
+import { type ChainLink, EMPTY_CHAIN, synchronousTurn, type TurnSource, type TurnState, turnStorage } from '../../actor/turn.js';
 import type { WaitingCalls } from '../../actor/waiting-calls.js';
 import { CallObservation, runUntraced } from '../../observability/call-telemetry.js';
 import { toMs } from '../duration.js';
 import { CallCycleError, GrainActivationError, GrainOverloadedError, GrainTimeoutError, toInvocationError } from '../errors.js';
 import type { Fencing } from '../fencing.js';
 import type { GrainContext, GrainTimer, GrainTimerOptions } from '../grain-context.js';
+import type { GrainClient } from '../grain-client.interface.js';
+import type { KindClient } from '../kind-client.js';
 import type { ClusterKind, DeactivationReason } from '../kind.js';
 import type { ClusterLogger } from '../logger.js';
 import { ActivationContext } from './activation-context.js';
@@ -35,6 +36,10 @@ export interface ActivationHost {
   onStopped(activation: Activation, how: StopKind): void;
   /** Calls delivered to this member's activations since start (for the gossiped heartbeat's calls/s). */
   delivered: number;
+  /** Turns run inside `turnStorage` (`callChains` resolved to 'async-local-storage'). */
+  readonly asyncContext: boolean;
+  /** This member's client of `kind` (what `ctx.client(kind)` binds to the activation). */
+  clientOf(kind: string): KindClient<unknown>;
 }
 
 /** How an activation ended. */
@@ -53,7 +58,7 @@ const NEVER_ABORTED = new AbortController().signal;
  * fencing, a failed activation) goes through `end()`: the mailbox closes, calls that never
  * ran are taken out and each settled one way (failed, or sent on), and the host forgets it.
  */
-export class Activation implements MailboxHandler, TimerOwner {
+export class Activation implements MailboxHandler, TimerOwner, TurnSource {
   readonly id: string;
   readonly memberId: string;
   readonly label: string;
@@ -88,7 +93,7 @@ export class Activation implements MailboxHandler, TimerOwner {
     this.label = `${kind.name}/${identity}`;
     this.exclusiveLink = { activationId: this.id, label: this.label, interleaved: false, fenced: false };
     this.interleavedLink = { activationId: this.id, label: this.label, interleaved: true, fenced: false };
-    this.mailbox = new Mailbox(this, host.sweeper, kind.maxQueueLength, host.hangTimeoutMs);
+    this.mailbox = new Mailbox(this, host.sweeper, kind.maxQueueLength, host.hangTimeoutMs, host.asyncContext);
     this.context = new ActivationContext(this);
   }
 
@@ -344,9 +349,31 @@ export class Activation implements MailboxHandler, TimerOwner {
     return call;
   }
 
+  /**
+   * The turn this activation's code runs in now, as its references tell it (no async context):
+   * the turn whose synchronous part runs, if it is this activation's; else the one turn
+   * running here. While several interleaved turns run, a turn of this activation with no chain
+   * before it: calls still carry the activation itself (a call back to it is a cycle), not the
+   * callers of one of those turns, which cannot be told apart.
+   */
+  currentTurn(): TurnState | undefined {
+    // NOTE: an ended (fenced, poisoned) activation's code may call nothing, in a turn or not.
+    if (this.exclusiveLink.fenced === true) return { chain: EMPTY_CHAIN, link: this.exclusiveLink, ended: false };
+    const sync = synchronousTurn();
+    if (sync !== undefined && sync.link.activationId === this.id) return sync;
+    const sole = this.mailbox.soleTurn();
+    if (sole !== undefined || !this.mailbox.several) return sole;
+    return { chain: EMPTY_CHAIN, link: this.interleavedLink, ended: false };
+  }
+
+  /** This member's client of `kind`, its references carrying this activation (the context's `client`). */
+  client<T>(kind: string): GrainClient<T> {
+    return (this.host.clientOf(kind) as KindClient<T>).boundTo(this);
+  }
+
   /** Used by the context. */
   currentSignal(): AbortSignal {
-    const turn = turnStorage.getStore();
+    const turn = this.host.asyncContext ? turnStorage.getStore() : this.currentTurn();
     if (turn instanceof Call && turn.link.activationId === this.id && !turn.ended && turn.task === undefined) return turn.signal;
     return NEVER_ABORTED;
   }

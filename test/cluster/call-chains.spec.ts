@@ -1,0 +1,247 @@
+import 'reflect-metadata';
+import { type INestApplication, Module } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  CallCycleError,
+  type Duration,
+  Cluster,
+  ClusterModule,
+  Grain,
+  type GrainClient,
+  GrainConfigurationError,
+  type GrainContext,
+  GrainTimeoutError,
+  InjectGrainClient,
+  InjectGrainContext,
+} from 'nestjs-grains';
+import { createGrainContext, createFakeGrainClient } from '../../lib/testing/index.js';
+import { asyncContextIsCheap, turnStorage } from '../../lib/actor/turn.js';
+import { outcome, sleep, startCluster } from '../support/cluster.js';
+
+/**
+ * `callChains`: how a member tells which turn a call is made from. 'references' (the default
+ * where AsyncLocalStorage would turn promise hooks on) carries the turn on a grain's own
+ * references; 'async-local-storage' on the async context. Both must keep cycle detection and
+ * fencing for what they promise to track; README "Call chains" says what each tracks.
+ */
+
+type Mode = 'references' | 'async-local-storage';
+/** How a grain reaches the other grain: its own reference (`ctx.client`), or the cluster's client. */
+type Via = 'own' | 'global';
+
+const global: { clients?: Cluster } = {};
+
+class PingGrain {
+  constructor(readonly ctx: GrainContext) {}
+  /** ping → pong (→ back here, when `back`), the call to pong made after an await. */
+  async ping(via: Via, back: boolean): Promise<string> {
+    await sleep(1);
+    return `ping(${await clientOf<PongGrain>(this.ctx, via, 'pong').get('b').pong(via, this.ctx.identity, back)})`;
+  }
+  /** The same, the call made before the turn's first await. */
+  async pingAtOnce(via: Via): Promise<string> {
+    return `ping(${await clientOf<PongGrain>(this.ctx, via, 'pong').get('b').pongAtOnce(via, this.ctx.identity)})`;
+  }
+  hello(): string {
+    return `hello ${this.ctx.identity}`;
+  }
+}
+
+/** Runs inside every pong turn, after its first await, when set. */
+const probe: { inTurn?: (() => void) | undefined } = {};
+
+class PongGrain {
+  constructor(readonly ctx: GrainContext) {}
+  async pong(via: Via, from: string, back: boolean): Promise<string> {
+    await sleep(1);
+    probe.inTurn?.();
+    return back ? `pong(${await clientOf<PingGrain>(this.ctx, via, 'ping').get(from).hello()})` : 'pong';
+  }
+  async pongAtOnce(via: Via, from: string): Promise<string> {
+    return `pong(${await clientOf<PingGrain>(this.ctx, via, 'ping').get(from).hello()})`;
+  }
+}
+
+/** Interleaved reads that wait, and an exclusive write, on one grain. */
+class ShelfGrain {
+  constructor(readonly ctx: GrainContext) {}
+  async read(ms: number): Promise<string> {
+    await sleep(ms);
+    return 'read';
+  }
+  /** Interleaved: waits, then calls this grain's exclusive `write` through its own reference. */
+  async readThenWrite(ms: number): Promise<string> {
+    await sleep(ms);
+    return this.ctx.client<ShelfGrain>('shelf').get(this.ctx.identity).write();
+  }
+  write(): string {
+    return 'written';
+  }
+}
+
+/** The CallCycleError a failed call's error came from (the grains rethrow it: it is a cause). */
+function cycleIn(result: { ok: boolean }): CallCycleError | undefined {
+  expect(result.ok).toBe(false);
+  for (let e = (result as { error?: unknown }).error; e !== undefined && e !== null; e = (e as { cause?: unknown }).cause) {
+    if (e instanceof CallCycleError) return e;
+  }
+  return undefined;
+}
+
+function clientOf<T>(ctx: GrainContext, via: Via, kind: string): GrainClient<T> {
+  return via === 'own' ? ctx.client<T>(kind) : global.clients!.client<T>(kind);
+}
+
+describe.each<Mode>(['references', 'async-local-storage'])('callChains: %s', (mode) => {
+  let cluster: Cluster | undefined;
+  afterEach(async () => {
+    await cluster?.shutdown();
+    cluster = undefined;
+  });
+
+  async function start(requestTimeout: Duration = '5s') {
+    ({ cluster } = await startCluster(
+      [
+        { name: 'ping', grainClass: PingGrain },
+        { name: 'pong', grainClass: PongGrain },
+        { name: 'shelf', grainClass: ShelfGrain, interleavedMethods: ['read', 'readThenWrite'] },
+      ],
+      { requestTimeout, callChains: mode },
+    ));
+    global.clients = cluster;
+    expect(cluster.callChains).toBe(mode);
+    return cluster.client<PingGrain>('ping');
+  }
+
+  async function expectCycle(call: Promise<unknown>): Promise<void> {
+    const started = Date.now();
+    const result = await outcome(call);
+    expect(Date.now() - started).toBeLessThan(1_000); // the timeout is 5 s: it did not wait for it
+    expect(cycleIn(result)?.cycle).toEqual(['ping/a', 'pong/b', 'ping/a']);
+  }
+
+  it("fails A→B→A fast when each call goes through the grain's own reference, after an await", async () => {
+    const pings = await start();
+    expect(await pings.get('a').ping('own', false)).toBe('ping(pong)');
+    await expectCycle(pings.get('a').ping('own', true));
+  });
+
+  it('fails A→B→A fast through any client when the calls are made before the first await', async () => {
+    const pings = await start();
+    await expectCycle(pings.get('a').pingAtOnce('global'));
+  });
+
+  it('an interleaved turn calling its own grain exclusively is a cycle, even while other interleaved turns run there', async () => {
+    await start();
+    const shelves = cluster!.client<ShelfGrain>('shelf');
+    const reads = [shelves.get('s').read(200), shelves.get('s').read(200)];
+    const result = await outcome(shelves.get('s').readThenWrite(20));
+    expect(cycleIn(result)?.cycle).toEqual(['shelf/s', 'shelf/s']);
+    expect(await Promise.all(reads)).toEqual(['read', 'read']);
+  });
+
+  if (mode === 'async-local-storage') {
+    it('tracks calls through any client after an await (the async context carries the turn)', async () => {
+      const pings = await start();
+      await expectCycle(pings.get('a').ping('global', true));
+    });
+  } else {
+    it('does not track calls through a client the grain does not own once the turn has awaited: they wait for their deadline, as calls from outside any grain would', async () => {
+      const pings = await start('400ms');
+      const result = await outcome(pings.get('a', { timeout: '300ms' }).ping('global', true));
+      expect((result as { error: unknown }).error).toBeInstanceOf(GrainTimeoutError);
+    });
+
+    it('runs turns without ever entering the AsyncLocalStorage, so no promise hooks are turned on', async () => {
+      const pings = await start();
+      const seen: unknown[] = [];
+      probe.inTurn = () => seen.push(turnStorage.getStore());
+      try {
+        expect(await pings.get('a').ping('own', false)).toBe('ping(pong)');
+      } finally {
+        probe.inTurn = undefined;
+      }
+      expect(seen).toEqual([undefined]);
+    });
+  }
+});
+
+describe('callChains option', () => {
+  it("'auto' resolves to AsyncLocalStorage only where async context frames make it cheap", async () => {
+    expect(asyncContextIsCheap('20.20.2', [])).toBe(false);
+    expect(asyncContextIsCheap('22.12.0', [])).toBe(false);
+    expect(asyncContextIsCheap('22.12.0', ['--experimental-async-context-frame'])).toBe(true);
+    expect(asyncContextIsCheap('24.22.3', [])).toBe(true);
+    expect(asyncContextIsCheap('24.22.3', ['--no-async-context-frame'])).toBe(false);
+    const cluster = new Cluster({ clusterName: 'auto' });
+    expect(cluster.callChains).toBe(asyncContextIsCheap() ? 'async-local-storage' : 'references');
+  });
+
+  it('refuses a value it does not know, naming the ones it does', () => {
+    expect(() => new Cluster({ clusterName: 'bad', callChains: 'hooks' as never })).toThrow(GrainConfigurationError);
+    expect(() => new Cluster({ clusterName: 'bad', callChains: 'hooks' as never })).toThrow(/'auto', 'async-local-storage', 'references'/);
+  });
+});
+
+// Nest: the clients @InjectGrainClient puts in a grain class are that activation's own ------------
+
+@Grain({ kind: 'nest-ping' })
+class NestPingGrain {
+  constructor(
+    @InjectGrainClient('nest-pong') private readonly pongs: GrainClient<NestPongGrain>,
+    @InjectGrainContext() private readonly ctx: GrainContext,
+  ) {}
+  async ping(back: boolean): Promise<string> {
+    await sleep(1);
+    return `ping(${await this.pongs.get('b').pong(this.ctx.identity, back)})`;
+  }
+  hello(): string {
+    return 'hello';
+  }
+}
+
+@Grain({ kind: 'nest-pong' })
+class NestPongGrain {
+  constructor(@InjectGrainClient('nest-ping') private readonly pings: GrainClient<NestPingGrain>) {}
+  async pong(from: string, back: boolean): Promise<string> {
+    await sleep(1);
+    return back ? `pong(${await this.pings.get(from).hello()})` : 'pong';
+  }
+}
+
+describe('callChains with the Nest module', () => {
+  let app: INestApplication | undefined;
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+  });
+
+  it.each<Mode>(['references', 'async-local-storage'])('%s: an injected client in a grain carries its turn after an await: A→B→A fails fast', async (mode) => {
+    @Module({
+      imports: [
+        ClusterModule.forRoot({ clusterName: 'chains', requestTimeout: '5s', callChains: mode }),
+        ClusterModule.forFeature([NestPingGrain, NestPongGrain]),
+      ],
+    })
+    class AppModule {}
+    const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
+    app = moduleRef.createNestApplication({ logger: false });
+    await app.init();
+    const pings = app.get(Cluster).client<NestPingGrain>('nest-ping');
+    expect(await pings.get('a').ping(false)).toBe('ping(pong)');
+    const started = Date.now();
+    const result = await outcome(pings.get('a').ping(true));
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(cycleIn(result)?.cycle).toEqual(['nest-ping/a', 'nest-pong/b', 'nest-ping/a']);
+  });
+});
+
+describe('createGrainContext({ clients })', () => {
+  it('gives a grain the client passed for a kind as ctx.client(kind), and names a kind it was not given', async () => {
+    const pongs = createFakeGrainClient<PongGrain>('pong', { pongAtOnce: async () => 'faked' });
+    const ctx = createGrainContext({ identity: 'a', clients: { pong: pongs } });
+    expect(await new PingGrain(ctx).pingAtOnce('own')).toBe('ping(faked)');
+    expect(() => ctx.client('elsewhere')).toThrow(/client\('elsewhere'\)/);
+  });
+});
