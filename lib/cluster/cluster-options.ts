@@ -60,11 +60,12 @@ export interface ClusterOptions {
    *   `--experimental-async-context-frame`, Node 24 with `--no-async-context-frame`) its first
    *   turn turns promise hooks on for the whole process: every `await` of the host app costs
    *   several times more (bench/: `local-call`).
-   * - `'references'`: no async context. A call belongs to its turn when it goes through a grain's
-   *   own references — `ctx.client(kind)`, and the clients `@InjectGrainClient()` puts in a
-   *   grain class — after any `await`; through any other client (`cluster.client()`, a service's
-   *   client) only when made before the turn's first `await`; else it is untracked, as calls
-   *   from outside any grain are.
+   * - `'references'`: no async context. A call made before the turn's first `await` belongs to
+   *   it; after one, only a call through the grain's own references — `ctx.client(kind)`, and
+   *   the clients `@InjectGrainClient()` puts in a grain class — does (to the turn running on
+   *   the activation: code that outlived its turn is taken for it); other calls are untracked,
+   *   as calls from outside any grain are: no cycle detection, and a fenced activation's code
+   *   is not refused them. README "Call chains" has the details.
    * - `'auto'`: `'async-local-storage'` where it is cheap (async context frames on), else
    *   `'references'`.
    * @default 'auto'

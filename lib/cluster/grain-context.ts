@@ -38,14 +38,18 @@ export interface GrainContext {
   readonly epoch: number;
   /**
    * Aborted when the current call's caller gives up (its deadline passed or it aborted).
-   * Outside a call (constructor, hooks, timers) a signal that never aborts.
+   * Outside a call (constructor, hooks, timers) a signal that never aborts. With
+   * `callChains: 'references'`, in an interleaved method read it before the first `await`
+   * (`const signal = ctx.signal`): after one, while other interleaved turns run, the turn is
+   * not known.
    */
   readonly signal: AbortSignal;
   /**
    * A client of `kind` for this grain's own calls. Its references carry this activation, so
-   * their calls belong to the turn that makes them (call chains, cycle detection) after any
-   * `await`, without AsyncLocalStorage. The clients `@InjectGrainClient()` puts in a grain
-   * class are bound the same way. See `ClusterOptions.callChains`.
+   * with `callChains: 'references'` their calls after an `await` belong to the turn running on
+   * it (call chains, cycle detection, a fenced activation's refusal), without AsyncLocalStorage.
+   * The clients `@InjectGrainClient()` puts in a grain class are bound the same way. Keep its
+   * references inside the grain. See `ClusterOptions.callChains`.
    */
   client<T>(kind: string): GrainClient<T>;
   /** Deactivate after the calls already queued: runs `onGrainDeactivate('requested')`. */

@@ -230,12 +230,14 @@ export class RequestRouter implements GrainInvoker {
 
   /**
    * The turn a call made now belongs to: with async context, the one it runs in (whatever
-   * reference it goes through); else the turn of the activation whose reference makes it, or
-   * the turn whose synchronous part runs now; undefined outside any turn (untracked).
+   * reference it goes through). Else the turn whose synchronous part runs now — exact, even
+   * for a reference that came from another grain — and, outside any, the turn of the
+   * activation whose own reference makes the call (its guess: see `Activation.currentTurn`);
+   * undefined for other references (untracked, as calls from outside any grain are).
    */
   private callingTurn(from: TurnSource | undefined): TurnState | undefined {
     if (this.asyncContext) return turnStorage.getStore();
-    return from !== undefined ? from.currentTurn() : synchronousTurn();
+    return synchronousTurn() ?? from?.currentTurn();
   }
 
   routesOf(kind: string): ReadonlyMap<string, MethodRoute> | undefined {

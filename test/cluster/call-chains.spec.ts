@@ -11,6 +11,7 @@ import {
   type GrainClient,
   GrainConfigurationError,
   type GrainContext,
+  type GrainRef,
   GrainTimeoutError,
   InjectGrainClient,
   InjectGrainContext,
@@ -89,6 +90,36 @@ function cycleIn(result: { ok: boolean }): CallCycleError | undefined {
   return undefined;
 }
 
+/** Observer pattern: a subscriber hands the hub its own reference (a local call passes it by reference). */
+class SubscriberGrain {
+  constructor(readonly ctx: GrainContext) {}
+  async subscribe(): Promise<void> {
+    await this.ctx.client<HubGrain>('hub').get('h').subscribe(this.ctx.client<SubscriberGrain>('subscriber').get(this.ctx.identity));
+  }
+  async work(ms: number): Promise<string> {
+    await sleep(ms);
+    return 'worked';
+  }
+  /** Never ends by itself (the hang timeout poisons the activation). */
+  async hang(): Promise<void> {
+    await sleep(10_000);
+  }
+  notify(): string {
+    return `notified ${this.ctx.identity}`;
+  }
+}
+
+class HubGrain {
+  private readonly subscribers: Array<GrainRef<SubscriberGrain>> = [];
+  subscribe(ref: GrainRef<SubscriberGrain>): void {
+    this.subscribers.push(ref);
+  }
+  /** Notifies in its synchronous part: the calls are the hub's, whatever reference they go through. */
+  async publish(): Promise<string[]> {
+    return Promise.all(this.subscribers.map((s) => s.notify()));
+  }
+}
+
 function clientOf<T>(ctx: GrainContext, via: Via, kind: string): GrainClient<T> {
   return via === 'own' ? ctx.client<T>(kind) : global.clients!.client<T>(kind);
 }
@@ -106,8 +137,10 @@ describe.each<Mode>(['references', 'async-local-storage'])('callChains: %s', (mo
         { name: 'ping', grainClass: PingGrain },
         { name: 'pong', grainClass: PongGrain },
         { name: 'shelf', grainClass: ShelfGrain, interleavedMethods: ['read', 'readThenWrite'] },
+        { name: 'subscriber', grainClass: SubscriberGrain },
+        { name: 'hub', grainClass: HubGrain },
       ],
-      { requestTimeout, callChains: mode },
+      { requestTimeout, callChains: mode, hangTimeout: 30 },
     ));
     global.clients = cluster;
     expect(cluster.callChains).toBe(mode);
@@ -139,6 +172,22 @@ describe.each<Mode>(['references', 'async-local-storage'])('callChains: %s', (mo
     const result = await outcome(shelves.get('s').readThenWrite(20));
     expect(cycleIn(result)?.cycle).toEqual(['shelf/s', 'shelf/s']);
     expect(await Promise.all(reads)).toEqual(['read', 'read']);
+  });
+
+  it("a grain's reference held by another grain is that grain's to call: no cycle while the subscriber is busy, nor refused once it was poisoned", async () => {
+    await start();
+    const subscribers = cluster!.client<SubscriberGrain>('subscriber');
+    const hub = cluster!.client<HubGrain>('hub').get('h');
+    await subscribers.get('a').subscribe();
+    await subscribers.get('q').subscribe();
+    const busy = subscribers.get('a').work(200); // an unrelated turn of subscriber/a, from outside
+    await sleep(20);
+    expect(await hub.publish()).toEqual(['notified a', 'notified q']);
+    await busy;
+    await outcome(subscribers.get('q', { timeout: 30 }).hang());
+    await sleep(150); // poisoned at ~60 ms
+    expect(cluster!.stats().poisoned).toBe(1);
+    expect(await hub.publish()).toEqual(['notified a', 'notified q']); // a fresh activation of subscriber/q
   });
 
   if (mode === 'async-local-storage') {

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   type Cluster,
   ClusterUnavailableError,
+  type GrainClient,
   type GrainContext,
   GrainTimeoutError,
   HashIdentityLookup,
@@ -48,13 +49,21 @@ class TargetGrain {
   }
 }
 
+/** The member's client of the target kind (not the grain's own), for the 'global' variants. */
+const globalTargets: { client?: GrainClient<TargetGrain> } = {};
+
 class CallerGrain {
   constructor(readonly ctx: GrainContext) {}
-  /** Waits `ms`, then calls the target through its own reference: the call is made from this turn (callChains: test/cluster/call-chains.spec.ts). */
-  async waitThenCall(ms: number): Promise<string> {
+  /**
+   * Waits `ms`, then calls the target: the call is made from this turn, through the grain's own
+   * reference (`own`), or through the member's client (`global`: tracked after an await only
+   * with callChains 'async-local-storage'; see test/cluster/call-chains.spec.ts).
+   */
+  async waitThenCall(ms: number, via: 'own' | 'global' = 'own'): Promise<string> {
     counts.bodies++;
     await sleep(ms);
-    const result = await outcome(this.ctx.client<TargetGrain>('target').get(this.ctx.identity).ping());
+    const targets = via === 'own' ? this.ctx.client<TargetGrain>('target') : globalTargets.client!;
+    const result = await outcome(targets.get(this.ctx.identity).ping());
     counts.afterResume.push(result.ok ? 'called' : (result.error as Error).name);
     return 'done';
   }
@@ -87,6 +96,7 @@ describe('issue 8 holes: deadlines, fencing, identities', () => {
       options,
     );
     cluster = started.cluster;
+    globalTargets.client = cluster.client<TargetGrain>('target');
     return cluster.client<CallerGrain>('caller');
   }
 
@@ -131,44 +141,53 @@ describe('issue 8 holes: deadlines, fencing, identities', () => {
 
   // Hole 7 -----------------------------------------------------------------------------------
 
-  it.each(['references', 'async-local-storage'] as const)(
-    "lets a poisoned activation's hung turn call nothing once it resumes (callChains: %s)",
-    async (callChains) => {
-      const callers = await start({ hangTimeout: 30, callChains });
-      const call = outcome(callers.get('p', { timeout: 30 }).waitThenCall(300));
-      const result = await call;
-      expect((result as { error: unknown }).error).toBeInstanceOf(GrainTimeoutError);
-      await sleep(400); // poisoned at ~60 ms; the turn resumes at ~300 ms and tries its call
-      expect(cluster!.stats().poisoned).toBe(1);
-      expect(counts.afterResume).toEqual(['ClusterUnavailableError']);
-      expect(counts.targetRuns).toBe(0);
-    },
-  );
+  it.each([
+    ['references', 'own'],
+    ['async-local-storage', 'own'],
+    ['async-local-storage', 'global'],
+  ] as const)("lets a poisoned activation's hung turn call nothing once it resumes (callChains: %s, through the %s client)", async (callChains, via) => {
+    const callers = await start({ hangTimeout: 30, callChains });
+    const call = outcome(callers.get('p', { timeout: 30 }).waitThenCall(300, via));
+    const result = await call;
+    expect((result as { error: unknown }).error).toBeInstanceOf(GrainTimeoutError);
+    await sleep(400); // poisoned at ~60 ms; the turn resumes at ~300 ms and tries its call
+    expect(cluster!.stats().poisoned).toBe(1);
+    expect(counts.afterResume).toEqual(['ClusterUnavailableError']);
+    expect(counts.targetRuns).toBe(0);
+  });
 
   // Hole 8 -----------------------------------------------------------------------------------
 
-  it('refuses an outgoing call from a turn whose lease lapsed quietly (no fence yet)', async () => {
-    // the caller's member is leased (its guard is the test's); the target lives on another member
-    const lookup = new GuardedHashLookup();
-    const pair = await startMembers([
-      { kinds: [{ name: 'caller', grainClass: CallerGrain }], options: { identityLookup: lookup } },
-      { kinds: [{ name: 'target', grainClass: TargetGrain as never }] },
-    ]);
-    try {
-      const targets = pair.members[0]!.client<TargetGrain>('target');
-      expect(await targets.get('warm').ping()).toBe('pong'); // the other member serves the target
-      const call = outcome(pair.members[0]!.client<CallerGrain>('caller').get('t').waitThenCall(50));
-      await sleep(20);
-      lookup.leaseValid = false; // the lease lapses while the turn awaits; nothing fenced it
-      const result = await call;
-      expect(counts.afterResume).toEqual(['ClusterUnavailableError']);
-      expect(counts.targetRuns).toBe(1); // the warm-up call only
-      // and the turn's own reply cannot be vouched for
-      expect((result as { error: unknown }).error).toBeInstanceOf(OutcomeUnknownError);
-    } finally {
-      await pair.shutdown();
-    }
-  });
+  it.each([
+    ['references', 'own'],
+    ['async-local-storage', 'own'],
+    ['async-local-storage', 'global'],
+  ] as const)(
+    'refuses an outgoing call from a turn whose lease lapsed quietly (no fence yet) (callChains: %s, through the %s client)',
+    async (callChains, via) => {
+      // the caller's member is leased (its guard is the test's); the target lives on another member
+      const lookup = new GuardedHashLookup();
+      const pair = await startMembers([
+        { kinds: [{ name: 'caller', grainClass: CallerGrain }], options: { identityLookup: lookup, callChains } },
+        { kinds: [{ name: 'target', grainClass: TargetGrain as never }] },
+      ]);
+      try {
+        const targets = pair.members[0]!.client<TargetGrain>('target');
+        globalTargets.client = targets;
+        expect(await targets.get('warm').ping()).toBe('pong'); // the other member serves the target
+        const call = outcome(pair.members[0]!.client<CallerGrain>('caller').get('t').waitThenCall(50, via));
+        await sleep(20);
+        lookup.leaseValid = false; // the lease lapses while the turn awaits; nothing fenced it
+        const result = await call;
+        expect(counts.afterResume).toEqual(['ClusterUnavailableError']);
+        expect(counts.targetRuns).toBe(1); // the warm-up call only
+        // and the turn's own reply cannot be vouched for
+        expect((result as { error: unknown }).error).toBeInstanceOf(OutcomeUnknownError);
+      } finally {
+        await pair.shutdown();
+      }
+    },
+  );
 
   // Hole 13 ----------------------------------------------------------------------------------
 
