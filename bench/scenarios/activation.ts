@@ -5,10 +5,16 @@
  * cluster (started before the timer, shut down after it), so memory stays bounded.
  *
  * Baseline: `new X(id); await x.init(); await x.touch(1)` at the same concurrency.
+ *
+ * Probes: the runtime's heap per idle activation (bench/memory/idle-activations.ts).
  */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type { Cluster, GrainClient, GrainContext } from 'nestjs-grains';
 import { loadRuntime, SilentLogger } from '../support/runtime.js';
 import type { BenchParams, BreakdownLine, Figures, ScenarioSpec, Subject } from '../support/scenario.js';
+import { summarize, type Summary } from '../support/stats.js';
 
 export class PlainSession {
   private ready = false;
@@ -182,7 +188,16 @@ export const scenario: ScenarioSpec = {
     { id: 'plain-after/plain', label: 'plain after grain turns / plain pristine (host-app tax)', numerator: 'plain-after', denominator: 'plain' },
     { id: 'grain/plain-after', label: 'grain activation / plain, same process', numerator: 'grain', denominator: 'plain-after' },
   ],
-  probes: [],
+  probes: [
+    {
+      id: 'heap-runtime',
+      label: 'heap per idle activation beyond the instance (grains − same instances in a Map)',
+      role: 'runtime',
+      unit: 'B/activation',
+      run: () => idleActivationHeap('runtime'),
+    },
+    { id: 'heap-map', label: 'heap per instance kept in a Map (the baseline)', role: 'runtime', unit: 'B/activation', run: () => idleActivationHeap('map') },
+  ],
   breakdown: activationBreakdown,
 };
 
@@ -196,6 +211,15 @@ function activationBreakdown(f: Figures): BreakdownLine[] {
     { label: 'plain new + init + call, after grain turns', value: plainAfterNs, unit: 'ns', share: plainAfterNs / grainNs },
     { label: 'runtime beyond the plain steps (same process)', value: grainNs - plainAfterNs, unit: 'ns', share: (grainNs - plainAfterNs) / grainNs },
   ];
+  const heap = f.probe['heap-runtime'];
+  if (heap !== undefined) {
+    lines.push({
+      label: 'runtime heap per idle activation',
+      value: heap,
+      unit: 'B',
+      note: `target <= ${MAX_RUNTIME_BYTES} B: ${heap <= MAX_RUNTIME_BYTES ? 'met' : 'NOT met'} (${IDLE_ACTIVATIONS.toLocaleString('en-US')} empty grains, heap after full GCs)`,
+    });
+  }
   const shutdown = f.cleanupNsPerOp['grain'];
   if (shutdown !== undefined) {
     lines.push({
@@ -206,4 +230,33 @@ function activationBreakdown(f: Figures): BreakdownLine[] {
     });
   }
   return lines;
+}
+
+// Memory --------------------------------------------------------------------------------------
+
+/** Idle activations per measurement (each in a fresh process: see bench/memory/idle-activations.ts). */
+const IDLE_ACTIVATIONS = 50_000;
+/** The issue's bound on the runtime's own heap per idle activation. */
+const MAX_RUNTIME_BYTES = 300;
+const run = promisify(execFile);
+const MEMORY_CHILD = fileURLToPath(new URL('../memory/idle-activations.js', import.meta.url));
+
+/**
+ * Heap per idle activation, 3 pairs of fresh processes (this Node, `--expose-gc`): `runtime` is
+ * grains minus the Map baseline of the same pair, `map` the baseline alone.
+ */
+async function idleActivationHeap(what: 'runtime' | 'map'): Promise<Summary> {
+  const values: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const map = await heapPerInstance('map');
+    values.push(what === 'map' ? map : (await heapPerInstance('grains')) - map);
+  }
+  return summarize(values);
+}
+
+async function heapPerInstance(mode: 'grains' | 'map'): Promise<number> {
+  const { stdout } = await run(process.execPath, ['--expose-gc', MEMORY_CHILD, mode, String(IDLE_ACTIVATIONS)], { timeout: 120_000 });
+  const reply = JSON.parse(stdout.trim().split('\n').pop() ?? '') as { perInstance?: unknown };
+  if (typeof reply.perInstance !== 'number') throw new Error(`idle-activations ${mode}: unexpected output ${stdout}`);
+  return reply.perInstance;
 }

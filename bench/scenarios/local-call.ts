@@ -206,8 +206,9 @@ async function sweepBusy(params: BenchParams): Promise<Summary> {
     onHung: () => {},
   };
   const deadline = performance.now() + 60_000;
+  const settings = { sweeper, maxQueued: 10_000, hangAfterMs: 10_000, asyncContext: false };
   for (let g = 0; g < params.concurrency; g++) {
-    const mailbox = new Mailbox(handler, sweeper, 10_000, 10_000, false);
+    const mailbox = new Mailbox(handler, settings);
     settled.push(
       new Promise((resolve, reject) => {
         mailbox.post(new Call('gate', `gate-${g}`, `gate/gate-${g}`, 'wait', [], deadline, 60_000, [], resolve, reject));

@@ -81,7 +81,7 @@ export interface ProbeSpec {
   readonly id: string;
   readonly label: string;
   readonly role: Role;
-  readonly unit: 'ns/op' | 'µs/sweep' | 'promises/op';
+  readonly unit: 'ns/op' | 'µs/sweep' | 'promises/op' | 'B/activation';
   run(params: BenchParams): Promise<Summary>;
 }
 

@@ -18,11 +18,31 @@ export interface MailboxHandler {
 }
 
 const COMPACT_AT = 1024;
+/**
+ * `nextCheck` when nothing is due. NOTE: the mailbox's times are kept as whole ms below 2^30
+ * (small integers V8 stores in the object itself); a fractional or infinite value would give
+ * every mailbox a number box of its own. Past ~12 days of uptime they are ordinary numbers
+ * again: sweeps then look at busy mailboxes every time, which is still correct.
+ */
+const NOTHING_DUE = 2 ** 30 - 1;
+/** The queue of a mailbox with nothing waiting: shared, never written to. */
+const NO_CALLS: Call[] = [];
 /** How often a full queue is checked for calls that already have their answer. */
 const COMPACT_EVERY_MS = 10;
 
 function runTurn(handler: MailboxHandler, call: Call): unknown {
   return handler.invoke(call);
+}
+
+/** What the mailboxes of one kind share (one object, not four fields per mailbox). */
+export interface MailboxSettings {
+  readonly sweeper: DeadlineSweeper;
+  /** Calls that may wait; `post` refuses more. */
+  readonly maxQueued: number;
+  /** How long a turn may run past its caller's deadline before `onHung`. */
+  readonly hangAfterMs: number;
+  /** Run turns inside `turnStorage` (else only their synchronous part is marked, `runInTurn`). */
+  readonly asyncContext: boolean;
 }
 
 /**
@@ -31,30 +51,28 @@ function runTurn(handler: MailboxHandler, call: Call): unknown {
  * refuses when `maxQueued` calls are already waiting.
  */
 export class Mailbox {
-  private queue: Call[] = [];
+  private queue: Call[] = NO_CALLS;
   private head = 0;
   private running = 0;
   private exclusive: Call | undefined = undefined;
-  private interleavedRunning: Set<Call> | undefined = undefined;
+  /** NOTE: no initializer (nor on `compactedAt`): set only by interleaved kinds (by full queues), so a mailbox has no room for it until then. */
+  private interleavedRunning: Set<Call> | undefined;
   private draining = false;
   /** No turn starts while suspended (activation in progress, poisoned, stopped). */
   private suspended = true;
   /** Closed for good: nothing to watch any more, even if a hung turn never settles. */
   private closed = false;
   /** Earliest deadline (or hang bound) among pending and running calls; sweeps skip work before it. */
-  private nextCheck = Infinity;
+  private nextCheck = NOTHING_DUE;
   /** Registered with the sweeper (it drops us once `sweep` returns false). */
   private watched = false;
-  /** When a full queue was last checked for settled calls (monotonic ms). */
-  private compactedAt = -Infinity;
+  /** When a full queue was last checked for settled calls (monotonic ms, whole). */
+  private compactedAt: number | undefined;
 
   constructor(
     private readonly handler: MailboxHandler,
-    private readonly sweeper: DeadlineSweeper,
-    private readonly maxQueued: number,
-    private readonly hangAfterMs: number,
-    /** Run turns inside `turnStorage` (else only their synchronous part is marked, `runInTurn`). */
-    private readonly asyncContext: boolean,
+    /** Shared by the mailboxes of one kind on one member. */
+    private readonly settings: MailboxSettings,
   ) {}
 
   /**
@@ -85,14 +103,15 @@ export class Mailbox {
 
   /** Enqueue a call; false when the queue is full (the call is untouched). `force` skips the bound (runtime turns). */
   post(call: Call, force = false): boolean {
-    if (!force && this.queue.length - this.head >= this.maxQueued && this.waitingCount() >= this.maxQueued) return false;
+    if (!force && this.queue.length - this.head >= this.settings.maxQueued && this.waitingCount() >= this.settings.maxQueued) return false;
     this.watchDeadline(call);
     if (!this.suspended && !this.draining && this.head === this.queue.length && (call.interleaved ? this.exclusive === undefined : this.running === 0)) {
       // NOTE: the common case — nothing waiting, nothing in the way — starts at once, unqueued.
       this.start(call);
       return true;
     }
-    this.queue.push(call);
+    if (this.queue === NO_CALLS) this.queue = [call];
+    else this.queue.push(call);
     if (!this.suspended && !this.draining) this.drain();
     return true;
   }
@@ -107,8 +126,8 @@ export class Mailbox {
     // NOTE: at most once per COMPACT_EVERY_MS while full, so a flood of calls to a full mailbox
     // does not cost a scan of the whole queue each.
     const at = now();
-    if (at - this.compactedAt < COMPACT_EVERY_MS) return this.queue.length - this.head;
-    this.compactedAt = at;
+    if (this.compactedAt !== undefined && at - this.compactedAt < COMPACT_EVERY_MS) return this.queue.length - this.head;
+    this.compactedAt = Math.floor(at);
     this.queue = this.unsettledQueued();
     this.head = 0;
     return this.queue.length;
@@ -120,10 +139,10 @@ export class Mailbox {
   }
 
   private watchDeadline(call: Call): void {
-    if (call.deadline < this.nextCheck) this.nextCheck = call.deadline;
+    if (call.deadline < this.nextCheck) this.nextCheck = Math.floor(call.deadline);
     if (!this.watched) {
       this.watched = true;
-      this.sweeper.watch(this);
+      this.settings.sweeper.watch(this);
     }
   }
 
@@ -155,7 +174,7 @@ export class Mailbox {
   /** Remove and return every call that has not started (for redirecting or failing them). */
   takePending(): Call[] {
     const pending = this.unsettledQueued();
-    this.queue = [];
+    this.queue = NO_CALLS;
     this.head = 0;
     return pending;
   }
@@ -182,7 +201,7 @@ export class Mailbox {
     if (this.interleavedRunning !== undefined) {
       for (const call of this.interleavedRunning) next = Math.min(next, this.checkRunning(call, at));
     }
-    this.nextCheck = next;
+    this.nextCheck = next === Infinity ? NOTHING_DUE : Math.floor(next);
     return true;
   }
 
@@ -203,7 +222,7 @@ export class Mailbox {
       if (call.deadline <= at) this.handler.onExpired(call, true);
       else if (call.deadline < next) next = call.deadline;
     }
-    this.nextCheck = next;
+    this.nextCheck = next === Infinity ? NOTHING_DUE : Math.floor(next);
     if (next === Infinity) {
       this.watched = false;
       return false;
@@ -222,7 +241,7 @@ export class Mailbox {
   private checkRunning(call: Call | undefined, at: number): number {
     if (call === undefined) return Infinity;
     if (call.deadline <= at && !call.settled) this.handler.onExpired(call, true);
-    const hangAt = call.deadline + this.hangAfterMs;
+    const hangAt = call.deadline + this.settings.hangAfterMs;
     if (hangAt <= at) {
       this.handler.onHung(call);
       return Infinity;
@@ -249,7 +268,7 @@ export class Mailbox {
       }
       if (this.head === this.queue.length) {
         if (this.head !== 0) {
-          this.queue.length = 0;
+          this.queue = NO_CALLS;
           this.head = 0;
         }
       } else if (this.head >= COMPACT_AT && this.head * 2 >= this.queue.length) {
@@ -269,7 +288,7 @@ export class Mailbox {
     call.phase = CallPhase.Running;
     let result: unknown;
     try {
-      result = this.asyncContext ? turnStorage.run(call, runTurn, this.handler, call) : runInTurn(call, runTurn, this.handler, call);
+      result = this.settings.asyncContext ? turnStorage.run(call, runTurn, this.handler, call) : runInTurn(call, runTurn, this.handler, call);
     } catch (error) {
       this.finish(call, false, error);
       return;

@@ -91,6 +91,8 @@ export interface MethodRoute {
 /** A registered kind with its options resolved. */
 export class ClusterKind<T extends object = object> {
   readonly name: string;
+  /** `name/`: the start of the key (`kind/identity`) of each of its grains. */
+  readonly keyPrefix: string;
   readonly callable: ReadonlySet<string>;
   readonly interleaved: ReadonlySet<string>;
   readonly interleaveAll: boolean;
@@ -114,6 +116,7 @@ export class ClusterKind<T extends object = object> {
       );
     }
     this.name = definition.name;
+    this.keyPrefix = `${definition.name}/`;
     this.canActivate = definition.canActivate;
     this.callable = callableMethods(definition.grainClass, definition.callableBases);
     this.interleaveAll = definition.interleave === true;

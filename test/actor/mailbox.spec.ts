@@ -104,7 +104,12 @@ describe('Mailbox', () => {
     const handler = new RecordingHandler();
     const sweeper = new DeadlineSweeper();
     sweepers.push(sweeper);
-    const box = new Mailbox(handler, sweeper, options.maxQueued ?? PLENTY, options.hangAfterMs ?? HANG_AFTER_MS, true);
+    const box = new Mailbox(handler, {
+      sweeper,
+      maxQueued: options.maxQueued ?? PLENTY,
+      hangAfterMs: options.hangAfterMs ?? HANG_AFTER_MS,
+      asyncContext: true,
+    });
     if (options.resumed ?? true) box.resume();
     return { box, handler, sweeper };
   }

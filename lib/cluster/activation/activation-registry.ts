@@ -1,5 +1,6 @@
 import type { Call } from '../../actor/call.js';
 import type { DeadlineSweeper } from '../../actor/deadline-sweeper.js';
+import type { MailboxSettings } from '../../actor/mailbox.js';
 import type { Pid } from '../../actor/pid.js';
 import type { WaitingCalls } from '../../actor/waiting-calls.js';
 import { MemberMetrics } from '../../observability/member-metrics.js';
@@ -44,6 +45,10 @@ export interface ActivationCounters {
 export class ActivationRegistry implements ActivationHost {
   private readonly byKey = new Map<string, Activation>();
   private sequence = 0;
+  private idPrefix = '';
+  private readonly settingsByKind = new Map<ClusterKind, MailboxSettings>();
+  /** The incarnation `idPrefix` was made for. */
+  private idPrefixOf = '';
   private leaving = false;
   /** Ids of this incarnation's activations that ended fenced, their claims not released (oldest first, bounded). */
   private readonly retired = new Set<string>();
@@ -100,21 +105,22 @@ export class ActivationRegistry implements ActivationHost {
   }
 
   activate(kind: string, identity: string, epoch: number, activationId?: string): Pid {
-    const key = `${kind}/${identity}`;
+    const clusterKind = this.deps.kinds.get(kind);
+    // NOTE: the kind's own prefix string, so a key is that and the identity, not a fresh copy of both.
+    const key = clusterKind === undefined ? `${kind}/${identity}` : clusterKind.keyPrefix + identity;
     let activation = this.byKey.get(key);
     if (activation === undefined) {
       // NOTE: a leaving member activates nothing new: its placements already go elsewhere, so
       // only a grain with nowhere else to go gets here (the last member hosting its kind).
       if (this.leaving) throw new ClusterShuttingDownError('is leaving the cluster');
-      const clusterKind = this.deps.kinds.get(kind);
       if (clusterKind === undefined) throw new UnknownKindError(kind);
-      activation = new Activation(clusterKind, identity, epoch, this, activationId, this.deps.member.incarnation);
+      activation = new Activation(clusterKind, identity, epoch, this, activationId, this.deps.member.incarnation, key);
       this.byKey.set(key, activation);
       this.perKind.set(kind, (this.perKind.get(kind) ?? 0) + 1);
       this.counters.activated++;
       activation.start();
     }
-    return { memberId: this.memberId, incarnation: activation.incarnation, id: activation.id, process: activation };
+    return activation;
   }
 
   /**
@@ -136,8 +142,31 @@ export class ActivationRegistry implements ActivationHost {
 
   /** A new activation id, unique in the cluster. */
   newActivationId(): string {
+    return this.activationIdOf(this.deps.member.incarnation, this.nextActivationNumber());
+  }
+
+  nextActivationNumber(): number {
+    return ++this.sequence;
+  }
+
+  activationIdOf(incarnation: string, number: number): string {
     // NOTE: the incarnation keeps ids unique across restarts of a member with a stable id.
-    return `${this.memberId}:${this.deps.member.incarnation.slice(0, 8)}:${(++this.sequence).toString(36)}`;
+    // One prefix string per incarnation, so an id is that string and a short suffix, not a
+    // tree of fresh pieces.
+    if (this.idPrefixOf !== incarnation) {
+      this.idPrefixOf = incarnation;
+      this.idPrefix = `${this.memberId}:${incarnation.slice(0, 8)}:`;
+    }
+    return this.idPrefix + number.toString(36);
+  }
+
+  mailboxSettings(kind: ClusterKind): MailboxSettings {
+    let settings = this.settingsByKind.get(kind);
+    if (settings === undefined) {
+      settings = { sweeper: this.sweeper, maxQueued: kind.maxQueueLength, hangAfterMs: this.hangTimeoutMs, asyncContext: this.asyncContext };
+      this.settingsByKind.set(kind, settings);
+    }
+    return settings;
   }
 
   /**

@@ -1,7 +1,8 @@
 import { Call } from '../../actor/call.js';
 import { now } from '../../actor/clock.js';
 import type { DeadlineSweeper } from '../../actor/deadline-sweeper.js';
-import { Mailbox, type MailboxHandler } from '../../actor/mailbox.js';
+import { Mailbox, type MailboxHandler, type MailboxSettings } from '../../actor/mailbox.js';
+import type { Pid } from '../../actor/pid.js';
 import { type ChainLink, EMPTY_CHAIN, synchronousTurn, type TurnSource, type TurnState, turnStorage } from '../../actor/turn.js';
 import type { WaitingCalls } from '../../actor/waiting-calls.js';
 import { CallObservation, runUntraced } from '../../observability/call-telemetry.js';
@@ -32,6 +33,12 @@ export interface ActivationHost {
   readonly waiting: WaitingCalls;
   /** A new activation id, unique in the cluster. */
   newActivationId(): string;
+  /** A number for a new activation, unique for this member; `activationIdOf` makes its id. */
+  nextActivationNumber(): number;
+  /** The id of activation `number` of `incarnation` (what `newActivationId` would have said). */
+  activationIdOf(incarnation: string, number: number): string;
+  /** What the mailboxes of `kind` share. */
+  mailboxSettings(kind: ClusterKind): MailboxSettings;
   /** The activation is gone: forget it (and release its claim unless it was fenced). */
   onStopped(activation: Activation, how: StopKind): void;
   /** Calls delivered to this member's activations since start (for the gossiped heartbeat's calls/s). */
@@ -51,6 +58,8 @@ type State = (typeof State)[keyof typeof State];
 type EndState = typeof State.Stopped | typeof State.Poisoned | typeof State.Fenced;
 
 const NEVER_ABORTED = new AbortController().signal;
+
+type MutableLink = { -readonly [K in keyof ChainLink]: ChainLink[K] };
 /**
  * One live instance of a grain: its mailbox, its lifecycle and its timers.
  *
@@ -58,18 +67,25 @@ const NEVER_ABORTED = new AbortController().signal;
  * fencing, a failed activation) goes through `end()`: the mailbox closes, calls that never
  * ran are taken out and each settled one way (failed, or sent on), and the host forgets it.
  */
-export class Activation implements MailboxHandler, TimerOwner, TurnSource {
-  readonly id: string;
-  readonly memberId: string;
-  readonly label: string;
+export class Activation implements MailboxHandler, TimerOwner, TurnSource, Pid, ChainLink {
   readonly mailbox: Mailbox;
   readonly context: GrainContext;
-  /** Monotonic ms of the last call posted; the idle collector compares against it. */
-  lastActivity = now();
+  /** Monotonic ms of the last call posted, whole (a small integer: no number box per activation); the idle collector compares against it. */
+  lastActivity = Math.floor(now());
   private state: State = State.Activating;
   private instance: Record<string, unknown> | undefined;
-  private readonly exclusiveLink: { -readonly [K in keyof ChainLink]: ChainLink[K] };
-  private readonly interleavedLink: { -readonly [K in keyof ChainLink]: ChainLink[K] };
+  /**
+   * Set when the activation ends without its hook (fencing.ts): the code of its turns may call
+   * nothing. NOTE: the fields that most activations never set have no initializer (here and
+   * below), so they take no room until they are set.
+   */
+  fenced?: boolean;
+  /** The id, once made (see `id`). */
+  private idValue: string | undefined;
+  /** Which activation of this member it is, for its id. */
+  private readonly number: number;
+  /** The link of its interleaved turns, made on the first one (most kinds have none). */
+  private interleavedTurns: MutableLink | undefined;
   /** The member incarnation that created (and claimed) this activation. */
   readonly incarnation: string;
   /** Calls that arrived while deactivating: redirected once the activation is gone. */
@@ -86,15 +102,48 @@ export class Activation implements MailboxHandler, TimerOwner, TurnSource {
     private readonly host: ActivationHost,
     activationId: string | undefined,
     incarnation: string,
+    /** `kind/identity`: the member's key of the grain (the registry's string, not a copy). */
+    readonly label: string,
   ) {
-    this.memberId = host.memberId;
     this.incarnation = incarnation;
-    this.id = activationId ?? host.newActivationId();
-    this.label = `${kind.name}/${identity}`;
-    this.exclusiveLink = { activationId: this.id, label: this.label, interleaved: false, fenced: false };
-    this.interleavedLink = { activationId: this.id, label: this.label, interleaved: true, fenced: false };
-    this.mailbox = new Mailbox(this, host.sweeper, kind.maxQueueLength, host.hangTimeoutMs, host.asyncContext);
+    this.idValue = activationId;
+    this.number = activationId === undefined ? host.nextActivationNumber() : 0;
+    this.mailbox = new Mailbox(this, host.mailboxSettings(kind));
     this.context = new ActivationContext(this);
+  }
+
+  /**
+   * Unique in the cluster. NOTE: made on first read (a call chain through the activation, a
+   * Redis claim, a log line), so an activation that is only ever called from outside any grain
+   * carries no id string.
+   */
+  get id(): string {
+    return (this.idValue ??= this.host.activationIdOf(this.incarnation, this.number));
+  }
+
+  get memberId(): string {
+    return this.host.memberId;
+  }
+
+  // Pid: an activation is its own address on this member.
+
+  get process(): Activation {
+    return this;
+  }
+
+  // ChainLink: an activation is the link of its exclusive turns (call.link).
+
+  get activationId(): string {
+    return this.id;
+  }
+
+  get interleaved(): boolean {
+    return false;
+  }
+
+  /** The link of this activation's interleaved turns (fenced when the activation is). */
+  private get interleavedLink(): MutableLink {
+    return (this.interleavedTurns ??= { activationId: this.id, label: this.label, interleaved: true, fenced: this.fenced === true });
   }
 
   /** Idle: active, nothing queued or running, and no call for `idleTimeoutMs`. */
@@ -135,19 +184,20 @@ export class Activation implements MailboxHandler, TimerOwner, TurnSource {
     const chain = call.chain;
     for (let i = 0; i < chain.length; i++) {
       const link = chain[i]!;
-      if (link.activationId !== this.id) continue;
+      // NOTE: a local link is this very object (no id string needed); one from another member is compared by id.
+      if (link !== this && link !== this.interleavedTurns && link.activationId !== this.id) continue;
       if (link.interleaved && call.interleaved) {
         // Re-entrant read: the chain holds an interleaved turn here, which never blocks it.
         call.link = this.interleavedLink;
-        this.lastActivity = at;
+        this.lastActivity = Math.floor(at);
         this.mailbox.startNow(call);
         return;
       }
       call.reject(new CallCycleError([...chain.slice(i).map((l) => l.label), this.label]));
       return;
     }
-    call.link = call.interleaved ? this.interleavedLink : this.exclusiveLink;
-    this.lastActivity = at;
+    call.link = call.interleaved ? this.interleavedLink : this;
+    this.lastActivity = Math.floor(at);
     if (!this.mailbox.post(call)) call.reject(new GrainOverloadedError(this.kind.name, this.identity, this.kind.maxQueueLength));
   }
 
@@ -291,7 +341,7 @@ export class Activation implements MailboxHandler, TimerOwner, TurnSource {
     if (this.isGone) return;
     // NOTE: a turn may still be running (hung, or cut off by the fence); its claim is released
     // or no longer this member's, so it must not act as the grain any more: no outgoing calls.
-    this.host.fencing.fence([this.exclusiveLink, this.interleavedLink]);
+    this.host.fencing.fence(this.interleavedTurns === undefined ? [this] : [this, this.interleavedTurns]);
     this.mailbox.close();
     const pending = this.mailbox.takePending();
     this.stop(state);
@@ -345,22 +395,26 @@ export class Activation implements MailboxHandler, TimerOwner, TurnSource {
       (error) => done(false, error),
     );
     call.task = task;
-    call.link = this.exclusiveLink;
+    call.link = this;
     return call;
   }
 
   /**
-   * The turn this activation's code runs in now, as its references tell it (no async context):
-   * the turn whose synchronous part runs, if it is this activation's; else the one turn
-   * running here. While several interleaved turns run, a turn of this activation with no chain
-   * before it: calls still carry the activation itself (a call back to it is a cycle), not the
-   * callers of one of those turns, which cannot be told apart.
+   * The turn that code calling through this activation's own references after an `await`
+   * (outside any turn's synchronous part) is taken to run in, with no async context to say:
+   * the one turn running here. While several interleaved turns run, a turn of this activation
+   * with no chain before it: calls still carry the activation itself (a call back to it is a
+   * cycle), not the callers of one of those turns, which cannot be told apart.
+   *
+   * NOTE: a guess. Code that outlived its turn (a `setTimeout` callback, a detached promise)
+   * or holds a reference another grain handed it is taken for the turn running here now;
+   * README "Call chains" says so.
    */
   currentTurn(): TurnState | undefined {
-    // NOTE: an ended (fenced, poisoned) activation's code may call nothing, in a turn or not.
-    if (this.exclusiveLink.fenced === true) return { chain: EMPTY_CHAIN, link: this.exclusiveLink, ended: false };
+    // NOTE: an ended (fenced, poisoned) activation's code may call nothing through its references, in a turn or not.
+    if (this.fenced === true) return { chain: EMPTY_CHAIN, link: this, ended: false };
     const sync = synchronousTurn();
-    if (sync !== undefined && sync.link.activationId === this.id) return sync;
+    if (sync !== undefined && this.owns(sync.link)) return sync;
     const sole = this.mailbox.soleTurn();
     if (sole !== undefined || !this.mailbox.several) return sole;
     return { chain: EMPTY_CHAIN, link: this.interleavedLink, ended: false };
@@ -374,8 +428,13 @@ export class Activation implements MailboxHandler, TimerOwner, TurnSource {
   /** Used by the context. */
   currentSignal(): AbortSignal {
     const turn = this.host.asyncContext ? turnStorage.getStore() : this.currentTurn();
-    if (turn instanceof Call && turn.link.activationId === this.id && !turn.ended && turn.task === undefined) return turn.signal;
+    if (turn instanceof Call && this.owns(turn.link) && !turn.ended && turn.task === undefined) return turn.signal;
     return NEVER_ABORTED;
+  }
+
+  /** Is `link` one of this activation's own (a turn here has it)? */
+  private owns(link: ChainLink): boolean {
+    return link === this || (link === this.interleavedTurns && link !== undefined);
   }
 
   startTimer(callback: () => unknown, options: GrainTimerOptions): GrainTimer {

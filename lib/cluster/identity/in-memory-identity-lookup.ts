@@ -4,14 +4,15 @@ import type { IdentityLookup, LookupMember } from './identity-lookup.js';
 /**
  * The embedded default: every grain lives on this one member.
  *
- * NOTE: epochs come from one counter for the whole member, so an identity's epoch grows
- * with every activation of it (by one or more) and survives passivation, without keeping an
- * entry per identity ever seen.
+ * NOTE: it keeps nothing per identity: the member's own activations are the only entries
+ * there could be (`activateLocal` returns the live one, or makes it), so a copy here would
+ * only cost memory per activation. Epochs come from one counter for the whole member, so an
+ * identity's epoch grows with every activation of it (by one or more) and survives
+ * passivation.
  */
 export class InMemoryIdentityLookup implements IdentityLookup {
   readonly name = 'in-memory';
   private member: LookupMember | undefined;
-  private readonly entries = new Map<string, Pid>();
   private lastEpoch = 0;
 
   async setup(member: LookupMember): Promise<void> {
@@ -19,22 +20,12 @@ export class InMemoryIdentityLookup implements IdentityLookup {
   }
 
   async get(kind: string, identity: string): Promise<Pid> {
-    const key = `${kind}/${identity}`;
-    const existing = this.entries.get(key);
-    if (existing !== undefined) return existing;
     if (this.member === undefined) throw new Error('InMemoryIdentityLookup used before setup()');
-    const pid = this.member.activateLocal(kind, identity, ++this.lastEpoch);
-    this.entries.set(key, pid);
-    return pid;
+    return this.member.activateLocal(kind, identity, ++this.lastEpoch);
   }
 
-  remove(kind: string, identity: string, pid: Pid): void {
-    const key = `${kind}/${identity}`;
-    const entry = this.entries.get(key);
-    if (entry !== undefined && entry.id === pid.id && entry.memberId === pid.memberId) this.entries.delete(key);
-  }
+  /** Nothing to forget: the member dropped the activation. */
+  remove(_kind: string, _identity: string, _pid: Pid): void {}
 
-  async shutdown(): Promise<void> {
-    this.entries.clear();
-  }
+  async shutdown(): Promise<void> {}
 }
