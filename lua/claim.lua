@@ -1,4 +1,6 @@
--- Claim: find the live activation of one identity, or claim the identity for this member.
+-- Claim: for each of a batch of identities, find its live activation, or claim it for this
+-- member. One script run (one round trip, one generation check) for every identity this member
+-- claims in one event-loop turn; each identity's claim is decided on its own, as if alone.
 -- An entry may be replaced only when its incarnation's lease has lapsed or it was released.
 -- The epoch field survives release and grows with every claim: the fencing token.
 -- NOTE: a claim's epoch is max(stored epoch, the generation's start) + 1, so an epoch is never
@@ -6,32 +8,42 @@
 -- a promoted replica that lacks the newest claims) may hold an epoch below what was issued
 -- since; the generation's start (ms, by Redis' clock) is above every epoch issued before it
 -- as long as an identity was claimed less than once per millisecond on average.
--- KEYS[1] generation key, KEYS[2] the identity's entry (hash), KEYS[3] this incarnation's
---   lease key, KEYS[4] this incarnation's set of entries
+-- KEYS[1] generation key, KEYS[2] this incarnation's lease key, KEYS[3] this incarnation's set
+--   of entries, KEYS[3 + i] the entry (hash) of identity i (i = 1 .. n)
 -- ARGV[1] generation, ARGV[2] this incarnation, ARGV[3] member id, ARGV[4] address,
---   ARGV[5] activation id, ARGV[6] lease key prefix (lease key = prefix .. incarnation),
---   ARGV[7] entry name (kind/identity, for the member set), ARGV[8] an activation id of this
---   incarnation that this member retired (fenced on its own, its claim never released), or '':
---   an entry still naming it is claimed afresh (new epoch, new activation id) instead of being
---   answered OWNED, so no new activation runs under the old one's claim
--- Returns: {'GEN'} | {'NOLEASE'} |
---   {'OWNED', member, incarnation, address, activation, epoch} (live, maybe this member's) |
---   {'CLAIMED', epoch}
+--   ARGV[5] lease key prefix (lease key = prefix .. incarnation); then for identity i, from
+--   ARGV[3 + 3i]: its activation id, its entry name (kind/identity, for the member set), and an
+--   activation id of this incarnation that this member retired (fenced on its own, its claim
+--   never released) or '': an entry still naming it is claimed afresh (new epoch, new activation
+--   id) instead of being answered OWNED, so no new activation runs under the old one's claim
+-- Returns: {'GEN'} (nothing claimed) | {'BATCH', reply_1, ..., reply_n}, reply_i one of
+--   {'NOLEASE'} | {'OWNED', member, incarnation, address, activation, epoch} (live, maybe this
+--   member's) | {'CLAIMED', epoch}
 if not generation_current(KEYS[1], ARGV[1]) then return {'GEN'} end
-local owner = redis.call('HGET', KEYS[2], 'incarnation')
-local retired = owner == ARGV[2] and ARGV[8] ~= '' and redis.call('HGET', KEYS[2], 'activation') == ARGV[8]
-if owner and not retired then
-  if owner == ARGV[2] or redis.call('EXISTS', ARGV[6] .. owner) == 1 then
-    local e = redis.call('HMGET', KEYS[2], 'member', 'incarnation', 'address', 'activation', 'epoch')
-    return {'OWNED', e[1], e[2], e[3], e[4], e[5]}
-  end
-end
-if redis.call('GET', KEYS[3]) ~= ARGV[2] then return {'NOLEASE'} end
+local n = #KEYS - 3
+if #ARGV ~= 5 + 3 * n then return redis.error_reply('ERR claim: ' .. n .. ' entries need ' .. (5 + 3 * n) .. ' arguments') end
+local leased = redis.call('GET', KEYS[2]) == ARGV[2]
 local floor = generation_start(ARGV[1])
-if tonumber(floor) > tonumber(redis.call('HGET', KEYS[2], 'epoch') or '0') then
-  redis.call('HSET', KEYS[2], 'epoch', floor)
+local replies = {'BATCH'}
+for i = 1, n do
+  local entry, activation, name, retired_id = KEYS[3 + i], ARGV[3 + 3 * i], ARGV[4 + 3 * i], ARGV[5 + 3 * i]
+  local reply
+  local owner = redis.call('HGET', entry, 'incarnation')
+  local retired = owner == ARGV[2] and retired_id ~= '' and redis.call('HGET', entry, 'activation') == retired_id
+  if owner and not retired and (owner == ARGV[2] or redis.call('EXISTS', ARGV[5] .. owner) == 1) then
+    local e = redis.call('HMGET', entry, 'member', 'incarnation', 'address', 'activation', 'epoch')
+    reply = {'OWNED', e[1], e[2], e[3], e[4], e[5]}
+  elseif not leased then
+    reply = {'NOLEASE'}
+  else
+    if tonumber(floor) > tonumber(redis.call('HGET', entry, 'epoch') or '0') then
+      redis.call('HSET', entry, 'epoch', floor)
+    end
+    local epoch = redis.call('HINCRBY', entry, 'epoch', 1)
+    redis.call('HSET', entry, 'member', ARGV[3], 'incarnation', ARGV[2], 'address', ARGV[4], 'activation', activation)
+    redis.call('SADD', KEYS[3], name)
+    reply = {'CLAIMED', tostring(epoch)}
+  end
+  replies[i + 1] = reply
 end
-local epoch = redis.call('HINCRBY', KEYS[2], 'epoch', 1)
-redis.call('HSET', KEYS[2], 'member', ARGV[3], 'incarnation', ARGV[2], 'address', ARGV[4], 'activation', ARGV[5])
-redis.call('SADD', KEYS[4], ARGV[7])
-return {'CLAIMED', tostring(epoch)}
+return replies

@@ -70,8 +70,8 @@ describe('a promoted replica (real redis-servers: a primary and its replica)', (
     const { generation, incarnation, promoted } = await failover();
     const claim = await scripts.claim.run(
       promoted,
-      [keys.generation, keys.entry(NAME), keys.lease(incarnation), keys.activations(incarnation)],
-      [generation, incarnation, 'member-1', '127.0.0.1:1', 'activation-1', keys.leasePrefix, NAME],
+      [keys.generation, keys.lease(incarnation), keys.activations(incarnation), keys.entry(NAME)],
+      [generation, incarnation, 'member-1', '127.0.0.1:1', keys.leasePrefix, 'activation-1', NAME, ''],
     );
     expect(claim).toEqual(['GEN']);
     expect(await scripts.renew.run(promoted, [keys.generation, keys.lease(incarnation)], [generation, incarnation, FAST_LEASE.leaseMs])).toBe('GEN');

@@ -83,6 +83,17 @@ async function eventuallyOk<T>(call: () => Promise<T>, withinMs: number): Promis
   }
 }
 
+/** Calls of `command` (lower case) since the server started, from INFO commandstats. */
+async function commandCalls(redis: RedisHandle, command: string): Promise<number> {
+  const stats = String(await redis.command('INFO', 'commandstats'));
+  return Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+}
+
+/** Script runs (EVALSHA, and EVAL after a NOSCRIPT). */
+async function scriptRuns(redis: RedisHandle): Promise<number> {
+  return (await commandCalls(redis, 'evalsha')) + (await commandCalls(redis, 'eval'));
+}
+
 /** Redis' count of connected clients (the connection that asks included). */
 async function connectedClients(redis: RedisHandle): Promise<number> {
   return Number((await redis.info('clients'))['connected_clients']);
@@ -184,6 +195,29 @@ describe('RedisIdentityLookup (real redis-server)', () => {
     }
     expect(CounterGrain.constructed).toBe(identities.length);
     expect(members.reduce((n, m) => n + m.cluster.stats().fenced, 0)).toBe(0);
+  });
+
+  it("sends the claims of one turn as one script run, each identity decided on its own: claimed here, or another member's", async () => {
+    members = await startMembers(redis, 2);
+    const [a, b] = members;
+    // member a holds owned-0 … owned-19; then member b asks for those and for 280 new identities at once
+    const owned = Array.from({ length: 20 }, (_, i) => `owned-${i}`);
+    const onA = await Promise.all(owned.map((id) => a!.cluster.client<CounterGrain>('counter').get(id).add()));
+    expect(new Set(onA.map((r) => r.member))).toEqual(new Set([a!.cluster.memberId]));
+    const fresh = Array.from({ length: 280 }, (_, i) => `fresh-${i}`);
+    const scriptsBefore = await scriptRuns(redis);
+    const claimsBefore = await commandCalls(redis, 'hincrby');
+    CounterGrain.constructed = 0;
+    const results = await Promise.all([...owned, ...fresh].map((id) => b!.cluster.client<CounterGrain>('counter').get(id).add()));
+    const scripts = (await scriptRuns(redis)) - scriptsBefore;
+    // one claim script run per turn of 256 at most (the b member's call path also resolves nothing: prefer-local claims)
+    expect(scripts).toBeGreaterThanOrEqual(2);
+    expect(scripts).toBeLessThanOrEqual(6);
+    expect((await commandCalls(redis, 'hincrby')) - claimsBefore).toBe(fresh.length); // one claim per new identity, none for owned ones
+    expect(CounterGrain.constructed).toBe(fresh.length);
+    expect(results.slice(0, owned.length).map((r) => [r.member, r.n])).toEqual(owned.map(() => [a!.cluster.memberId, 2]));
+    expect(new Set(results.slice(owned.length).map((r) => r.member))).toEqual(new Set([b!.cluster.memberId]));
+    expect(new Set(results.slice(owned.length).map((r) => r.activation)).size).toBe(fresh.length);
   });
 
   it('removes the entries of an incarnation whose lease lapsed, in batches, and leaves live ones alone', async () => {

@@ -59,6 +59,9 @@ export class RedisClaims {
   /** Round trips of the scripts, timed when an OpenTelemetry SDK records (lib/observability). */
   private readonly roundTrips = new LookupMetrics();
 
+  /** Claims made in one event-loop turn, sent as one script run. */
+  private readonly batches = new ClaimBatches((batch, claims) => this.runBatch(batch, claims));
+
   /** The members' gossiped load, for strategies that place by it. */
   private readonly placementContext: PlacementContext = { load: (memberId) => this.member.load?.(memberId) };
 
@@ -130,12 +133,9 @@ export class RedisClaims {
     const incarnation = member.incarnation;
     const generation = this.lease.generation;
     const activationId = member.newActivationId();
-    const reply = await run(this.roundTrips, 'claim', () =>
-      scripts.claim.run(
-        this.redis,
-        [keys.generation, keys.entry(name), keys.lease(incarnation), keys.activations(incarnation)],
-        [generation, incarnation, member.memberId, member.self().address, activationId, keys.leasePrefix, name, retired],
-      ),
+    const reply = await this.batches.claim(
+      { generation, incarnation, memberId: member.memberId, address: member.self().address },
+      { entry: keys.entry(name), activationId, name, retired },
     );
     switch (reply[0]) {
       case 'CLAIMED':
@@ -178,6 +178,32 @@ export class RedisClaims {
     return { memberId, incarnation, address: address ?? '', id: activation };
   }
 
+  /** One round trip for `claims` (all under `batch`): each claim's own reply, in order. */
+  private async runBatch(batch: ClaimBatch, claims: readonly ClaimRequest[]): Promise<Reply[]> {
+    const keys = this.keys;
+    const batchKeys = [keys.generation, keys.lease(batch.incarnation), keys.activations(batch.incarnation)];
+    const args: string[] = [batch.generation, batch.incarnation, batch.memberId, batch.address, keys.leasePrefix];
+    for (const claim of claims) {
+      batchKeys.push(claim.entry);
+      args.push(claim.activationId, claim.name, claim.retired);
+    }
+    const started = this.roundTrips.start();
+    let raw: unknown;
+    try {
+      raw = await scripts.claim.run(this.redis, batchKeys, args);
+    } catch (error) {
+      for (let i = 0; i < claims.length; i++) this.roundTrips.ended('claim', started, undefined, UNAVAILABLE);
+      throw new ClusterUnavailableError(`Redis did not answer the identity lookup: ${(error as Error).message}`);
+    }
+    const replies = batchReplies(raw, claims.length);
+    if (replies === undefined) {
+      for (let i = 0; i < claims.length; i++) this.roundTrips.ended('claim', started, undefined, UNAVAILABLE);
+      throw new ClusterUnavailableError(`Redis returned a malformed lookup reply: ${JSON.stringify(raw).slice(0, 200)}`);
+    }
+    for (const reply of replies) this.roundTrips.ended('claim', started, reply[0] ?? undefined);
+    return replies;
+  }
+
   /**
    * The lookup's `placementByKind` entry, else the kind's own (`@Grain({ placement })`, known
    * where it is hosted), else the lookup's `placement`.
@@ -193,6 +219,95 @@ export class RedisClaims {
     this.lease.generationChanged(generation);
     return new ClusterUnavailableError('Redis lost data (its generation changed); this member is rejoining and claims nothing for a lease period. Retry.');
   }
+}
+
+/** What the claims of one batch share: the member, as it was when each claim was made. */
+interface ClaimBatch {
+  readonly generation: string;
+  readonly incarnation: string;
+  readonly memberId: string;
+  readonly address: string;
+}
+
+/** One identity's claim in a batch. */
+interface ClaimRequest {
+  /** Its entry's key. */
+  readonly entry: string;
+  readonly activationId: string;
+  /** `kind/identity`. */
+  readonly name: string;
+  /** A retired activation id whose claim is to be replaced, or ''. */
+  readonly retired: string;
+}
+
+/** Claims in one script run, at most: bounds how long Redis runs one script (a few µs per claim). */
+export const MAX_CLAIMS_PER_BATCH = 256;
+
+/**
+ * Claims made in one event-loop turn go to Redis as one script run (`lua/claim.lua`), which
+ * decides each identity's claim on its own: one round trip and one generation check for all
+ * of them. The first claim of a turn schedules the run (`setImmediate`); claims made under
+ * another generation, incarnation or address (the member rejoined meanwhile) run apart.
+ */
+class ClaimBatches {
+  private pending: Array<{ batch: ClaimBatch; claim: ClaimRequest; resolve: (reply: Reply) => void; reject: (error: unknown) => void }> = [];
+  private scheduled = false;
+
+  constructor(private readonly send: (batch: ClaimBatch, claims: readonly ClaimRequest[]) => Promise<Reply[]>) {}
+
+  claim(batch: ClaimBatch, claim: ClaimRequest): Promise<Reply> {
+    return new Promise<Reply>((resolve, reject) => {
+      this.pending.push({ batch, claim, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    const pending = this.pending;
+    this.pending = [];
+    this.scheduled = false;
+    const groups = new Map<string, typeof pending>();
+    for (const entry of pending) {
+      const b = entry.batch;
+      const key = `${b.generation}\n${b.incarnation}\n${b.memberId}\n${b.address}`;
+      let group = groups.get(key);
+      if (group === undefined) groups.set(key, (group = []));
+      group.push(entry);
+    }
+    for (const group of groups.values()) {
+      for (let from = 0; from < group.length; from += MAX_CLAIMS_PER_BATCH) {
+        const part = group.slice(from, from + MAX_CLAIMS_PER_BATCH);
+        this.send(
+          part[0]!.batch,
+          part.map((p) => p.claim),
+        ).then(
+          (replies) => part.forEach((p, i) => p.resolve(replies[i]!)),
+          (error: unknown) => part.forEach((p) => p.reject(error)),
+        );
+      }
+    }
+  }
+}
+
+/**
+ * The claim script's answer, checked (untrusted bytes): `['GEN']` stands for every claim of the
+ * batch; else one reply per claim, each an array of strings (numbers as strings) or nulls.
+ * Undefined when it is anything else.
+ */
+function batchReplies(raw: unknown, count: number): Reply[] | undefined {
+  if (!Array.isArray(raw) || raw.length === 0) return undefined;
+  if (raw[0] === 'GEN' && raw.length === 1) return Array.from({ length: count }, () => ['GEN']);
+  if (raw[0] !== 'BATCH' || raw.length !== count + 1) return undefined;
+  const replies: Reply[] = [];
+  for (let i = 1; i <= count; i++) {
+    const reply: unknown = raw[i];
+    if (!Array.isArray(reply) || reply.length === 0 || reply.some((v) => v !== null && typeof v !== 'string' && typeof v !== 'number')) return undefined;
+    replies.push(reply.map((v: string | number | null) => (v === null ? null : String(v))));
+  }
+  return replies;
 }
 
 /** The `error.type` of a failed round trip: the code of ClusterUnavailableError, what the lookup fails with. */
