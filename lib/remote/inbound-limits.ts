@@ -136,6 +136,8 @@ export function inspectMessage(
   let entries = 0;
   let pos = 0;
   const varint = (end: number): number => {
+    // NOTE: nearly every tag and length of a frame is one byte: that case first.
+    if (pos < end && bytes[pos]! < 0x80) return bytes[pos++]!;
     let value = 0;
     for (let shift = 0; shift < 70; shift += 7) {
       if (pos >= end) throw new Malformed('a value runs past its end');
