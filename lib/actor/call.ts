@@ -12,6 +12,7 @@ export const CallPhase = {
 export type CallPhase = (typeof CallPhase)[keyof typeof CallPhase];
 
 const NO_LINK: ChainLink = Object.freeze({ activationId: '', label: '', interleaved: false });
+const NO_CHAIN: readonly ChainLink[] = Object.freeze([]);
 
 /** Told how a call ended (telemetry: spans and durations); set on a call only while something records. */
 export interface CallObserver {
@@ -57,10 +58,22 @@ export class Call implements TurnState {
     readonly deadline: number,
     /** The timeout the deadline came from, for messages. */
     readonly timeoutMs: number,
-    readonly chain: readonly ChainLink[],
+    /** The turns that led to this call (cleared with `link` once its turn ended: see `detach`). */
+    public chain: readonly ChainLink[],
     private readonly resolveFn: (value: unknown) => void,
     private readonly rejectFn: (reason: unknown) => void,
   ) {}
+
+  /**
+   * The turn ended: let go of the activations its link and chain name. NOTE: what a turn
+   * created may keep its call for long (with AsyncLocalStorage, a timer or a pool made in the
+   * turn keeps the turn's store); through these, it would keep deactivated activations and
+   * their grains. An ended turn's chain is never read again (`chainOf`).
+   */
+  detach(): void {
+    this.link = NO_LINK;
+    this.chain = NO_CHAIN;
+  }
 
   /** The signal a grain sees as `ctx.signal`; created on first use only. */
   get signal(): AbortSignal {

@@ -311,6 +311,7 @@ export class Mailbox {
     if (this.exclusive === call) this.exclusive = undefined;
     else this.interleavedRunning?.delete(call);
     this.handler.onTurnSettled(call, ok, value);
+    call.detach();
     if (!this.draining) this.drain();
   }
 }

@@ -441,12 +441,7 @@ export class RequestRouter implements GrainInvoker {
   released(activation: Activation, how: StopKind): void {
     if (how === 'fenced') return;
     const key = activation.label;
-    const released = this.identityLookup.remove(
-      activation.kind.name,
-      activation.identity,
-      { memberId: activation.memberId, incarnation: activation.incarnation, id: activation.id },
-      activation.epoch,
-    );
+    const released = this.identityLookup.remove(activation.kind.name, activation.identity, activation.toPid(), activation.epoch);
     if (released !== undefined && !this.held.has(key)) {
       const held: Call[] = [];
       this.held.set(key, held);

@@ -222,7 +222,8 @@ export const mutants = [
   },
   {
     id: 'activation-guess-first',
-    description: "callChains 'references' trusting the activation's guess over the synchronous turn: a hub notifying a busy subscriber through its reference gets a false CallCycleError",
+    description:
+      "callChains 'references' trusting the activation's guess over the synchronous turn: a hub notifying a busy subscriber through its reference gets a false CallCycleError",
     file: 'lib/cluster/request-router.ts',
     find: 'return synchronousTurn() ?? from?.currentTurn();',
     replace: 'return from?.currentTurn() ?? synchronousTurn();',

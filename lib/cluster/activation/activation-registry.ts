@@ -120,7 +120,7 @@ export class ActivationRegistry implements ActivationHost {
       this.counters.activated++;
       activation.start();
     }
-    return activation;
+    return activation.toPid();
   }
 
   /**

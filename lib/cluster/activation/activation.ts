@@ -67,7 +67,7 @@ type MutableLink = { -readonly [K in keyof ChainLink]: ChainLink[K] };
  * fencing, a failed activation) goes through `end()`: the mailbox closes, calls that never
  * ran are taken out and each settled one way (failed, or sent on), and the host forgets it.
  */
-export class Activation implements MailboxHandler, TimerOwner, TurnSource, Pid, ChainLink {
+export class Activation implements MailboxHandler, TimerOwner, TurnSource, ChainLink {
   readonly mailbox: Mailbox;
   readonly context: GrainContext;
   /** Monotonic ms of the last call posted, whole (a small integer: no number box per activation); the idle collector compares against it. */
@@ -125,10 +125,20 @@ export class Activation implements MailboxHandler, TimerOwner, TurnSource, Pid, 
     return this.host.memberId;
   }
 
-  // Pid: an activation is its own address on this member.
-
-  get process(): Activation {
-    return this;
+  /**
+   * Its address, as a plain record (a lookup may copy it): made when asked for (a lookup's
+   * activation, a release), its `id` read only when read.
+   */
+  toPid(): Pid {
+    const activation = this;
+    return {
+      memberId: this.memberId,
+      incarnation: this.incarnation,
+      process: this,
+      get id(): string {
+        return activation.id;
+      },
+    };
   }
 
   // ChainLink: an activation is the link of its exclusive turns (call.link).
@@ -184,8 +194,9 @@ export class Activation implements MailboxHandler, TimerOwner, TurnSource, Pid, 
     const chain = call.chain;
     for (let i = 0; i < chain.length; i++) {
       const link = chain[i]!;
-      // NOTE: a local link is this very object (no id string needed); one from another member is compared by id.
-      if (link !== this && link !== this.interleavedTurns && link.activationId !== this.id) continue;
+      // NOTE: a local link is this very object; one from another member is compared by id, and
+      // only when the id was ever made (an id never made was never sent, so no chain holds it).
+      if (link !== this && link !== this.interleavedTurns && (this.idValue === undefined || link.activationId !== this.idValue)) continue;
       if (link.interleaved && call.interleaved) {
         // Re-entrant read: the chain holds an interleaved turn here, which never blocks it.
         call.link = this.interleavedLink;
