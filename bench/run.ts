@@ -391,8 +391,8 @@ function report(result: ScenarioResult): string {
   out.push(`   ${o.concurrency} concurrent callers; ${o.rounds} timed rounds of ~${o.roundMs} ms per subject, interleaved; median [min … max] of rounds`);
   const notes = result.notes ?? [
     'pristine rows: a separate child process that never imports nestjs-grains (so no AsyncLocalStorage promise hooks); ' +
-      `runtime rows: a child where grain turns ran with the default callChains (here: ${defaultCallChains()}); ` +
-      "callChains: 'async-local-storage' rows: a child whose members track call chains with AsyncLocalStorage (promise hooks on Node 20/22).",
+      "runtime rows: a child where grain turns ran with the default callChains ('references', no AsyncLocalStorage); " +
+      `callChains: 'async-local-storage' rows: a child whose members track call chains with AsyncLocalStorage (${alsHooks()}).`,
   ];
   for (const note of notes) out.push(`   ${note}`);
   out.push('');
@@ -620,7 +620,7 @@ main().catch((error: unknown) => {
   process.exitCode = 1;
 });
 
-/** What `callChains: 'auto'` resolves to in this Node (the runtime children run the same binary and flags). */
-function defaultCallChains(): string {
-  return asyncContextIsCheap() ? 'async-local-storage, which needs no promise hooks on this Node' : 'references, no AsyncLocalStorage';
+/** What AsyncLocalStorage costs the whole process on this Node (the runtime children run the same binary and flags). */
+function alsHooks(): string {
+  return asyncContextIsCheap() ? 'no promise hooks on this Node' : 'promise hooks for the whole process on this Node';
 }

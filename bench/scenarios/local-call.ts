@@ -126,7 +126,7 @@ class GrainSubject implements Subject {
     private readonly params: BenchParams,
     private readonly grains: number,
     private readonly loop: GrainLoop,
-    /** The member's `callChains`; undefined = the default ('auto'). */
+    /** The member's `callChains`; undefined = the default ('references'). */
     private readonly callChains?: 'async-local-storage',
   ) {}
 

@@ -6,8 +6,8 @@ import type { Summary } from './stats.js';
  * - `pristine`: a child process that never loads `nestjs-grains` and never uses
  *   AsyncLocalStorage, so promises run without async hooks (the honest plain baseline).
  * - `runtime`: a child process that loads the runtime and runs grain turns with the default
- *   `callChains` ('auto': no AsyncLocalStorage on Node 20/22, AsyncLocalStorage on Node 24
- *   where it needs no promise hooks): what an app's own awaits pay there is the host-app tax.
+ *   `callChains` ('references': no AsyncLocalStorage): what an app's own awaits pay there is
+ *   the host-app tax.
  * - `runtime-als`: the same with `callChains: 'async-local-storage'`: on Node 20/22 its first
  *   turn turns promise hooks on for the whole process, so every promise there pays the hook.
  * - `runtime-stgc`: a second runtime child, run with V8's `--single-threaded-gc` (remote-call's GC diagnostic).

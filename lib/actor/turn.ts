@@ -33,7 +33,7 @@ export const FENCED_CHAIN: readonly ChainLink[] = Object.freeze([]);
 
 /**
  * NOTE: one AsyncLocalStorage for the whole process, used only by members that track call
- * chains with it (`callChains: 'async-local-storage'`, the default where it is cheap). Every
+ * chains with it (`callChains: 'async-local-storage'`, asked for). Every
  * turn of such a member runs inside `run()`, so a grain call made from a turn (directly, after
  * awaits, or from a callback) sees the turn it was made from. On Node 20 and 22 (without async
  * context frames) its first `run()` turns promise hooks on for the whole process; bench/
@@ -76,23 +76,19 @@ export function chainOf(turn: TurnState | undefined): readonly ChainLink[] {
 }
 
 /** How a member finds the turn a grain call is made from; see `ClusterOptions.callChains`. */
-export type CallChainTracking = 'auto' | 'async-local-storage' | 'references';
+export type CallChainTracking = 'references' | 'async-local-storage';
 
 /**
- * Whether AsyncLocalStorage costs no promise hooks in this process: Node 24 and later use
- * async context frames unless started with `--no-async-context-frame`; Node 22 and 23 only
- * with `--experimental-async-context-frame`; Node 20 never.
+ * Whether AsyncLocalStorage costs no promise hooks in this process (what `callChains:
+ * 'async-local-storage'` costs the host app): Node 24 and later use async context frames unless
+ * started with `--no-async-context-frame`; Node 22 and 23 only with
+ * `--experimental-async-context-frame`; Node 20 never.
  */
 export function asyncContextIsCheap(version: string = process.versions.node, flags: readonly string[] = nodeFlags()): boolean {
   const major = Number(version.split('.')[0]);
   if (major >= 24) return !flags.includes('--no-async-context-frame');
   if (major >= 22) return flags.includes('--experimental-async-context-frame');
   return false;
-}
-
-/** True when a member with this setting tracks chains with AsyncLocalStorage. */
-export function usesAsyncContext(tracking: CallChainTracking): boolean {
-  return tracking === 'async-local-storage' || (tracking === 'auto' && asyncContextIsCheap());
 }
 
 function nodeFlags(): string[] {

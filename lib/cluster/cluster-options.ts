@@ -59,16 +59,16 @@ export interface ClusterOptions {
    *   any `await`, belongs to it. Where async context frames are off (Node 20, Node 22 without
    *   `--experimental-async-context-frame`, Node 24 with `--no-async-context-frame`) its first
    *   turn turns promise hooks on for the whole process: every `await` of the host app costs
-   *   several times more (bench/: `local-call`).
+   *   several times more (bench/: `local-call`); and on every Node, local grain calls cost about
+   *   twice as much (a context per turn).
    * - `'references'`: no async context. A call made before the turn's first `await` belongs to
    *   it; after one, only a call through the grain's own references — `ctx.client(kind)`, and
    *   the clients `@InjectGrainClient()` puts in a grain class — does (to the turn running on
    *   the activation: code that outlived its turn is taken for it); other calls are untracked,
    *   as calls from outside any grain are: no cycle detection, and a fenced activation's code
    *   is not refused them. README "Call chains" has the details.
-   * - `'auto'`: `'async-local-storage'` where it is cheap (async context frames on), else
-   *   `'references'`.
-   * @default 'auto'
+   * The same default on every Node version, so an app behaves the same on each.
+   * @default 'references'
    */
   callChains?: CallChainTracking;
   /**

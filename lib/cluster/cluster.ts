@@ -17,7 +17,7 @@ import { Fencing } from './fencing.js';
 import { DEFAULT_MAX_IDENTITY_BYTES } from './identity-rule.js';
 import type { GrainCallOptions, GrainClient } from './grain-client.interface.js';
 import { KindClient } from './kind-client.js';
-import { type CallChainTracking, usesAsyncContext } from '../actor/turn.js';
+import { asyncContextIsCheap, type CallChainTracking } from '../actor/turn.js';
 import type { IdentityLookup } from './identity/identity-lookup.js';
 import { InMemoryIdentityLookup } from './identity/in-memory-identity-lookup.js';
 import { ClusterKind, type KindDefinition } from './kind.js';
@@ -122,11 +122,8 @@ export class Cluster {
   readonly #gossipEnabled: boolean;
   /** ctx.client's clients, by kind. */
   readonly #boundClients = new Map<string, KindClient<unknown>>();
-  /**
-   * How this member tells which turn a grain call is made from (`callChains`, 'auto' resolved):
-   * 'async-local-storage' or 'references'.
-   */
-  readonly callChains: Exclude<CallChainTracking, 'auto'>;
+  /** How this member tells which turn a grain call is made from (`callChains`). */
+  readonly callChains: CallChainTracking;
   #state: State = State.Created;
   #stopping: Promise<void> | undefined;
 
@@ -164,12 +161,16 @@ export class Cluster {
       throw new GrainConfigurationError('maxIdentityBytes must be a positive integer.');
     }
 
-    const callChains = options.callChains ?? 'auto';
-    if (callChains !== 'auto' && callChains !== 'async-local-storage' && callChains !== 'references') {
-      throw new GrainConfigurationError(`callChains "${String(callChains)}" is not one of 'auto', 'async-local-storage', 'references'.`);
+    const callChains = (this.callChains = options.callChains ?? 'references');
+    if (callChains !== 'async-local-storage' && callChains !== 'references') {
+      throw new GrainConfigurationError(`callChains "${String(callChains)}" is not one of 'references', 'async-local-storage'.`);
     }
-    const asyncContext = usesAsyncContext(callChains);
-    this.callChains = asyncContext ? 'async-local-storage' : 'references';
+    const asyncContext = callChains === 'async-local-storage';
+    if (asyncContext && !asyncContextIsCheap()) {
+      this.#logger.log(
+        `callChains 'async-local-storage' on Node ${process.versions.node}: the first grain turn turns promise hooks on for the whole process, so every await of this app costs more (Node 24, or Node 22 with --experimental-async-context-frame, has no such cost).`,
+      );
+    }
 
     const member = (this.#member = new LocalMember(this.clusterName, this.memberId, this.#kinds));
     const members = (this.#members = new MemberList(member, this.#logger));

@@ -18,7 +18,7 @@ import {
 } from 'nestjs-grains';
 import { createGrainContext, createFakeGrainClient } from '../../lib/testing/index.js';
 import { asyncContextIsCheap, turnStorage } from '../../lib/actor/turn.js';
-import { outcome, sleep, startCluster } from '../support/cluster.js';
+import { outcome, RecordingLogger, sleep, startCluster } from '../support/cluster.js';
 
 /**
  * `callChains`: how a member tells which turn a call is made from. 'references' (the default
@@ -217,19 +217,25 @@ describe.each<Mode>(['references', 'async-local-storage'])('callChains: %s', (mo
 });
 
 describe('callChains option', () => {
-  it("'auto' resolves to AsyncLocalStorage only where async context frames make it cheap", async () => {
+  it("is 'references' unless asked, on every Node; asking for AsyncLocalStorage where it costs promise hooks is logged", async () => {
+    expect(new Cluster({ clusterName: 'default' }).callChains).toBe('references');
     expect(asyncContextIsCheap('20.20.2', [])).toBe(false);
     expect(asyncContextIsCheap('22.12.0', [])).toBe(false);
     expect(asyncContextIsCheap('22.12.0', ['--experimental-async-context-frame'])).toBe(true);
     expect(asyncContextIsCheap('24.22.3', [])).toBe(true);
     expect(asyncContextIsCheap('24.22.3', ['--no-async-context-frame'])).toBe(false);
-    const cluster = new Cluster({ clusterName: 'auto' });
-    expect(cluster.callChains).toBe(asyncContextIsCheap() ? 'async-local-storage' : 'references');
+    const logger = new RecordingLogger();
+    expect(new Cluster({ clusterName: 'asked', callChains: 'async-local-storage', logger }).callChains).toBe('async-local-storage');
+    const said = logger.messages().some((m) => /promise hooks on for the whole process/.test(m));
+    expect(said).toBe(!asyncContextIsCheap());
+    const quiet = new RecordingLogger();
+    new Cluster({ clusterName: 'default', logger: quiet });
+    expect(quiet.messages().some((m) => /promise hooks/.test(m))).toBe(false);
   });
 
   it('refuses a value it does not know, naming the ones it does', () => {
     expect(() => new Cluster({ clusterName: 'bad', callChains: 'hooks' as never })).toThrow(GrainConfigurationError);
-    expect(() => new Cluster({ clusterName: 'bad', callChains: 'hooks' as never })).toThrow(/'auto', 'async-local-storage', 'references'/);
+    expect(() => new Cluster({ clusterName: 'bad', callChains: 'auto' as never })).toThrow(/'references', 'async-local-storage'/);
   });
 });
 
