@@ -18,32 +18,43 @@
 --   id) instead of being answered OWNED, so no new activation runs under the old one's claim
 -- Returns: {'GEN'} (nothing claimed) | {'BATCH', reply_1, ..., reply_n}, reply_i one of
 --   {'NOLEASE'} | {'OWNED', member, incarnation, address, activation, epoch} (live, maybe this
---   member's) | {'CLAIMED', epoch}
+--   member's) | {'CLAIMED', epoch} | {'ERR', why}: the identity's entry is not one (not a hash,
+--   or an epoch that is not a number); nothing was written for it, and the others go on
+-- NOTE: a script is atomic (nothing runs between its steps) but not all-or-nothing: an error
+-- would stop it with the earlier identities' writes kept, so each identity's entry is checked
+-- before anything is written for it.
 if not generation_current(KEYS[1], ARGV[1]) then return {'GEN'} end
 local n = #KEYS - 3
 if #ARGV ~= 5 + 3 * n then return redis.error_reply('ERR claim: ' .. n .. ' entries need ' .. (5 + 3 * n) .. ' arguments') end
 local leased = redis.call('GET', KEYS[2]) == ARGV[2]
 local floor = generation_start(ARGV[1])
-local replies = {'BATCH'}
-for i = 1, n do
-  local entry, activation, name, retired_id = KEYS[3 + i], ARGV[3 + 3 * i], ARGV[4 + 3 * i], ARGV[5 + 3 * i]
-  local reply
+
+-- One identity's claim, as the script once decided it alone.
+local function claim(entry, activation, name, retired_id)
+  local kind = redis.call('TYPE', entry)['ok']
+  if kind ~= 'hash' and kind ~= 'none' then return {'ERR', 'the entry of ' .. name .. ' is a ' .. kind .. ', not a hash'} end
+  local stored_epoch = redis.call('HGET', entry, 'epoch')
+  if stored_epoch and not string.match(stored_epoch, '^%d+$') then
+    return {'ERR', 'the entry of ' .. name .. ' holds an epoch that is not a whole number'}
+  end
   local owner = redis.call('HGET', entry, 'incarnation')
   local retired = owner == ARGV[2] and retired_id ~= '' and redis.call('HGET', entry, 'activation') == retired_id
   if owner and not retired and (owner == ARGV[2] or redis.call('EXISTS', ARGV[5] .. owner) == 1) then
     local e = redis.call('HMGET', entry, 'member', 'incarnation', 'address', 'activation', 'epoch')
-    reply = {'OWNED', e[1], e[2], e[3], e[4], e[5]}
-  elseif not leased then
-    reply = {'NOLEASE'}
-  else
-    if tonumber(floor) > tonumber(redis.call('HGET', entry, 'epoch') or '0') then
-      redis.call('HSET', entry, 'epoch', floor)
-    end
-    local epoch = redis.call('HINCRBY', entry, 'epoch', 1)
-    redis.call('HSET', entry, 'member', ARGV[3], 'incarnation', ARGV[2], 'address', ARGV[4], 'activation', activation)
-    redis.call('SADD', KEYS[3], name)
-    reply = {'CLAIMED', tostring(epoch)}
+    return {'OWNED', e[1], e[2], e[3], e[4], e[5]}
   end
-  replies[i + 1] = reply
+  if not leased then return {'NOLEASE'} end
+  if tonumber(floor) > tonumber(stored_epoch or '0') then
+    redis.call('HSET', entry, 'epoch', floor)
+  end
+  local epoch = redis.call('HINCRBY', entry, 'epoch', 1)
+  redis.call('HSET', entry, 'member', ARGV[3], 'incarnation', ARGV[2], 'address', ARGV[4], 'activation', activation)
+  redis.call('SADD', KEYS[3], name)
+  return {'CLAIMED', tostring(epoch)}
+end
+
+local replies = {'BATCH'}
+for i = 1, n do
+  replies[i + 1] = claim(KEYS[3 + i], ARGV[3 + 3 * i], ARGV[4 + 3 * i], ARGV[5 + 3 * i])
 end
 return replies

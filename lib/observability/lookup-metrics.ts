@@ -11,7 +11,7 @@ import { sdkMeter } from './scope.js';
 export type LookupScript = 'claim' | 'resolve' | 'release';
 
 /** What claim.lua and resolve.lua answer first; anything else is `_OTHER`. */
-const REPLIES: ReadonlySet<string> = new Set(['CLAIMED', 'OWNED', 'NONE', 'GEN', 'NOLEASE']);
+const REPLIES: ReadonlySet<string> = new Set(['CLAIMED', 'OWNED', 'NONE', 'GEN', 'NOLEASE', 'ERR']);
 
 /** The round trips of one member's lookup. */
 export class LookupMetrics {

@@ -220,6 +220,21 @@ describe('RedisIdentityLookup (real redis-server)', () => {
     expect(new Set(results.slice(owned.length).map((r) => r.activation)).size).toBe(fresh.length);
   });
 
+  it('fails alone an identity whose entry is not one (not a hash, an epoch not a whole number); the others of its batch are claimed', async () => {
+    members = await startMembers(redis, 1);
+    const counters = members[0]!.cluster.client<CounterGrain>('counter');
+    await redis.command('SET', '{grains:rl}:ci:counter/not-a-hash', 'oops');
+    await redis.command('HSET', '{grains:rl}:ci:counter/bad-epoch', 'epoch', '1.5');
+    const results = await Promise.all(['not-a-hash', 'bad-epoch', 'fine-0', 'fine-1', 'fine-2'].map((id) => outcome(counters.get(id).add())));
+    expect(results.slice(0, 2).map((r) => (r.ok ? 'ok' : (r.error as Error).message))).toEqual([
+      expect.stringMatching(/could not claim counter\/not-a-hash: the entry of counter\/not-a-hash is a string, not a hash/),
+      expect.stringMatching(/could not claim counter\/bad-epoch: .*epoch that is not a whole number/),
+    ]);
+    expect(results.slice(2).map((r) => r.ok)).toEqual([true, true, true]);
+    expect(await redis.command('GET', '{grains:rl}:ci:counter/not-a-hash')).toBe('oops'); // nothing written for them
+    expect(await redis.command('HGET', '{grains:rl}:ci:counter/bad-epoch', 'incarnation')).toBe(null);
+  });
+
   it('removes the entries of an incarnation whose lease lapsed, in batches, and leaves live ones alone', async () => {
     members = await startMembers(redis, 1);
     const lapsed = 'lapsed-incarnation';

@@ -152,6 +152,9 @@ export class RedisClaims {
         return this.ownedPid(kind, identity, name, reply, deadline, retired);
       case 'GEN':
         throw this.generationChanged(generation);
+      case 'ERR':
+        // NOTE: this identity's entry is not one (another program wrote the key?): it alone fails.
+        throw new ClusterUnavailableError(`Redis could not claim ${name}: ${String(reply[1])}.`);
       default:
         // NOTE: Redis holds no lease for this incarnation although the member joined: it lapsed
         // there (the renewer would notice at its next renewal) or was removed. Rejoin now.
@@ -180,6 +183,9 @@ export class RedisClaims {
 
   /** One round trip for `claims` (all under `batch`): each claim's own reply, in order. */
   private async runBatch(batch: ClaimBatch, claims: readonly ClaimRequest[]): Promise<Reply[]> {
+    // NOTE: the member moved to another incarnation since these claims were made (it lost its
+    // lease and rejoined): claiming for the abandoned one would only strand the entries.
+    if (this.member.incarnation !== batch.incarnation) throw new ClusterUnavailableError('The lease of this member changed while claiming; retry.');
     const keys = this.keys;
     const batchKeys = [keys.generation, keys.lease(batch.incarnation), keys.activations(batch.incarnation)];
     const args: string[] = [batch.generation, batch.incarnation, batch.memberId, batch.address, keys.leasePrefix];
@@ -294,8 +300,10 @@ class ClaimBatches {
 
 /**
  * The claim script's answer, checked (untrusted bytes): `['GEN']` stands for every claim of the
- * batch; else one reply per claim, each an array of strings (numbers as strings) or nulls.
- * Undefined when it is anything else.
+ * batch; else one reply per claim, each of the shapes lua/claim.lua gives: `['CLAIMED', epoch]`
+ * (a whole number), `['OWNED', member, incarnation, address, activation, epoch]` (strings or
+ * nulls), `['NOLEASE']`, `['ERR', why]`. Undefined when it is anything else: then no reply of
+ * the batch can be trusted.
  */
 function batchReplies(raw: unknown, count: number): Reply[] | undefined {
   if (!Array.isArray(raw) || raw.length === 0) return undefined;
@@ -304,10 +312,29 @@ function batchReplies(raw: unknown, count: number): Reply[] | undefined {
   const replies: Reply[] = [];
   for (let i = 1; i <= count; i++) {
     const reply: unknown = raw[i];
-    if (!Array.isArray(reply) || reply.length === 0 || reply.some((v) => v !== null && typeof v !== 'string' && typeof v !== 'number')) return undefined;
-    replies.push(reply.map((v: string | number | null) => (v === null ? null : String(v))));
+    if (!Array.isArray(reply) || reply.some((v) => v !== null && typeof v !== 'string' && typeof v !== 'number')) return undefined;
+    const answer = reply.map((v: string | number | null) => (v === null ? null : String(v)));
+    if (!wellFormed(answer)) return undefined;
+    replies.push(answer);
   }
   return replies;
+}
+
+const WHOLE_NUMBER = /^\d+$/;
+
+function wellFormed(reply: Reply): boolean {
+  switch (reply[0]) {
+    case 'CLAIMED':
+      return reply.length === 2 && WHOLE_NUMBER.test(reply[1] ?? '');
+    case 'OWNED':
+      return reply.length === 6;
+    case 'NOLEASE':
+      return reply.length === 1;
+    case 'ERR':
+      return reply.length === 2 && reply[1] !== null;
+    default:
+      return false;
+  }
 }
 
 /** The `error.type` of a failed round trip: the code of ClusterUnavailableError, what the lookup fails with. */
