@@ -20,8 +20,9 @@
  *
  * Redis commands are counted with `INFO commandstats` before and after each round (outside
  * the timer). Redis counts the commands a Lua script runs too, which tells the scripts apart:
- * a lease renewal runs GET, GET, PEXPIRE; a claim of a new identity GET, HGET, GET, HINCRBY,
- * HSET, SADD; every lookup (claim or resolve) one HGET; a release HMGET, SREM, HDEL.
+ * a lease renewal runs GET, GET, PEXPIRE; a claim batch GET, GET once, then per new identity
+ * TYPE, HGET, HGET, HINCRBY, HSET, SADD; every lookup (claim or resolve) HGETs; a release HMGET,
+ * SREM, HDEL.
  */
 import { performance } from 'node:perf_hooks';
 import { fmtNum, fmtRate, fmtRatio, table } from '../support/format.js';
@@ -134,8 +135,8 @@ interface Accounting {
   readonly unexplained: Readonly<Record<string, number>>;
 }
 
-const SCRIPT_ONLY = new Set(['hget', 'hmget', 'hset', 'hincrby', 'hsetnx', 'sadd', 'srem', 'hdel', 'spop', 'scard', 'pexpire', 'exists', 'del']);
-const LOOKUP_ONLY = ['hget', 'hmget', 'hset', 'hincrby', 'hsetnx', 'sadd', 'srem', 'hdel', 'spop'];
+const SCRIPT_ONLY = new Set(['hget', 'hmget', 'hset', 'hincrby', 'hsetnx', 'sadd', 'srem', 'hdel', 'spop', 'scard', 'pexpire', 'exists', 'del', 'type']);
+const LOOKUP_ONLY = ['hget', 'hmget', 'hset', 'hincrby', 'hsetnx', 'sadd', 'srem', 'hdel', 'spop', 'type'];
 /** The orchestrator's own commands. */
 const ADMIN = new Set(['info', 'pttl', 'select', 'flushdb']);
 
