@@ -25,6 +25,10 @@ const COMPACT_AT = 1024;
  * again: sweeps then look at busy mailboxes every time, which is still correct.
  */
 const NOTHING_DUE = 2 ** 30 - 1;
+/** `nextCheck` for the earliest of some deadlines (Infinity: none). */
+function dueAt(next: number): number {
+  return next === Infinity ? NOTHING_DUE : Math.floor(next);
+}
 /** The queue of a mailbox with nothing waiting: shared, never written to. */
 const NO_CALLS: Call[] = [];
 /** How often a full queue is checked for calls that already have their answer. */
@@ -201,7 +205,7 @@ export class Mailbox {
     if (this.interleavedRunning !== undefined) {
       for (const call of this.interleavedRunning) next = Math.min(next, this.checkRunning(call, at));
     }
-    this.nextCheck = next === Infinity ? NOTHING_DUE : Math.floor(next);
+    this.nextCheck = dueAt(next);
     return true;
   }
 
@@ -222,7 +226,7 @@ export class Mailbox {
       if (call.deadline <= at) this.handler.onExpired(call, true);
       else if (call.deadline < next) next = call.deadline;
     }
-    this.nextCheck = next === Infinity ? NOTHING_DUE : Math.floor(next);
+    this.nextCheck = dueAt(next);
     if (next === Infinity) {
       this.watched = false;
       return false;

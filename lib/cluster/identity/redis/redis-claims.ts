@@ -193,21 +193,13 @@ export class RedisClaims {
       batchKeys.push(claim.entry);
       args.push(claim.activationId, claim.name, claim.retired);
     }
-    const started = this.roundTrips.start();
-    let raw: unknown;
-    try {
-      raw = await scripts.claim.run(this.redis, batchKeys, args);
-    } catch (error) {
-      for (let i = 0; i < claims.length; i++) this.roundTrips.ended('claim', started, undefined, UNAVAILABLE);
-      throw new ClusterUnavailableError(`Redis did not answer the identity lookup: ${(error as Error).message}`);
-    }
-    const replies = batchReplies(raw, claims.length);
-    if (replies === undefined) {
-      for (let i = 0; i < claims.length; i++) this.roundTrips.ended('claim', started, undefined, UNAVAILABLE);
-      throw new ClusterUnavailableError(`Redis returned a malformed lookup reply: ${JSON.stringify(raw).slice(0, 200)}`);
-    }
-    for (const reply of replies) this.roundTrips.ended('claim', started, reply[0] ?? undefined);
-    return replies;
+    return runScript(
+      this.roundTrips,
+      'claim',
+      claims.length,
+      () => scripts.claim.run(this.redis, batchKeys, args),
+      (raw) => batchReplies(raw, claims.length),
+    );
   }
 
   /**
@@ -342,19 +334,39 @@ const UNAVAILABLE = 'GRAIN_CLUSTER_UNAVAILABLE';
 
 /** Run one lookup command (`script`, timed in `roundTrips`); any Redis failure is ClusterUnavailableError, any odd reply too. */
 async function run(roundTrips: LookupMetrics, script: LookupScript, command: () => Promise<unknown>): Promise<Reply> {
+  const [answer] = await runScript(roundTrips, script, 1, command, (raw) => {
+    if (!Array.isArray(raw) || raw.some((v) => v !== null && typeof v !== 'string' && typeof v !== 'number')) return undefined;
+    return [raw.map((v: string | number | null) => (v === null ? null : String(v)))];
+  });
+  return answer!;
+}
+
+/**
+ * One round trip answering `count` lookups (a claim batch, or one command): `check` turns the
+ * untrusted reply into one Reply per lookup, or undefined when it is malformed. Each lookup's
+ * round trip is recorded in `roundTrips`; a Redis failure or a malformed reply is
+ * ClusterUnavailableError.
+ */
+async function runScript(
+  roundTrips: LookupMetrics,
+  script: LookupScript,
+  count: number,
+  command: () => Promise<unknown>,
+  check: (raw: unknown) => Reply[] | undefined,
+): Promise<Reply[]> {
   const started = roundTrips.start();
-  let reply: unknown;
+  let raw: unknown;
   try {
-    reply = await command();
+    raw = await command();
   } catch (error) {
-    roundTrips.ended(script, started, undefined, UNAVAILABLE);
+    for (let i = 0; i < count; i++) roundTrips.ended(script, started, undefined, UNAVAILABLE);
     throw new ClusterUnavailableError(`Redis did not answer the identity lookup: ${(error as Error).message}`);
   }
-  if (!Array.isArray(reply) || reply.some((v) => v !== null && typeof v !== 'string' && typeof v !== 'number')) {
-    roundTrips.ended(script, started, undefined, UNAVAILABLE);
-    throw new ClusterUnavailableError(`Redis returned a malformed lookup reply: ${JSON.stringify(reply)}`);
+  const replies = check(raw);
+  if (replies === undefined) {
+    for (let i = 0; i < count; i++) roundTrips.ended(script, started, undefined, UNAVAILABLE);
+    throw new ClusterUnavailableError(`Redis returned a malformed lookup reply: ${JSON.stringify(raw).slice(0, 200)}`);
   }
-  const answer = reply.map((v) => (v === null ? null : String(v)));
-  roundTrips.ended(script, started, answer[0] ?? undefined);
-  return answer;
+  for (const reply of replies) roundTrips.ended(script, started, reply[0] ?? undefined);
+  return replies;
 }
