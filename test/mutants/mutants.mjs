@@ -30,7 +30,7 @@ export const mutants = [
     id: 'cycle-check',
     description: 'no cycle check: Activation.post compares the chain against the wrong field, so A→B→A waits for itself',
     file: 'lib/cluster/activation/activation.ts',
-    find: 'if (link !== this && link !== this.interleavedTurns && link.activationId !== this.id) continue;',
+    find: 'if (link !== this && link !== this.interleavedTurns && (this.idValue === undefined || link.activationId !== this.idValue)) continue;',
     replace: 'if (link.label !== this.id) continue;',
     tests: ['test/cluster/cycles.spec.ts'],
   },
