@@ -14,6 +14,22 @@ export type CallPhase = (typeof CallPhase)[keyof typeof CallPhase];
 const NO_LINK: ChainLink = Object.freeze({ activationId: '', label: '', interleaved: false });
 const NO_CHAIN: readonly ChainLink[] = Object.freeze([]);
 
+/**
+ * The settlers of the promise `new Promise(captureSettlers)` made last. NOTE: the executor
+ * runs synchronously inside `new Promise`, so whoever makes the promise reads them right
+ * after; one shared function instead of a closure per call (the grain call path makes one per
+ * call).
+ */
+export const settlers: { resolve: (value: unknown) => void; reject: (reason: unknown) => void } = { resolve: noop, reject: noop };
+
+/** The executor that hands a new promise's settlers to `settlers`. */
+export function captureSettlers(resolve: (value: unknown) => void, reject: (reason: unknown) => void): void {
+  settlers.resolve = resolve;
+  settlers.reject = reject;
+}
+
+function noop(): void {}
+
 /** Told how a call ended (telemetry: spans and durations); set on a call only while something records. */
 export interface CallObserver {
   /** The call settled: `ok` with its result, or not with `reason`. Runs before the caller hears. */

@@ -1,4 +1,4 @@
-import { Call, CallPhase } from '../actor/call.js';
+import { Call, CallPhase, captureSettlers, settlers } from '../actor/call.js';
 import { now } from '../actor/clock.js';
 import type { Pid } from '../actor/pid.js';
 import { chainOf, synchronousTurn, type TurnSource, type TurnState, turnStorage } from '../actor/turn.js';
@@ -213,13 +213,11 @@ export class RequestRouter implements GrainInvoker {
     const refused = this.fencing.refuseOutgoing(chain, kind, identity, route.method);
     if (refused !== undefined) return Promise.reject(refused);
     const wire = this.localWire;
-    let call!: Call;
-    const promise = new Promise<unknown>((resolve, reject) => {
-      call =
-        wire === undefined
-          ? new Call(kind, identity, key, route.method, args, at + timeout, timeout, chain, resolve, reject)
-          : new WireCall(wire, kind, identity, key, route.method, args, at + timeout, timeout, chain, resolve, reject);
-    });
+    const promise = new Promise<unknown>(captureSettlers);
+    const call =
+      wire === undefined
+        ? new Call(kind, identity, key, route.method, args, at + timeout, timeout, chain, settlers.resolve, settlers.reject)
+        : new WireCall(wire, kind, identity, key, route.method, args, at + timeout, timeout, chain, settlers.resolve, settlers.reject);
     call.interleaved = route.interleaved;
     call.idempotent = route.idempotent;
     if (this.telemetry.on) this.telemetry.client(call, turn);

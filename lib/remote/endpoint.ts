@@ -2,6 +2,7 @@ import { type ChannelCredentials, type Client, type ClientDuplexStream, credenti
 import type { DeadlineSweeper, Sweepable } from '../actor/deadline-sweeper.js';
 import { Backoff, INITIAL_BACKOFF_MS, MAX_BACKOFF_MS } from './backoff.js';
 import { BatchWriter } from './batch-writer.js';
+import { InFlightRequests } from './in-flight.js';
 import type { OutboundRequest } from './envelopes.js';
 import { KEEPALIVE_OPTIONS, remotingService } from './service-definition.js';
 import type { LeavePhase } from './remote-server.js';
@@ -76,12 +77,12 @@ export class Endpoint implements Sweepable {
   private writer: BatchWriter | undefined;
   /** Waiting for the stream to be ready. */
   private waiting: OutboundRequest[] = [];
-  private readonly inFlight = new Map<number, OutboundRequest>();
+  private inFlight = new InFlightRequests();
   /**
    * Streams the peer said it is closing on (it left the cluster): ended on this side, still
    * read until the peer ends them, with the requests written on them before.
    */
-  private readonly retired = new Map<ClientDuplexStream<Buffer, Buffer>, Map<number, OutboundRequest>>();
+  private readonly retired = new Map<ClientDuplexStream<Buffer, Buffer>, InFlightRequests>();
   private nextId = 0;
   private readonly backoff = new Backoff();
   private retryTimer: NodeJS.Timeout | undefined;
@@ -109,9 +110,9 @@ export class Endpoint implements Sweepable {
     request.id = this.nextId = (this.nextId + 1) >>> 0;
     this.watch(request.call.deadline);
     if (this.state === State.Ready) {
-      this.inFlight.set(request.id, request);
+      this.inFlight.add(request);
       if (!this.writer!.enqueueRequest(request)) {
-        this.inFlight.delete(request.id);
+        this.inFlight.take(request.id);
         this.settings.events.failed(request, false, 'overloaded', `more than ${this.settings.maxQueued} envelopes (or their bytes) wait for ${this.address}`);
       }
       return;
@@ -158,7 +159,7 @@ export class Endpoint implements Sweepable {
     stream?.cancel();
     for (const [retired, inFlight] of this.retired) {
       this.retired.delete(retired);
-      for (const request of inFlight.values()) this.settings.events.failed(request, request.written, 'closed', 'the member is shutting down');
+      for (const request of inFlight.list()) this.settings.events.failed(request, request.written, 'closed', 'the member is shutting down');
       retired.cancel();
     }
     this.client?.close();
@@ -189,9 +190,9 @@ export class Endpoint implements Sweepable {
     if (at < this.nextCheck) return true;
     let next = Infinity;
     for (const inFlight of [this.inFlight, ...this.retired.values()]) {
-      for (const [id, request] of inFlight) {
+      for (const request of inFlight.list()) {
         if (request.call.deadline <= at || request.call.settled) {
-          inFlight.delete(id);
+          inFlight.take(request.id);
           this.settings.events.expired(request);
         } else if (request.call.deadline < next) next = request.call.deadline;
       }
@@ -305,9 +306,8 @@ export class Endpoint implements Sweepable {
       }
       if ('batch' in frame) {
         for (const response of frame.batch.responses) {
-          const request = this.inFlight.get(response.id);
+          const request = this.inFlight.take(response.id);
           if (request === undefined) continue; // expired, or not ours: dropped
-          this.inFlight.delete(response.id);
           this.settings.events.response(request, response, frame.batch.strings);
         }
       }
@@ -319,7 +319,7 @@ export class Endpoint implements Sweepable {
       stream,
       this.settings.maxQueued,
       (request) => {
-        this.inFlight.delete(request.id);
+        this.inFlight.take(request.id);
         this.settings.events.expired(request);
       },
       this.settings.maxQueuedBytes,
@@ -345,9 +345,9 @@ export class Endpoint implements Sweepable {
     this.waiting = [];
     for (const request of waiting) {
       if (request.call.settled) continue;
-      this.inFlight.set(request.id, request);
+      this.inFlight.add(request);
       if (!this.writer!.enqueueRequest(request)) {
-        this.inFlight.delete(request.id);
+        this.inFlight.take(request.id);
         this.settings.events.failed(request, false, 'overloaded', `more than ${this.settings.maxQueued} envelopes wait for ${this.address}`);
       }
     }
@@ -363,10 +363,10 @@ export class Endpoint implements Sweepable {
     const unwritten = this.writer?.close() ?? [];
     this.writer = undefined;
     this.stream = undefined;
-    for (const request of unwritten) this.inFlight.delete(request.id);
+    for (const request of unwritten) this.inFlight.take(request.id);
     if (this.inFlight.size > 0) {
-      this.retired.set(stream, new Map(this.inFlight));
-      this.inFlight.clear();
+      this.retired.set(stream, this.inFlight);
+      this.inFlight = new InFlightRequests();
       stream.end();
     } else {
       stream.cancel();
@@ -390,9 +390,8 @@ export class Endpoint implements Sweepable {
     }
     if (!('batch' in frame)) return;
     for (const response of frame.batch.responses) {
-      const request = inFlight.get(response.id);
+      const request = inFlight.take(response.id);
       if (request === undefined) continue;
-      inFlight.delete(response.id);
       this.settings.events.response(request, response, frame.batch.strings);
     }
     if (inFlight.size === 0) {
@@ -408,7 +407,7 @@ export class Endpoint implements Sweepable {
       return;
     }
     this.retired.delete(stream);
-    for (const request of inFlight.values()) this.settings.events.failed(request, request.written, 'disconnected', detail);
+    for (const request of inFlight.list()) this.settings.events.failed(request, request.written, 'disconnected', detail);
   }
 
   private fail(stream: ClientDuplexStream<Buffer, Buffer>, reason: FailureReason, detail: string): void {
@@ -442,7 +441,7 @@ export class Endpoint implements Sweepable {
     const unwritten = this.writer?.close() ?? [];
     this.writer = undefined;
     const unwrittenIds = new Set(unwritten.map((r) => r.id));
-    const inFlight = [...this.inFlight.values()];
+    const inFlight = this.inFlight.list();
     this.inFlight.clear();
     for (const request of inFlight) {
       const written = request.written && !unwrittenIds.has(request.id);
