@@ -8,7 +8,7 @@
 import { randomInt } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { inspectMessage, NESTED_MESSAGES } from '../../lib/remote/inbound-limits.js';
-import { type Batch, encodeFrame } from '../../lib/remote/wire.js';
+import { type Batch, encodeFrame, Status } from '../../lib/remote/wire.js';
 
 const SEED = process.env['SHAPE_SEED'] !== undefined ? Number(process.env['SHAPE_SEED']) >>> 0 : randomInt(0, 2 ** 32 - 1);
 
@@ -101,7 +101,7 @@ function realFrame(next: () => number): Uint8Array {
     } else {
       batch.responses.push({
         id: Math.floor(next() * 2 ** 32),
-        status: 0,
+        status: Status.OK,
         result: new Uint8Array(Math.floor(next() * 200)),
         error: null,
       });

@@ -1100,7 +1100,7 @@ class Decoder {
   private readBin(n: number): Uint8Array {
     this.need(n);
     const out = new Uint8Array(n);
-    out.set(this.src.subarray(this.pos, this.pos + n));
+    copyInto(out, this.src, this.pos);
     this.pos += n;
     return out;
   }
@@ -1124,7 +1124,7 @@ class Decoder {
         // into Node's shared pool, and its `.buffer` would show whatever else is there (other
         // messages). Every byte of `out` is overwritten at once, so nothing uninitialised escapes.
         const out = Buffer.allocUnsafeSlow(n);
-        out.set(this.src.subarray(this.pos, end));
+        copyInto(out, this.src, this.pos);
         this.pos = end;
         return out;
       }
@@ -1203,4 +1203,20 @@ class Decoder {
     this.pos = p + n;
     return sign === 1 ? -magnitude : magnitude;
   }
+}
+
+/**
+ * Fill `out` from `src` at `from`. NOTE: not `out.set(src.subarray(...))`: when `src` is a
+ * Buffer (what gRPC hands over), its `subarray` builds a Buffer through Node's constructor,
+ * which costs more than copying a small value (Buffer's `subarray` showed at ~2 % of both
+ * members' time in the remote-call bench's profile); a short loop, or a plain Uint8Array view
+ * of the same memory, does not.
+ */
+function copyInto(out: Uint8Array, src: Uint8Array, from: number): void {
+  const n = out.length;
+  if (n <= 32) {
+    for (let i = 0; i < n; i++) out[i] = src[from + i]!;
+    return;
+  }
+  out.set(new Uint8Array(src.buffer, src.byteOffset + from, n));
 }
