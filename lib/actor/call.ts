@@ -17,8 +17,8 @@ const NO_CHAIN: readonly ChainLink[] = Object.freeze([]);
 /**
  * The settlers of the promise `new Promise(captureSettlers)` made last. NOTE: the executor
  * runs synchronously inside `new Promise`, so whoever makes the promise reads them right
- * after; one shared function instead of a closure per call (the grain call path makes one per
- * call).
+ * after, then calls `releaseSettlers`; one shared function instead of a closure per call (the
+ * grain call path makes one per call).
  */
 export const settlers: { resolve: (value: unknown) => void; reject: (reason: unknown) => void } = { resolve: noop, reject: noop };
 
@@ -26,6 +26,12 @@ export const settlers: { resolve: (value: unknown) => void; reject: (reason: unk
 export function captureSettlers(resolve: (value: unknown) => void, reject: (reason: unknown) => void): void {
   settlers.resolve = resolve;
   settlers.reject = reject;
+}
+
+/** Forget the settlers taken last, once read, so they do not keep that promise (and its value) alive. */
+export function releaseSettlers(): void {
+  settlers.resolve = noop;
+  settlers.reject = noop;
 }
 
 function noop(): void {}

@@ -1,4 +1,4 @@
-import { Call, CallPhase, captureSettlers, settlers } from '../actor/call.js';
+import { Call, CallPhase, captureSettlers, releaseSettlers, settlers } from '../actor/call.js';
 import { now } from '../actor/clock.js';
 import type { Pid } from '../actor/pid.js';
 import { chainOf, synchronousTurn, type TurnSource, type TurnState, turnStorage } from '../actor/turn.js';
@@ -218,6 +218,7 @@ export class RequestRouter implements GrainInvoker {
       wire === undefined
         ? new Call(kind, identity, key, route.method, args, at + timeout, timeout, chain, settlers.resolve, settlers.reject)
         : new WireCall(wire, kind, identity, key, route.method, args, at + timeout, timeout, chain, settlers.resolve, settlers.reject);
+    releaseSettlers();
     call.interleaved = route.interleaved;
     call.idempotent = route.idempotent;
     if (this.telemetry.on) this.telemetry.client(call, turn);

@@ -27,6 +27,8 @@ export class InFlightRequests {
   private slots: (OutboundRequest | undefined)[] = emptySlots(INITIAL_SLOTS);
   private overflow: Map<number, OutboundRequest> | undefined;
   private count = 0;
+  /** The id added last: `list()` orders by age from it. */
+  private newest = 0;
 
   get size(): number {
     return this.count;
@@ -36,6 +38,7 @@ export class InFlightRequests {
   add(request: OutboundRequest): void {
     if (this.count * 2 >= this.slots.length && this.slots.length < MAX_SLOTS) this.grow();
     this.count++;
+    this.newest = request.id;
     this.place(request);
   }
 
@@ -63,12 +66,17 @@ export class InFlightRequests {
     return other;
   }
 
-  /** Every request tracked, in no particular order (a copy: the table may change while it is read). */
+  /**
+   * Every request tracked, oldest first (the order they were sent in: requests failed together
+   * are sent on in it, so one caller's calls keep their order). A copy: the table may change
+   * while it is read. NOTE: ids wrap at 2^32, so the order is by distance back from the newest.
+   */
   list(): OutboundRequest[] {
     const requests: OutboundRequest[] = [];
     for (const request of this.slots) if (request !== undefined) requests.push(request);
     if (this.overflow !== undefined) for (const request of this.overflow.values()) requests.push(request);
-    return requests;
+    const after = this.newest + 1;
+    return requests.sort((a, b) => ((a.id - after) >>> 0) - ((b.id - after) >>> 0));
   }
 
   clear(): void {

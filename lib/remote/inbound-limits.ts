@@ -135,7 +135,7 @@ export function inspectMessage(
 ): string | undefined {
   const schema = schemaOf(nested);
   const rootId = schema.idOf(root);
-  const limits = schema.names.map((name) => maxChildren[name] ?? -1);
+  const limits = schema.names.map((name) => maxChildren[name] ?? Infinity);
   const walker = new ShapeWalker(bytes, schema, limits, maxValues);
   try {
     walker.walk(rootId, 0, bytes.length);
@@ -166,6 +166,8 @@ class Schema {
         const innerId = this.idOf(inner);
         const kids = this.children[id]!;
         const number = Number(field);
+        // NOTE: a table of this module's own messages; an array per message, as long as its largest nested field.
+        if (!Number.isInteger(number) || number < 1 || number > MAX_NESTED_FIELD) throw new Error(`inspectMessage: nested field number ${field} of ${message}`);
         while (kids.length <= number) kids.push(-1);
         kids[number] = innerId;
       }
@@ -181,6 +183,9 @@ class Schema {
     return id;
   }
 }
+
+/** The largest field number a `nested` table may name (the remote and gossip protos use up to 7). */
+const MAX_NESTED_FIELD = 1_024;
 
 const schemas = new WeakMap<object, Schema>();
 
@@ -199,7 +204,7 @@ class ShapeWalker {
   constructor(
     private readonly bytes: Uint8Array,
     private readonly schema: Schema,
-    /** Per message index: how many messages one may hold directly; -1: no bound. */
+    /** Per message index: how many messages one may hold directly (Infinity: no bound). */
     private readonly limits: readonly number[],
     private readonly maxValues: number,
   ) {}
@@ -254,7 +259,7 @@ class ShapeWalker {
           if (length > end - pos) throw new Malformed('a length runs past its end');
           const inner = field < kids.length ? kids[field]! : -1;
           if (inner >= 0) {
-            if (maxInside >= 0 && ++children > maxInside) {
+            if (++children > maxInside) {
               const name = this.schema.names[message]!;
               throw new OverLimit(`more than ${maxInside} ${name === 'Batch' ? 'requests' : `entries in one ${name}`}`);
             }

@@ -52,7 +52,7 @@ describe('InFlightRequests (the requests on a stream, by id)', () => {
     expect(table.get(5 + 64)).toBe(same[0]);
     expect(table.get(5 + MAX_SLOTS)).toBe(same[2]);
     expect(table.size).toBe(2);
-    expect(new Set(table.list())).toEqual(new Set([same[0], same[2]]));
+    expect(table.list()).toEqual([same[0], same[2]]);
   });
 
   it('a response naming an id that was never sent, or was sent to another slot, finds nothing', () => {
@@ -85,7 +85,8 @@ describe('InFlightRequests (the requests on a stream, by id)', () => {
       }
       if (step % 5_000 === 0) {
         expect(table.size).toBe(model.size);
-        expect(new Set(table.list())).toEqual(new Set(model.values()));
+        // NOTE: a Map lists in insertion order, which is send (id) order: so must the table.
+        expect(table.list()).toEqual([...model.values()]);
         for (const [id, r] of model) expect(table.get(id)).toBe(r);
       }
     }
@@ -93,5 +94,36 @@ describe('InFlightRequests (the requests on a stream, by id)', () => {
     for (const [id, r] of model) expect(table.take(id)).toBe(r);
     expect(table.size).toBe(0);
     expect(table.list()).toEqual([]);
+  });
+
+  it('lists oldest first across a wrap of the slots and of the 32-bit ids', () => {
+    const table = new InFlightRequests();
+    for (const id of [63, 64]) table.add(request(id));
+    expect(table.list().map((r) => r.id)).toEqual([63, 64]);
+    const wrapped = new InFlightRequests();
+    for (const id of [0xffff_fffe, 0xffff_ffff, 0, 1]) wrapped.add(request(id));
+    expect(wrapped.list().map((r) => r.id)).toEqual([0xffff_fffe, 0xffff_ffff, 0, 1]);
+  });
+
+  it('past its largest size (requests in the overflow map), still agrees with a Map', () => {
+    const table = new InFlightRequests();
+    const model = new Map<number, OutboundRequest>();
+    let next = 0xffff_ffff - MAX_SLOTS - 10;
+    for (let i = 0; i < MAX_SLOTS + 5_000; i++) {
+      next = (next + 1) >>> 0;
+      const r = request(next);
+      table.add(r);
+      model.set(r.id, r);
+    }
+    expect(table.size).toBe(model.size);
+    const random = prng(7);
+    for (const id of [...model.keys()]) {
+      if (random() < 0.9) {
+        expect(table.take(id)).toBe(model.get(id));
+        model.delete(id);
+      }
+    }
+    expect(table.list()).toEqual([...model.values()]);
+    for (const [id, r] of model) expect(table.get(id)).toBe(r);
   });
 });
