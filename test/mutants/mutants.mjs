@@ -245,4 +245,28 @@ export const mutants = [
     replace: 'this.queue.push(call);',
     tests: ['test/actor/mailbox.spec.ts', 'test/cluster/turns.spec.ts'],
   },
+  {
+    id: 'in-flight-slot-unchecked',
+    description: 'a response taken by its id’s slot without checking the id: a late or forged id settles another call',
+    file: 'lib/remote/in-flight.ts',
+    find: 'if (request !== undefined && request.id === id) {\n      this.slots[slot] = undefined;',
+    replace: 'if (request !== undefined) {\n      this.slots[slot] = undefined;',
+    tests: ['test/remote/in-flight.spec.ts'],
+  },
+  {
+    id: 'in-flight-slot-order',
+    description: 'requests of a broken stream failed (and sent on) in slot order: one caller’s calls overtake each other',
+    file: 'lib/remote/in-flight.ts',
+    find: 'return requests.sort((a, b) => ((a.id - after) >>> 0) - ((b.id - after) >>> 0));',
+    replace: 'return requests;',
+    tests: ['test/remote/in-flight.spec.ts', 'test/remote/endpoint-sweep.spec.ts'],
+  },
+  {
+    id: 'shape-varint-scale',
+    description: 'the frame shape check reads multi-byte varints wrong: lengths past a frame’s end pass, or good frames are refused',
+    file: 'lib/remote/inbound-limits.ts',
+    find: 'shift < 70; shift += 7, scale *= 128)',
+    replace: 'shift < 70; shift += 7, scale *= 64)',
+    tests: ['test/remote/frame-shape.spec.ts'],
+  },
 ];
