@@ -6,6 +6,7 @@ import { type Codec, CodecError } from '../../lib/remote/codec/codec.js';
 import { defaultCodec } from '../../lib/remote/codec/default-codec.js';
 import { MsgpackCodec } from '../../lib/remote/codec/msgpack-codec.js';
 import { collidingDoubles, setOfDoubles } from '../support/colliding-doubles.js';
+import { prng } from '../support/prng.js';
 
 const codec = new MsgpackCodec();
 
@@ -82,18 +83,6 @@ function decodeUntrusted(bytes: Uint8Array, c: Codec = codec): void {
   }
   assertPlainData(value, bytes);
   expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-}
-
-/** A deterministic PRNG, so a failing fuzz case can be replayed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const RICH = [
@@ -535,7 +524,7 @@ describe('MsgpackCodec on hostile input', () => {
   });
 
   it('survives thousands of random inputs', () => {
-    const next = random(0xc0dec);
+    const next = prng(0xc0dec);
     for (let i = 0; i < 5000; i++) {
       const bytes = new Uint8Array(Math.floor(next() * 64));
       for (let j = 0; j < bytes.length; j++) bytes[j] = Math.floor(next() * 256);
@@ -573,7 +562,7 @@ describe('MsgpackCodec on hostile input', () => {
       'cb',
       'a9' + Buffer.from('__proto__').toString('hex'),
     ];
-    const next = random(7);
+    const next = prng(7);
     for (let i = 0; i < 5000; i++) {
       let text = '';
       const count = 1 + Math.floor(next() * 12);
@@ -602,7 +591,7 @@ describe('MsgpackCodec on hostile input', () => {
   });
 
   it('survives random byte changes, insertions and deletions in valid encodings', () => {
-    const next = random(42);
+    const next = prng(42);
     const encoded = codec.encode(RICH);
     for (let i = 0; i < 3000; i++) {
       const bytes = [...encoded];
@@ -852,7 +841,7 @@ describe('MsgpackCodec and msgpackr agree on plain MessagePack', () => {
   }
 
   it('decodes in msgpackr what our encoder writes, and decodes what msgpackr writes', () => {
-    const next = random(0x5eed);
+    const next = prng(0x5eed);
     for (let i = 0; i < 1000; i++) {
       const value = plain(next);
       // NOTE: isDeepStrictEqual first, expect only to show a difference: vitest's equality

@@ -9,6 +9,7 @@ import { randomInt } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { inspectMessage, NESTED_MESSAGES } from '../../lib/remote/inbound-limits.js';
 import { type Batch, encodeFrame, Status } from '../../lib/remote/wire.js';
+import { prng } from '../support/prng.js';
 
 const SEED = process.env['SHAPE_SEED'] !== undefined ? Number(process.env['SHAPE_SEED']) >>> 0 : randomInt(0, 2 ** 32 - 1);
 
@@ -67,17 +68,6 @@ function reference(bytes: Uint8Array, nested: Nested, root: string, maxValues: n
     throw error;
   }
   return undefined;
-}
-
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A frame as members write them: requests with chains, responses with errors, long varints. */

@@ -28,6 +28,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { CodecError } from '../../lib/remote/codec/codec.js';
 import { MsgpackCodec } from '../../lib/remote/codec/msgpack-codec.js';
 import { type Batch, decodeFrame, encodeFrame, type Frame, type MemberInfo, Status, WireError } from '../../lib/remote/wire.js';
+import { prng } from '../support/prng.js';
 
 const SEED = process.env['FUZZ_SEED'] !== undefined ? Number(process.env['FUZZ_SEED']) >>> 0 : randomInt(0, 2 ** 32 - 1);
 const BUDGET_MS = Number(process.env['FUZZ_MS'] ?? 1500);
@@ -48,18 +49,6 @@ beforeAll(() => {
 // Harness
 
 type Next = () => number;
-
-/** A deterministic PRNG (mulberry32). */
-function prng(seed: number): Next {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const int = (next: Next, n: number): number => Math.floor(next() * n);
 const pick = <T>(next: Next, items: readonly T[]): T => items[int(next, items.length)]!;

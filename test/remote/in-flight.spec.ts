@@ -2,21 +2,10 @@ import { describe, expect, it } from 'vitest';
 import type { Call } from '../../lib/actor/call.js';
 import type { OutboundRequest } from '../../lib/remote/envelopes.js';
 import { InFlightRequests, MAX_SLOTS } from '../../lib/remote/in-flight.js';
+import { prng } from '../support/prng.js';
 
 function request(id: number): OutboundRequest {
   return { id, call: {} as Call, args: new Uint8Array(0), targetIncarnation: '', address: 'a:1', written: false };
-}
-
-/** A tiny deterministic PRNG (mulberry32), so a failure replays. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('InFlightRequests (the requests on a stream, by id)', () => {
