@@ -10,13 +10,15 @@ export const MAX_SLOTS = 1 << 16;
  *
  * NOTE: not a Map, on purpose. A Map that takes and lets go of one entry per call (what the
  * requests in flight to a busy peer do, ~200 k per second) reallocates its hash table again
- * and again, and V8 links each table it replaced to its successor: a replaced table that had
- * lived long enough to be promoted keeps the next ones, and the requests they name (with
- * their arguments and results), from dying young. Measured on the remote-call bench's member A
- * (1,000 callers, `node --trace-gc-nvp`): with a Map, ~4 MB survived each scavenge (95 % of it
- * then promoted) and scavenges took ~5 ms every ~20 ms; with this table ~0.9 MB survived, nothing
- * was promoted, scavenges took ~1 ms, and the calls/s rose by half (V8's sampling heap profiler,
- * objects collected by minor GCs left out, named the Map's tables and the requests as what survived).
+ * and again, and kept the requests it had named (with their arguments and results) from dying
+ * young. Our reading of why: V8 links each table a Map replaced to its successor (for live
+ * iterators) without clearing it, so once one replaced table lived long enough to be
+ * promoted, it kept the next ones and everything they named until a full GC. Measured on the
+ * remote-call bench's member A (1,000 callers, `node --trace-gc-nvp`): with a Map, ~4 MB
+ * survived each scavenge (95 % of it then promoted) and scavenges took ~5 ms every ~20 ms;
+ * with this table ~0.9 MB survived, nothing was promoted, scavenges took ~1 ms, and the
+ * calls/s rose by half. V8's sampling heap profiler (objects collected by minor GCs left out)
+ * named the Map's tables and the requests as what survived.
  *
  * Request ids are handed out in sequence, so the ids in flight at once differ in their low
  * bits: each request goes to the slot its id's low bits name, in an array that only clears
