@@ -74,29 +74,26 @@ describe('an ended turn lets go of the activations its call named', () => {
     expect(await cluster.client<Caller>('caller').get('a').go()).toBe('kept');
   }
 
-  it('control: with nothing kept from the callee turn, the deactivated caller is collected', async () => {
-    keepSomething = false;
+  /** Start, deactivate `which`, wait until it is gone, collect: its grain instance must be unreachable. */
+  async function deactivateAndCollect(which: 'caller' | 'callee'): Promise<void> {
     await start();
-    refs.caller!.deref()!.ctx.deactivate();
+    refs[which]!.deref()!.ctx.deactivate();
     expect(await eventually(() => cluster!.stats().activations === 1)).toBe(true);
     await collect();
-    expect(refs.caller!.deref()).toBeUndefined();
+    expect(refs[which]!.deref()).toBeUndefined();
+  }
+
+  it('control: with nothing kept from the callee turn, the deactivated caller is collected', async () => {
+    keepSomething = false;
+    await deactivateAndCollect('caller');
   });
 
   it('a deactivated caller (and its grain instance) is collectable once its call settled', async () => {
-    await start();
-    refs.caller!.deref()!.ctx.deactivate();
-    expect(await eventually(() => cluster!.stats().activations === 1)).toBe(true);
-    await collect();
-    expect(refs.caller!.deref()).toBeUndefined();
+    await deactivateAndCollect('caller');
   });
 
   it('a deactivated callee (and its grain instance) is collectable although a resource made in its turn lives on', async () => {
-    await start();
-    refs.callee!.deref()!.ctx.deactivate();
-    expect(await eventually(() => cluster!.stats().activations === 1)).toBe(true);
-    await collect();
-    expect(refs.callee!.deref()).toBeUndefined();
+    await deactivateAndCollect('callee');
   });
 });
 

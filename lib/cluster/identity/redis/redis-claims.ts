@@ -303,10 +303,8 @@ function batchReplies(raw: unknown, count: number): Reply[] | undefined {
   if (raw[0] !== 'BATCH' || raw.length !== count + 1) return undefined;
   const replies: Reply[] = [];
   for (let i = 1; i <= count; i++) {
-    const reply: unknown = raw[i];
-    if (!Array.isArray(reply) || reply.some((v) => v !== null && typeof v !== 'string' && typeof v !== 'number')) return undefined;
-    const answer = reply.map((v: string | number | null) => (v === null ? null : String(v)));
-    if (!wellFormed(answer)) return undefined;
+    const answer = asReply(raw[i]);
+    if (answer === undefined || !wellFormed(answer)) return undefined;
     replies.push(answer);
   }
   return replies;
@@ -335,10 +333,16 @@ const UNAVAILABLE = 'GRAIN_CLUSTER_UNAVAILABLE';
 /** Run one lookup command (`script`, timed in `roundTrips`); any Redis failure is ClusterUnavailableError, any odd reply too. */
 async function run(roundTrips: LookupMetrics, script: LookupScript, command: () => Promise<unknown>): Promise<Reply> {
   const [answer] = await runScript(roundTrips, script, 1, command, (raw) => {
-    if (!Array.isArray(raw) || raw.some((v) => v !== null && typeof v !== 'string' && typeof v !== 'number')) return undefined;
-    return [raw.map((v: string | number | null) => (v === null ? null : String(v)))];
+    const reply = asReply(raw);
+    return reply === undefined ? undefined : [reply];
   });
   return answer!;
+}
+
+/** A script's reply (untrusted): an array of strings, numbers (as strings) or nulls; undefined when it is anything else. */
+function asReply(raw: unknown): Reply | undefined {
+  if (!Array.isArray(raw) || raw.some((v) => v !== null && typeof v !== 'string' && typeof v !== 'number')) return undefined;
+  return raw.map((v: string | number | null) => (v === null ? null : String(v)));
 }
 
 /**
