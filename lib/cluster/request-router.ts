@@ -299,7 +299,7 @@ export class RequestRouter implements GrainInvoker {
         return;
       }
     }
-    const activation = this.activations.get(key);
+    const activation = this.activations.get(call.kind, call.identity);
     if (activation !== undefined) {
       this.postHere(activation, call, at);
       return;

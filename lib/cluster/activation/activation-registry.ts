@@ -43,7 +43,14 @@ export interface ActivationCounters {
  * they are created and forgotten, fencing them all at once, and the counters behind stats.
  */
 export class ActivationRegistry implements ActivationHost {
-  private readonly byKey = new Map<string, Activation>();
+  /**
+   * Live activations by kind, then identity. NOTE: two levels, not one map by `kind/identity`:
+   * a peer's request brings a fresh identity string, and a key made from it is a new string
+   * that V8 must flatten and hash on every call; the identity alone hashes cheaply. A local
+   * reference's kind and identity strings are hashed once, so its two lookups stay cheap.
+   */
+  private readonly byKind = new Map<string, Map<string, Activation>>();
+  private live = 0;
   private sequence = 0;
   private idPrefix = '';
   private readonly settingsByKind = new Map<ClusterKind, MailboxSettings>();
@@ -56,8 +63,6 @@ export class ActivationRegistry implements ActivationHost {
   /** Activations and mailbox depth per kind (observed), fences; when an OpenTelemetry SDK records (lib/observability). */
   private readonly metrics = new MemberMetrics(this);
   delivered = 0;
-  /** Live activations per kind. */
-  private readonly perKind = new Map<string, number>();
   readonly memberId: string;
   readonly sweeper: DeadlineSweeper;
   readonly logger: ClusterLogger;
@@ -83,16 +88,16 @@ export class ActivationRegistry implements ActivationHost {
   }
 
   /** The local activation of `kind/identity`, if any. */
-  get(key: string): Activation | undefined {
-    return this.byKey.get(key);
+  get(kind: string, identity: string): Activation | undefined {
+    return this.byKind.get(kind)?.get(identity);
   }
 
   get size(): number {
-    return this.byKey.size;
+    return this.live;
   }
 
-  values(): IterableIterator<Activation> {
-    return this.byKey.values();
+  *values(): IterableIterator<Activation> {
+    for (const activations of this.byKind.values()) yield* activations.values();
   }
 
   /**
@@ -106,17 +111,18 @@ export class ActivationRegistry implements ActivationHost {
 
   activate(kind: string, identity: string, epoch: number, activationId?: string): Pid {
     const clusterKind = this.deps.kinds.get(kind);
-    // NOTE: the kind's own prefix string, so a key is that and the identity, not a fresh copy of both.
-    const key = clusterKind === undefined ? `${kind}/${identity}` : clusterKind.keyPrefix + identity;
-    let activation = this.byKey.get(key);
+    let activations = this.byKind.get(kind);
+    let activation = activations?.get(identity);
     if (activation === undefined) {
       // NOTE: a leaving member activates nothing new: its placements already go elsewhere, so
       // only a grain with nowhere else to go gets here (the last member hosting its kind).
       if (this.leaving) throw new ClusterShuttingDownError('is leaving the cluster');
       if (clusterKind === undefined) throw new UnknownKindError(kind);
-      activation = new Activation(clusterKind, identity, epoch, this, activationId, this.deps.member.incarnation, key);
-      this.byKey.set(key, activation);
-      this.perKind.set(kind, (this.perKind.get(kind) ?? 0) + 1);
+      if (activations === undefined) this.byKind.set(kind, (activations = new Map()));
+      // NOTE: the kind's own prefix string, so a key is that and the identity, not a fresh copy of both.
+      activation = new Activation(clusterKind, identity, epoch, this, activationId, this.deps.member.incarnation, clusterKind.keyPrefix + identity);
+      activations.set(identity, activation);
+      this.live++;
       this.counters.activated++;
       activation.start();
     }
@@ -132,12 +138,15 @@ export class ActivationRegistry implements ActivationHost {
   load(): { activations: number; activationsByKind: Record<string, number>; mailboxDepth: number; calls: number } {
     let mailboxDepth = 0;
     let walked = 0;
-    for (const activation of this.byKey.values()) {
+    const activationsByKind: Record<string, number> = Object.fromEntries(
+      [...this.byKind].filter(([, activations]) => activations.size > 0).map(([kind, activations]) => [kind, activations.size]),
+    );
+    for (const activation of this.values()) {
       if (walked++ === MAX_DEPTH_WALK) break;
       mailboxDepth += activation.mailbox.depth;
     }
-    if (walked > MAX_DEPTH_WALK) mailboxDepth = Math.round((mailboxDepth * this.byKey.size) / MAX_DEPTH_WALK);
-    return { activations: this.byKey.size, activationsByKind: Object.fromEntries(this.perKind), mailboxDepth, calls: this.delivered };
+    if (walked > MAX_DEPTH_WALK) mailboxDepth = Math.round((mailboxDepth * this.live) / MAX_DEPTH_WALK);
+    return { activations: this.live, activationsByKind, mailboxDepth, calls: this.delivered };
   }
 
   /** A new activation id, unique in the cluster. */
@@ -174,7 +183,7 @@ export class ActivationRegistry implements ActivationHost {
    * activation (no hooks; calls that never ran go elsewhere). Returns how many were fenced.
    */
   fenceAll(): number {
-    const all = [...this.byKey.values()];
+    const all = [...this.values()];
     this.deps.member.renewIncarnation();
     for (const activation of all) activation.fence('', false);
     // NOTE: claims of the old incarnation are never this one's: nothing of it needs retiring.
@@ -192,12 +201,10 @@ export class ActivationRegistry implements ActivationHost {
   }
 
   onStopped(activation: Activation, how: StopKind): void {
-    const key = activation.label;
-    if (this.byKey.get(key) === activation) {
-      this.byKey.delete(key);
-      const left = (this.perKind.get(activation.kind.name) ?? 1) - 1;
-      if (left > 0) this.perKind.set(activation.kind.name, left);
-      else this.perKind.delete(activation.kind.name);
+    const activations = this.byKind.get(activation.kind.name);
+    if (activations?.get(activation.identity) === activation) {
+      activations.delete(activation.identity);
+      this.live--;
     }
     this.counters.deactivated++;
     if (how === 'poisoned') this.counters.poisoned++;
