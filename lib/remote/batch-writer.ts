@@ -142,7 +142,8 @@ export class BatchWriter {
     });
   }
 
-  private flush(): void {
+  /** Write what is queued now, not at the next turn (the flush `enqueue*` scheduled still runs, and writes what came after). */
+  flush(): void {
     while (!this.closed && !this.blocked && this.queued > 0) {
       const batch = this.takeBatch();
       if (batch.requests.length === 0 && batch.responses.length === 0) continue;

@@ -1,0 +1,115 @@
+/**
+ * Both members work at once under load: a callee writes the answers of each slice of a batch
+ * before it serves the next slice, and a caller writes what its callers ask next as soon as they
+ * have run on a frame of answers, not at the next turn (remote-server.ts `resume`, endpoint.ts
+ * `flushAfterAnswers`). Real gRPC in this process.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { Call } from '../../lib/actor/call.js';
+import { now } from '../../lib/actor/clock.js';
+import { DeadlineSweeper } from '../../lib/actor/deadline-sweeper.js';
+import { Endpoint, type EndpointEvents } from '../../lib/remote/endpoint.js';
+import type { OutboundRequest } from '../../lib/remote/envelopes.js';
+import { type InboundHandler, RemoteServer, SLICE_REQUESTS } from '../../lib/remote/remote-server.js';
+import { type MemberInfo, Status } from '../../lib/remote/wire.js';
+import { codec, handshake, RawPeer, requestBatch } from '../support/raw-peer.js';
+
+const CLUSTER = 'unit';
+const MAX_MESSAGE_SIZE = 4 * 1024 * 1024;
+const callee: MemberInfo = { memberId: 'callee', incarnation: 'inc-callee', address: '', kinds: ['echo'] };
+
+/** Answers every request OK, in a microtask (as a grain's turn does, after the slice that admitted it). */
+const echoHandler = (served: number[] = []): InboundHandler => ({
+  clusterName: CLUSTER,
+  codecName: codec.name,
+  protocol: { min: 1, max: 2 },
+  self: () => callee,
+  request: (request, respond) => {
+    served.push(request.id);
+    queueMicrotask(() => respond({ id: request.id, status: Status.OK, result: new Uint8Array([0xc0]) }));
+  },
+  peer: () => {},
+  log: () => {},
+});
+
+function outbound(id: number): OutboundRequest {
+  const call = new Call(
+    'echo',
+    `e${id}`,
+    `echo/e${id}`,
+    'echo',
+    [],
+    now() + 5_000,
+    5_000,
+    [],
+    () => {},
+    () => {},
+  );
+  return { id: 0, call, args: new Uint8Array([0x90]), targetIncarnation: '', address: '', written: false };
+}
+
+describe('overlap of caller and callee', () => {
+  const cleanup: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const step of cleanup.splice(0).reverse()) await step();
+  });
+
+  async function server(handler: InboundHandler): Promise<number> {
+    const created = new RemoteServer({ host: '127.0.0.1', port: 0, maxMessageSize: MAX_MESSAGE_SIZE, maxQueued: 10_000 }, handler);
+    const port = await created.start();
+    cleanup.push(() => created.shutdown());
+    return port;
+  }
+
+  it('a callee serving a batch in slices writes each slice’s answers in frames of their own', async () => {
+    const served: number[] = [];
+    const port = await server(echoHandler(served));
+    const peer = new RawPeer(`127.0.0.1:${port}`);
+    cleanup.push(() => peer.close());
+    expect((await peer.handshake(handshake(CLUSTER))).accepted).toBe(true);
+    const ids = Array.from({ length: 1_000 }, (_, n) => n + 1);
+    peer.send(requestBatch(ids.map((id) => ({ id, kind: 'echo', identity: `e${id}`, method: 'echo' }))));
+    const responses = await peer.waitResponses(ids);
+    expect(ids.filter((id) => responses.get(id)!.status !== Status.OK)).toEqual([]);
+    expect(served).toEqual(ids);
+    const perFrame = peer.frames.filter((f) => 'batch' in f).map((f) => ('batch' in f ? f.batch.responses.length : 0));
+    // NOTE: the answers of two slices together in one frame would mean the first slice's waited
+    // for the second to be served (the members taking turns).
+    expect(Math.max(...perFrame)).toBeLessThanOrEqual(SLICE_REQUESTS);
+    expect(perFrame.reduce((a, b) => a + b, 0)).toBe(ids.length);
+  });
+
+  it('a caller writes what its callers ask after a frame of answers before the next turn', async () => {
+    const port = await server(echoHandler());
+    const sweeper = new DeadlineSweeper();
+    let endpoint!: Endpoint;
+    const next = outbound(2);
+    let writtenBeforeNextTurn: boolean | undefined;
+    const events: EndpointEvents = {
+      response: (request) => {
+        if (request.id !== 1) return;
+        // a caller's continuation: it runs in a microtask after the answer, and calls again
+        void Promise.resolve().then(() => endpoint.send(next));
+        setImmediate(() => (writtenBeforeNextTurn = next.written));
+      },
+      failed: () => {},
+      expired: () => {},
+      peer: () => {},
+      log: () => {},
+    };
+    endpoint = new Endpoint(`127.0.0.1:${port}`, {
+      handshake: () => handshake(CLUSTER),
+      maxMessageSize: MAX_MESSAGE_SIZE,
+      maxQueued: 100,
+      sweeper,
+      events,
+    });
+    cleanup.push(
+      () => endpoint.close(),
+      () => sweeper.stop(),
+    );
+    endpoint.send(outbound(1));
+    await vi.waitFor(() => expect(writtenBeforeNextTurn).toBeDefined(), { timeout: 5_000 });
+    expect(writtenBeforeNextTurn).toBe(true);
+  });
+});
