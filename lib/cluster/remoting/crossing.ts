@@ -53,8 +53,18 @@ export function decodeArguments(codec: Codec, bytes: Uint8Array): unknown[] | Re
   return args;
 }
 
-/** The callee side: a turn's result encoded (empty for undefined), or what it answers instead. `origin` is `kind/identity.method`. */
-export function encodeResult(codec: Codec, maxMessageSize: number, value: unknown, origin: string): Uint8Array | Refusal {
+/** The call a result answers, named in the error when it cannot be sent (`kind/identity.method`). */
+export interface ResultOrigin {
+  readonly kind: string;
+  readonly identity: string;
+  readonly method: string;
+}
+
+/**
+ * The callee side: a turn's result encoded (empty for undefined), or what it answers instead.
+ * NOTE: `from` is the call itself; its name is only made for an error (not per result).
+ */
+export function encodeResult(codec: Codec, maxMessageSize: number, value: unknown, from: ResultOrigin): Uint8Array | Refusal {
   if (value === undefined) return EMPTY;
   const limit = maxMessageSize - ENVELOPE_ALLOWANCE;
   let bytes: Uint8Array;
@@ -69,7 +79,7 @@ export function encodeResult(codec: Codec, maxMessageSize: number, value: unknow
         name: 'GrainSerializationError',
         message: `the result cannot be sent between members: ${(error as Error).message}`,
         code: 'GRAIN_SERIALIZATION',
-        origin,
+        origin: `${from.kind}/${from.identity}.${from.method}`,
       },
     };
   }

@@ -60,7 +60,7 @@ export class WireCall extends Call {
   override resolve(value: unknown): void {
     if (!this.crossed || this.settled) return super.resolve(value);
     const { codec, maxMessageSize } = this.wire;
-    const bytes = encodeResult(codec, maxMessageSize, value, `${this.kind}/${this.identity}.${this.method}`);
+    const bytes = encodeResult(codec, maxMessageSize, value, this);
     if (!(bytes instanceof Uint8Array)) return super.reject(this.answered(bytes));
     const result = decodeResult(this, codec, bytes);
     if ('value' in result) super.resolve(result.value);

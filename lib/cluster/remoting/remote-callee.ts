@@ -104,7 +104,7 @@ export class RemoteCallee implements InboundHandler {
   }
 
   private okResponse(request: InboundRequest, value: unknown): OutboundResponse {
-    const result = encodeResult(this.deps.codec, this.deps.maxMessageSize, value, `${request.kind}/${request.identity}.${request.method}`);
+    const result = encodeResult(this.deps.codec, this.deps.maxMessageSize, value, request);
     if (result instanceof Uint8Array) return { id: request.id, status: Status.OK, result };
     return { id: request.id, status: result.status, error: toErrorInfo(result.error) };
   }
