@@ -1,7 +1,7 @@
 import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
 import { batchMetrics } from '../observability/batch-metrics.js';
 import { BatchWriter, DEFAULT_MAX_QUEUED_BYTES } from './batch-writer.js';
-import type { InboundRequest, OutboundResponse } from './envelopes.js';
+import { AdmittedRequest, type InboundRequest, type OutboundResponse } from './envelopes.js';
 import { GOSSIP_PROTOCOL, negotiate, type ProtocolRange } from './protocol.js';
 import { KEEPALIVE_OPTIONS, remotingService } from './service-definition.js';
 import { inboundLimits, type InboundLimits, inboundTraceparent, inboundTracestate, inspectFrame, NAME_ALLOWANCE, requestProblem } from './inbound-limits.js';
@@ -296,21 +296,20 @@ export class RemoteServer {
       }
       // NOTE: a trace context longer than W3C allows is dropped, never refused (inbound-limits.ts).
       const traceparent = inboundTraceparent(wire);
-      const request: InboundRequest = {
-        id: wire.id,
-        kind: strings[wire.kind]!,
-        identity: strings[wire.identity]!,
-        method: strings[wire.method]!,
-        args: wire.args,
-        timeoutMs: wire.timeoutMs,
-        chain:
-          wire.chain.length === 0
-            ? NO_LINKS
-            : wire.chain.map((link) => ({ activationId: strings[link.activationId]!, label: strings[link.label]!, interleaved: link.interleaved })),
-        targetIncarnation: strings[wire.targetIncarnation]!,
+      const request = new AdmittedRequest(
+        wire.id,
+        strings[wire.kind]!,
+        strings[wire.identity]!,
+        strings[wire.method]!,
+        wire.args,
+        wire.timeoutMs,
+        wire.chain.length === 0
+          ? NO_LINKS
+          : wire.chain.map((link) => ({ activationId: strings[link.activationId]!, label: strings[link.label]!, interleaved: link.interleaved })),
+        strings[wire.targetIncarnation]!,
         traceparent,
-        tracestate: traceparent === '' ? '' : inboundTracestate(wire),
-      };
+        traceparent === '' ? '' : inboundTracestate(wire),
+      );
       unanswered++;
       this.handler.request(request, respond, caller!.member);
     };

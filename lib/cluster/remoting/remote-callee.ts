@@ -1,5 +1,5 @@
 import type { Codec } from '../../remote/codec/codec.js';
-import type { InboundRequest, OutboundResponse } from '../../remote/envelopes.js';
+import { type InboundRequest, type OutboundResponse, ResultResponse } from '../../remote/envelopes.js';
 import type { ProtocolRange } from '../../remote/protocol.js';
 import type { InboundHandler } from '../../remote/remote-server.js';
 import { type MemberInfo, Status } from '../../remote/wire.js';
@@ -105,7 +105,7 @@ export class RemoteCallee implements InboundHandler {
 
   private okResponse(request: InboundRequest, value: unknown): OutboundResponse {
     const result = encodeResult(this.deps.codec, this.deps.maxMessageSize, value, request);
-    if (result instanceof Uint8Array) return { id: request.id, status: Status.OK, result };
+    if (result instanceof Uint8Array) return new ResultResponse(request.id, Status.OK, result);
     return { id: request.id, status: result.status, error: toErrorInfo(result.error) };
   }
 }

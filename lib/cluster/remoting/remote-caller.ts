@@ -4,7 +4,7 @@ import { CallObservation } from '../../observability/call-telemetry.js';
 import { traceparentOf, tracestateOf } from '../../observability/trace-context.js';
 import type { Codec } from '../../remote/codec/codec.js';
 import type { EndpointEvents, FailureReason } from '../../remote/endpoint.js';
-import type { OutboundRequest } from '../../remote/envelopes.js';
+import { type OutboundRequest, PendingRequest } from '../../remote/envelopes.js';
 import type { Remote } from '../../remote/remote.js';
 import { escapeControls, PeerLog, quote } from '../../remote/peer-log.js';
 import type { LeavePhase } from '../../remote/remote-server.js';
@@ -68,16 +68,17 @@ export class RemoteCaller implements CallSender, EndpointEvents {
     // NOTE: a traced call carries its CLIENT span's context, so the callee's SERVER span is its child.
     const observation = call.observer;
     const traced = observation !== undefined && observation instanceof CallObservation ? observation.sent(address) : undefined;
-    this.remote!.send(address, {
-      id: 0,
-      call,
-      args,
-      targetIncarnation: pid.incarnation ?? '',
+    this.remote!.send(
       address,
-      written: false,
-      traceparent: traced === undefined ? '' : traceparentOf(traced),
-      tracestate: traced === undefined ? '' : tracestateOf(traced),
-    });
+      new PendingRequest(
+        call,
+        args,
+        pid.incarnation ?? '',
+        address,
+        traced === undefined ? '' : traceparentOf(traced),
+        traced === undefined ? '' : tracestateOf(traced),
+      ),
+    );
   }
 
   response(request: OutboundRequest, response: WireResponse): void {
