@@ -267,14 +267,6 @@ export const mutants = [
     tests: ['test/remote/in-flight.spec.ts', 'test/remote/endpoint-sweep.spec.ts'],
   },
   {
-    id: 'registry-stopped-kept',
-    description: 'a stopped activation stays in the registry: calls keep going to an activation that runs no more turns',
-    file: 'lib/cluster/activation/activation-registry.ts',
-    find: '      activations.delete(activation.identity);',
-    replace: '      activations.get(activation.identity);',
-    tests: ['test/cluster/lifecycle.spec.ts', 'test/cluster/kind-options.spec.ts'],
-  },
-  {
     id: 'shape-varint-scale',
     description: 'the frame shape check reads multi-byte varints wrong: lengths past a frame’s end pass, or good frames are refused',
     file: 'lib/remote/inbound-limits.ts',
