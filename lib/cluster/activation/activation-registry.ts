@@ -50,7 +50,6 @@ export class ActivationRegistry implements ActivationHost {
    * reference's kind and identity strings are hashed once, so its two lookups stay cheap.
    */
   private readonly byKind = new Map<string, Map<string, Activation>>();
-  private live = 0;
   private sequence = 0;
   private idPrefix = '';
   private readonly settingsByKind = new Map<ClusterKind, MailboxSettings>();
@@ -93,7 +92,9 @@ export class ActivationRegistry implements ActivationHost {
   }
 
   get size(): number {
-    return this.live;
+    let live = 0;
+    for (const activations of this.byKind.values()) live += activations.size;
+    return live;
   }
 
   *values(): IterableIterator<Activation> {
@@ -122,7 +123,6 @@ export class ActivationRegistry implements ActivationHost {
       // NOTE: the kind's own prefix string, so a key is that and the identity, not a fresh copy of both.
       activation = new Activation(clusterKind, identity, epoch, this, activationId, this.deps.member.incarnation, clusterKind.keyPrefix + identity);
       activations.set(identity, activation);
-      this.live++;
       this.counters.activated++;
       activation.start();
     }
@@ -145,8 +145,9 @@ export class ActivationRegistry implements ActivationHost {
       if (walked++ === MAX_DEPTH_WALK) break;
       mailboxDepth += activation.mailbox.depth;
     }
-    if (walked > MAX_DEPTH_WALK) mailboxDepth = Math.round((mailboxDepth * this.live) / MAX_DEPTH_WALK);
-    return { activations: this.live, activationsByKind, mailboxDepth, calls: this.delivered };
+    const activations = this.size;
+    if (walked > MAX_DEPTH_WALK) mailboxDepth = Math.round((mailboxDepth * activations) / MAX_DEPTH_WALK);
+    return { activations, activationsByKind, mailboxDepth, calls: this.delivered };
   }
 
   /** A new activation id, unique in the cluster. */
@@ -202,10 +203,7 @@ export class ActivationRegistry implements ActivationHost {
 
   onStopped(activation: Activation, how: StopKind): void {
     const activations = this.byKind.get(activation.kind.name);
-    if (activations?.get(activation.identity) === activation) {
-      activations.delete(activation.identity);
-      this.live--;
-    }
+    if (activations?.get(activation.identity) === activation) activations.delete(activation.identity);
     this.counters.deactivated++;
     if (how === 'poisoned') this.counters.poisoned++;
     if (how === 'fenced') {
