@@ -21,8 +21,8 @@
  * Redis commands are counted with `INFO commandstats` before and after each round (outside
  * the timer). Redis counts the commands a Lua script runs too, which tells the scripts apart:
  * a lease renewal runs GET, GET, PEXPIRE; a claim batch GET, GET once, then per new identity
- * TYPE, HGET, HGET, HINCRBY, HSET, SADD; every lookup (claim or resolve) HGETs; a release HMGET,
- * SREM, HDEL.
+ * HMGET, HSET (the whole entry, epoch included: one per claim), SADD; a resolve HGETs; a release
+ * HMGET, SREM, HDEL.
  */
 import { performance } from 'node:perf_hooks';
 import { fmtNum, fmtRate, fmtRatio, table } from '../support/format.js';
@@ -120,9 +120,9 @@ function diff(after: Counts, before: Counts): Record<string, number> {
 interface Accounting {
   /** Lease renewals that extended a lease (PEXPIRE runs in the renew script only). */
   readonly renewals: number;
-  /** Claims that wrote an entry (HINCRBY of the epoch). */
+  /** Claims that wrote an entry (the claim script's one HSET per claim; nothing else HSETs). */
   readonly claims: number;
-  /** Commands only lookups, releases and cleanups of lapsed entries run (HGET, HMGET, HSET, HINCRBY, SADD, SREM, HDEL, SPOP). */
+  /** Commands only lookups, releases and cleanups of lapsed entries run (HGET, HMGET, HSET, SADD, SREM, HDEL, SPOP). */
   readonly lookupCommands: number;
   /** Round trips: commands sent by clients (EVALSHA, EVAL, and anything not run from a script), INFO left out. */
   readonly roundTrips: number;
@@ -135,8 +135,8 @@ interface Accounting {
   readonly unexplained: Readonly<Record<string, number>>;
 }
 
-const SCRIPT_ONLY = new Set(['hget', 'hmget', 'hset', 'hincrby', 'hsetnx', 'sadd', 'srem', 'hdel', 'spop', 'scard', 'pexpire', 'exists', 'del', 'type']);
-const LOOKUP_ONLY = ['hget', 'hmget', 'hset', 'hincrby', 'hsetnx', 'sadd', 'srem', 'hdel', 'spop', 'type'];
+const SCRIPT_ONLY = new Set(['hget', 'hmget', 'hset', 'hsetnx', 'sadd', 'srem', 'hdel', 'spop', 'scard', 'pexpire', 'exists', 'del', 'type']);
+const LOOKUP_ONLY = ['hget', 'hmget', 'hset', 'hsetnx', 'sadd', 'srem', 'hdel', 'spop', 'type'];
 /** The orchestrator's own commands. */
 const ADMIN = new Set(['info', 'pttl', 'select', 'flushdb']);
 
@@ -163,7 +163,7 @@ function account(d: Readonly<Record<string, number>>): Accounting {
   }
   return {
     renewals,
-    claims: n('hincrby'),
+    claims: n('hset'),
     lookupCommands,
     roundTrips,
     scans: n('scan'),
@@ -407,7 +407,7 @@ class RedisActivationSubject implements TimedSubject {
         throw new Error(`${m.name} logged ${statsAfter[k]!.loggedProblems} problem(s), last: ${statsAfter[k]!.lastProblem}`);
     });
     const a = account(diff(after.calls, before.calls));
-    if (a.claims !== done) throw new Error(`Redis saw ${a.claims} claims (HINCRBY) for ${done} activations`);
+    if (a.claims !== done) throw new Error(`Redis saw ${a.claims} claims (HSET) for ${done} activations`);
     const windowNs = after.atNs - before.atNs;
     return {
       ns,
@@ -830,7 +830,7 @@ export async function runRedisGroup(selected: readonly RedisScenarioId[], option
           notes: [
             'Round wall time: first start to last end over both members (process.hrtime, one monotonic clock). Members keep their activations between rounds (new identities every round).',
             'Redis figures from INFO commandstats/cpu around each round (outside the timer); round trips = commands clients sent (EVALSHA, EVAL, SET, …) minus lease renewals; ' +
-              'claims = HINCRBY run by the claim script.',
+              'claims = HSET run by the claim script (one per claim).',
           ],
           unit: 'activations',
           startedAt: started.toISOString(),
@@ -881,7 +881,7 @@ export async function runRedisGroup(selected: readonly RedisScenarioId[], option
           notes: [
             `Setup (untimed): member k activates identity i when i % 2 = k (prefer-local claims); callers 0–${Math.ceil(options.concurrency / 2) - 1} on member A, the rest on member B. ` +
               'With HashIdentityLookup the same identities are placed by hash (about half remote too: see "remote calls %").',
-            'Check, every timed round (fails the run): Redis ran nothing but lease renewals (INFO commandstats: no HGET/HMGET/HSET/HINCRBY/SADD/SREM/HDEL, ' +
+            'Check, every timed round (fails the run): Redis ran nothing but lease renewals (INFO commandstats: no HGET/HMGET/HSET/SADD/SREM/HDEL, ' +
               'EVALSHA count = PEXPIRE count (+ cleanup-timer scripts), no other command but INFO), no actor-cache miss, no new activation.',
           ],
           unit: 'calls',

@@ -78,8 +78,8 @@ export const mutants = [
     id: 'no-epoch-increment',
     description: 'no epoch increment: a claim keeps the stored epoch, so a new activation has its predecessor’s fencing token',
     file: 'lua/claim.lua',
-    find: "local epoch = redis.call('HINCRBY', entry, 'epoch', 1)",
-    replace: "local epoch = redis.call('HINCRBY', entry, 'epoch', 0)",
+    find: "math.max(floor, tonumber(stored_epoch or '0')) + 1)",
+    replace: "math.max(floor, tonumber(stored_epoch or '0')) + 0)",
     tests: ['test/redis/redis-lookup.spec.ts'],
   },
   {

@@ -206,14 +206,14 @@ describe('RedisIdentityLookup (real redis-server)', () => {
     expect(new Set(onA.map((r) => r.member))).toEqual(new Set([a!.cluster.memberId]));
     const fresh = Array.from({ length: 280 }, (_, i) => `fresh-${i}`);
     const scriptsBefore = await scriptRuns(redis);
-    const claimsBefore = await commandCalls(redis, 'hincrby');
+    const claimsBefore = await commandCalls(redis, 'hset');
     CounterGrain.constructed = 0;
     const results = await Promise.all([...owned, ...fresh].map((id) => b!.cluster.client<CounterGrain>('counter').get(id).add()));
     const scripts = (await scriptRuns(redis)) - scriptsBefore;
     // one claim script run per turn of 256 at most (the b member's call path also resolves nothing: prefer-local claims)
     expect(scripts).toBeGreaterThanOrEqual(2);
     expect(scripts).toBeLessThanOrEqual(6);
-    expect((await commandCalls(redis, 'hincrby')) - claimsBefore).toBe(fresh.length); // one claim per new identity, none for owned ones
+    expect((await commandCalls(redis, 'hset')) - claimsBefore).toBe(fresh.length); // one claim per new identity, none for owned ones
     expect(CounterGrain.constructed).toBe(fresh.length);
     expect(results.slice(0, owned.length).map((r) => [r.member, r.n])).toEqual(owned.map(() => [a!.cluster.memberId, 2]));
     expect(new Set(results.slice(owned.length).map((r) => r.member))).toEqual(new Set([b!.cluster.memberId]));
