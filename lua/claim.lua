@@ -18,7 +18,8 @@
 --   id) instead of being answered OWNED, so no new activation runs under the old one's claim
 -- Returns: {'GEN'} (nothing claimed) | {'BATCH', reply_1, ..., reply_n}, reply_i one of
 --   {'NOLEASE'} | {'OWNED', member, incarnation, address, activation, epoch} (live, maybe this
---   member's) | {'CLAIMED', epoch} | {'ERR', why}: the identity's entry is not one (not a hash,
+--   member's) | epoch, an integer: claimed here with that epoch (the common reply, so a bare
+--   number rather than a table) | {'ERR', why}: the identity's entry is not one (not a hash,
 --   or an epoch that is not a number); nothing was written for it, and the others go on
 -- NOTE: a script is atomic (nothing runs between its steps) but not all-or-nothing: an error
 -- would stop it with the earlier identities' writes kept, so each identity's entry is checked
@@ -33,11 +34,20 @@ local floor = tonumber(generation_start(ARGV[1]))
 -- stay below that (an epoch is ms since 1970 plus claims, 13 digits for centuries to come).
 local EPOCH_DIGITS = 15
 
+-- This incarnation's set of entries gets the names claimed here in one SADD at the end; its type
+-- is checked first, so that SADD cannot fail after entries were written.
+local set_type = redis.call('TYPE', KEYS[3])['ok']
+if set_type ~= 'set' and set_type ~= 'none' then
+  return redis.error_reply('ERR claim: ' .. KEYS[3] .. ' is a ' .. set_type .. ', not a set')
+end
+local claimed = {}
+
 -- One identity's claim, as the script once decided it alone.
 -- NOTE: one HMGET reads the whole entry and one HSET writes it (epoch included, computed here):
 -- a script runs atomically, so nothing can come between the read and the write. Redis' CPU per
 -- claim is what bounds new activations per second (bench/ activation-redis), and it is mostly
--- the number of commands a claim runs.
+-- the number of commands a claim runs (each redis.call costs about as much again as the
+-- command itself), hence also one SADD per batch.
 local function claim(entry, activation, name, retired_id)
   local e = redis.pcall('HMGET', entry, 'member', 'incarnation', 'address', 'activation', 'epoch')
   if e['err'] then
@@ -53,14 +63,19 @@ local function claim(entry, activation, name, retired_id)
     return {'OWNED', e[1], e[2], e[3], e[4], e[5]}
   end
   if not leased then return {'NOLEASE'} end
-  local epoch = string.format('%.0f', math.max(floor, tonumber(stored_epoch or '0')) + 1)
-  redis.call('HSET', entry, 'epoch', epoch, 'member', ARGV[3], 'incarnation', ARGV[2], 'address', ARGV[4], 'activation', activation)
-  redis.call('SADD', KEYS[3], name)
-  return {'CLAIMED', epoch}
+  local epoch = math.max(floor, tonumber(stored_epoch or '0')) + 1
+  redis.call('HSET', entry, 'epoch', string.format('%.0f', epoch), 'member', ARGV[3], 'incarnation', ARGV[2], 'address', ARGV[4], 'activation', activation)
+  claimed[#claimed + 1] = name
+  return epoch
 end
 
 local replies = {'BATCH'}
 for i = 1, n do
   replies[i + 1] = claim(KEYS[3 + i], ARGV[3 + 3 * i], ARGV[4 + 3 * i], ARGV[5 + 3 * i])
+end
+-- NOTE: in slices, so no SADD has more arguments than Lua's stack takes (a batch is at most
+-- MAX_CLAIMS_PER_BATCH in redis-claims.ts; another caller might send more).
+for from = 1, #claimed, 1000 do
+  redis.call('SADD', KEYS[3], unpack(claimed, from, math.min(from + 999, #claimed)))
 end
 return replies

@@ -78,8 +78,16 @@ export const mutants = [
     id: 'no-epoch-increment',
     description: 'no epoch increment: a claim keeps the stored epoch, so a new activation has its predecessor’s fencing token',
     file: 'lua/claim.lua',
-    find: "math.max(floor, tonumber(stored_epoch or '0')) + 1)",
-    replace: "math.max(floor, tonumber(stored_epoch or '0')) + 0)",
+    find: "local epoch = math.max(floor, tonumber(stored_epoch or '0')) + 1",
+    replace: "local epoch = math.max(floor, tonumber(stored_epoch or '0')) + 0",
+    tests: ['test/redis/redis-lookup.spec.ts'],
+  },
+  {
+    id: 'claim-not-in-set',
+    description: "claim not in the incarnation's set: claim.lua writes the entry but never adds its name to the set cleanup and leave read",
+    file: 'lua/claim.lua',
+    find: 'claimed[#claimed + 1] = name',
+    replace: '-- claimed[#claimed + 1] = name',
     tests: ['test/redis/redis-lookup.spec.ts'],
   },
   {

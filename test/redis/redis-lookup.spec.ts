@@ -235,6 +235,24 @@ describe('RedisIdentityLookup (real redis-server)', () => {
     expect(await redis.command('HGET', '{grains:rl}:ci:counter/bad-epoch', 'incarnation')).toBe(null);
   });
 
+  it("refuses a whole batch, writing nothing, when the incarnation's set of entries is not a set (its one SADD comes last)", async () => {
+    members = await startMembers(redis, 1);
+    const cluster = members[0]!.cluster;
+    const counters = cluster.client<CounterGrain>('counter');
+    await counters.get('before').add();
+    const set = `{grains:rl}:acts:${cluster.incarnation}`;
+    await redis.command('DEL', set);
+    await redis.command('SET', set, 'oops');
+    const results = await Promise.all(['w-0', 'w-1', 'w-2'].map((id) => outcome(counters.get(id).add())));
+    expect(results.map((r) => (r.ok ? 'ok' : (r.error as Error).message))).toEqual(
+      Array.from({ length: 3 }, () => expect.stringMatching(/acts:.* is a string, not a set/)),
+    );
+    for (const id of ['w-0', 'w-1', 'w-2']) expect(await redis.command('EXISTS', `{grains:rl}:ci:counter/${id}`)).toBe(0);
+    await redis.command('DEL', set);
+    expect((await outcome(counters.get('w-0').add())).ok).toBe(true); // the next batch claims again
+    expect(await redis.command('SISMEMBER', set, 'counter/w-0')).toBe(1);
+  });
+
   it('removes the entries of an incarnation whose lease lapsed, in batches, and leaves live ones alone', async () => {
     members = await startMembers(redis, 1);
     const lapsed = 'lapsed-incarnation';

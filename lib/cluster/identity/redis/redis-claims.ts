@@ -17,10 +17,13 @@ import { scripts } from './redis-scripts.js';
 /** A script's reply, each element as a string (or null). */
 type Reply = Array<string | null>;
 
+/** One claim's reply: its epoch when claimed here (a whole number), else a Reply (OWNED, NOLEASE, ERR, GEN). */
+type ClaimReply = number | Reply;
+
 /** What claiming needs of the lease (redis-lease.ts). */
 export interface ClaimLease extends LeaseState {
-  /** Wait (until the call's deadline) for this member to hold a lease. */
-  whenReady(deadline: number | undefined): Promise<void>;
+  /** Wait (until the call's deadline) for this member to hold a lease; undefined when it holds one now. */
+  whenReady(deadline: number | undefined): Promise<void> | undefined;
   /** A script run under `generation` answered GEN: rejoin (unless the member moved on since). */
   generationChanged(generation: string): void;
   /** What `incarnation` holds cannot be trusted any more: rejoin as a new incarnation (unless it moved on since). */
@@ -127,7 +130,8 @@ export class RedisClaims {
 
   /** Claim `name` for this member; `retired` names an activation of this incarnation whose claim is to be replaced. */
   private async claim(kind: string, identity: string, name: string, deadline: number | undefined, retired = ''): Promise<Pid> {
-    await this.lease.whenReady(deadline);
+    const waiting = this.lease.whenReady(deadline);
+    if (waiting !== undefined) await waiting;
     const member = this.member;
     const keys = this.keys;
     const incarnation = member.incarnation;
@@ -137,17 +141,18 @@ export class RedisClaims {
       { generation, incarnation, memberId: member.memberId, address: member.self().address },
       { entry: keys.entry(name), activationId, name, retired },
     );
+    if (typeof reply === 'number') {
+      if (member.incarnation !== incarnation) throw new ClusterUnavailableError(`The lease of this member changed while claiming ${name}; retry.`);
+      try {
+        return member.activateLocal(kind, identity, reply, activationId);
+      } catch (error) {
+        // NOTE: claimed but not activated (the member began leaving meanwhile): give the claim
+        // back, or the entry would name an activation that does not exist until the lease ends.
+        await this.release(kind, identity, { memberId: member.memberId, incarnation, id: activationId }, reply);
+        throw error;
+      }
+    }
     switch (reply[0]) {
-      case 'CLAIMED':
-        if (member.incarnation !== incarnation) throw new ClusterUnavailableError(`The lease of this member changed while claiming ${name}; retry.`);
-        try {
-          return member.activateLocal(kind, identity, Number(reply[1]), activationId);
-        } catch (error) {
-          // NOTE: claimed but not activated (the member began leaving meanwhile): give the claim
-          // back, or the entry would name an activation that does not exist until the lease ends.
-          await this.release(kind, identity, { memberId: member.memberId, incarnation, id: activationId }, Number(reply[1]));
-          throw error;
-        }
       case 'OWNED':
         return this.ownedPid(kind, identity, name, reply, deadline, retired);
       case 'GEN':
@@ -182,7 +187,7 @@ export class RedisClaims {
   }
 
   /** One round trip for `claims` (all under `batch`): each claim's own reply, in order. */
-  private async runBatch(batch: ClaimBatch, claims: readonly ClaimRequest[]): Promise<Reply[]> {
+  private async runBatch(batch: ClaimBatch, claims: readonly ClaimRequest[]): Promise<ClaimReply[]> {
     // NOTE: the member moved to another incarnation since these claims were made (it lost its
     // lease and rejoined): claiming for the abandoned one would only strand the entries.
     if (this.member.incarnation !== batch.incarnation) throw new ClusterUnavailableError('The lease of this member changed while claiming; retry.');
@@ -248,13 +253,13 @@ export const MAX_CLAIMS_PER_BATCH = 256;
  * another generation, incarnation or address (the member rejoined meanwhile) run apart.
  */
 class ClaimBatches {
-  private pending: Array<{ batch: ClaimBatch; claim: ClaimRequest; resolve: (reply: Reply) => void; reject: (error: unknown) => void }> = [];
+  private pending: PendingClaim[] = [];
   private scheduled = false;
 
-  constructor(private readonly send: (batch: ClaimBatch, claims: readonly ClaimRequest[]) => Promise<Reply[]>) {}
+  constructor(private readonly send: (batch: ClaimBatch, claims: readonly ClaimRequest[]) => Promise<ClaimReply[]>) {}
 
-  claim(batch: ClaimBatch, claim: ClaimRequest): Promise<Reply> {
-    return new Promise<Reply>((resolve, reject) => {
+  claim(batch: ClaimBatch, claim: ClaimRequest): Promise<ClaimReply> {
+    return new Promise<ClaimReply>((resolve, reject) => {
       this.pending.push({ batch, claim, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
@@ -267,15 +272,14 @@ class ClaimBatches {
     const pending = this.pending;
     this.pending = [];
     this.scheduled = false;
-    const groups = new Map<string, typeof pending>();
+    // NOTE: almost always one group (the member rejoined between two claims of a turn otherwise).
+    const groups: PendingClaim[][] = [];
     for (const entry of pending) {
-      const b = entry.batch;
-      const key = `${b.generation}\n${b.incarnation}\n${b.memberId}\n${b.address}`;
-      let group = groups.get(key);
-      if (group === undefined) groups.set(key, (group = []));
+      let group = groups.find((g) => sameBatch(g[0]!.batch, entry.batch));
+      if (group === undefined) groups.push((group = []));
       group.push(entry);
     }
-    for (const group of groups.values()) {
+    for (const group of groups) {
       for (let from = 0; from < group.length; from += MAX_CLAIMS_PER_BATCH) {
         const part = group.slice(from, from + MAX_CLAIMS_PER_BATCH);
         this.send(
@@ -290,32 +294,45 @@ class ClaimBatches {
   }
 }
 
+interface PendingClaim {
+  readonly batch: ClaimBatch;
+  readonly claim: ClaimRequest;
+  readonly resolve: (reply: ClaimReply) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+function sameBatch(a: ClaimBatch, b: ClaimBatch): boolean {
+  return a.generation === b.generation && a.incarnation === b.incarnation && a.memberId === b.memberId && a.address === b.address;
+}
+
 /**
  * The claim script's answer, checked (untrusted bytes): `['GEN']` stands for every claim of the
- * batch; else one reply per claim, each of the shapes lua/claim.lua gives: `['CLAIMED', epoch]`
- * (a whole number), `['OWNED', member, incarnation, address, activation, epoch]` (strings or
- * nulls), `['NOLEASE']`, `['ERR', why]`. Undefined when it is anything else: then no reply of
- * the batch can be trusted.
+ * batch; else one reply per claim, each of the shapes lua/claim.lua gives: the epoch, a whole
+ * number above 0 (claimed here), `['OWNED', member, incarnation, address, activation, epoch]`
+ * (strings or nulls), `['NOLEASE']`, `['ERR', why]`. Undefined when it is anything else: then
+ * no reply of the batch can be trusted.
  */
-function batchReplies(raw: unknown, count: number): Reply[] | undefined {
+function batchReplies(raw: unknown, count: number): ClaimReply[] | undefined {
   if (!Array.isArray(raw) || raw.length === 0) return undefined;
   if (raw[0] === 'GEN' && raw.length === 1) return Array.from({ length: count }, () => ['GEN']);
   if (raw[0] !== 'BATCH' || raw.length !== count + 1) return undefined;
-  const replies: Reply[] = [];
+  const replies: ClaimReply[] = [];
   for (let i = 1; i <= count; i++) {
-    const answer = asReply(raw[i]);
+    const item: unknown = raw[i];
+    if (typeof item === 'number') {
+      if (!Number.isSafeInteger(item) || item <= 0) return undefined;
+      replies.push(item);
+      continue;
+    }
+    const answer = asReply(item);
     if (answer === undefined || !wellFormed(answer)) return undefined;
     replies.push(answer);
   }
   return replies;
 }
 
-const WHOLE_NUMBER = /^\d+$/;
-
 function wellFormed(reply: Reply): boolean {
   switch (reply[0]) {
-    case 'CLAIMED':
-      return reply.length === 2 && WHOLE_NUMBER.test(reply[1] ?? '');
     case 'OWNED':
       return reply.length === 6;
     case 'NOLEASE':
@@ -347,17 +364,17 @@ function asReply(raw: unknown): Reply | undefined {
 
 /**
  * One round trip answering `count` lookups (a claim batch, or one command): `check` turns the
- * untrusted reply into one Reply per lookup, or undefined when it is malformed. Each lookup's
+ * untrusted reply into one reply per lookup, or undefined when it is malformed. Each lookup's
  * round trip is recorded in `roundTrips`; a Redis failure or a malformed reply is
  * ClusterUnavailableError.
  */
-async function runScript(
+async function runScript<R extends ClaimReply>(
   roundTrips: LookupMetrics,
   script: LookupScript,
   count: number,
   command: () => Promise<unknown>,
-  check: (raw: unknown) => Reply[] | undefined,
-): Promise<Reply[]> {
+  check: (raw: unknown) => R[] | undefined,
+): Promise<R[]> {
   const started = roundTrips.start();
   let raw: unknown;
   try {
@@ -371,6 +388,6 @@ async function runScript(
     for (let i = 0; i < count; i++) roundTrips.ended(script, started, undefined, UNAVAILABLE);
     throw new ClusterUnavailableError(`Redis returned a malformed lookup reply: ${JSON.stringify(raw).slice(0, 200)}`);
   }
-  for (const reply of replies) roundTrips.ended(script, started, reply[0] ?? undefined);
+  for (const reply of replies) roundTrips.ended(script, started, typeof reply === 'number' ? 'CLAIMED' : (reply[0] ?? undefined));
   return replies;
 }

@@ -100,9 +100,15 @@ export class RedisLease implements LeaseState {
     this.context = context;
   }
 
-  /** Wait (until the call's deadline) for this member to hold a lease. */
-  async whenReady(deadline: number | undefined): Promise<void> {
-    if (this.isJoined) return;
+  /**
+   * Wait (until the call's deadline) for this member to hold a lease: undefined when it holds
+   * one now (no promise, no turn of the microtask queue: every claim asks).
+   */
+  whenReady(deadline: number | undefined): Promise<void> | undefined {
+    return this.isJoined ? undefined : this.waitForLease(deadline);
+  }
+
+  private async waitForLease(deadline: number | undefined): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const waitMs = Math.max(0, (deadline ?? now() + this.commandTimeoutMs) - now());
     try {
