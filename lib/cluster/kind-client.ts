@@ -97,12 +97,17 @@ export class KindClient<T> implements GrainClient<T> {
   refFrom(identity: string, options: GrainCallOptions | undefined, from: TurnSource | undefined): GrainRef<T> {
     const problem = identityProblem(identity, this.invoker.maxIdentityBytes);
     if (problem !== undefined) throw new InvalidGrainCallError(`${this.kind}: ${problem}.`);
-    const ref = Object.create(this.prototype()) as RefState;
-    ref[IDENTITY] = identity;
-    ref[KEY] = `${this.kind}/${identity}`;
-    ref[TIMEOUT] = options?.timeout === undefined ? undefined : callTimeout(this.kind, options.timeout);
-    ref[SIGNAL] = options?.signal;
-    ref[FROM] = from;
+    // NOTE: one literal that names its prototype, not Object.create and five assignments: the
+    // Proxy below the prototype makes every assignment of a new property a slow [[Set]] through
+    // it (~420 ns a reference, against ~50 for the literal, whose properties are defined).
+    const ref = {
+      __proto__: this.prototype(),
+      [IDENTITY]: identity,
+      [KEY]: `${this.kind}/${identity}`,
+      [TIMEOUT]: options?.timeout === undefined ? undefined : callTimeout(this.kind, options.timeout),
+      [SIGNAL]: options?.signal,
+      [FROM]: from,
+    };
     return ref as unknown as GrainRef<T>;
   }
 
