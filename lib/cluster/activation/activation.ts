@@ -130,6 +130,10 @@ export class Activation implements MailboxHandler, TimerOwner, TurnSource, Chain
    * activation, a release), its `id` read only when read.
    */
   toPid(): Pid {
+    // NOTE: a literal with a getter is made by the runtime, closure and accessor included, for
+    // every Pid; when the id exists already (a claim chose it) a plain record is much cheaper.
+    const id = this.idValue;
+    if (id !== undefined) return { memberId: this.memberId, incarnation: this.incarnation, process: this, id };
     const activation = this;
     return {
       memberId: this.memberId,
