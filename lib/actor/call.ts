@@ -34,7 +34,8 @@ export function releaseSettlers(): void {
   settlers.reject = noop;
 }
 
-function noop(): void {}
+/** Settlers of a call whose subclass answers its caller itself (`fulfil`, `fail`). */
+export function noop(): void {}
 
 /** Told how a call ended (telemetry: spans and durations); set on a call only while something records. */
 export interface CallObserver {
@@ -114,7 +115,7 @@ export class Call implements TurnState {
     if (this.settled) return;
     this.settle();
     this.observer?.settled(this, true, undefined);
-    this.resolveFn(value);
+    this.fulfil(value);
   }
 
   reject(reason: unknown): void {
@@ -122,6 +123,16 @@ export class Call implements TurnState {
     this.settle();
     this.controller?.abort(reason);
     this.observer?.settled(this, false, reason);
+    this.fail(reason);
+  }
+
+  /** Hand the caller its result (once, after the call settled). */
+  protected fulfil(value: unknown): void {
+    this.resolveFn(value);
+  }
+
+  /** Hand the caller its error (once, after the call settled). */
+  protected fail(reason: unknown): void {
     this.rejectFn(reason);
   }
 

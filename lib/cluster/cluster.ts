@@ -227,7 +227,7 @@ export class Cluster {
           forgetPid: (call) => router.forgetPid(call),
           forgetAddress: (address) => router.forgetAddress(address),
           inboundRouteProblem: (request) => router.inboundRouteProblem(request),
-          serveInbound: (request, args, resolve, reject) => router.serveInbound(request, args, resolve, reject),
+          serveInbound: (request, args, replies, respond) => router.serveInbound(request, args, replies, respond),
         },
         // NOTE: only connections this member dialled confirm anything, and only what the
         // provider listed at that address (member-list.ts); a peer's word adds no member.

@@ -1,4 +1,4 @@
-import { Call, CallPhase, captureSettlers, releaseSettlers, settlers } from '../actor/call.js';
+import { Call, CallPhase, captureSettlers, noop, releaseSettlers, settlers } from '../actor/call.js';
 import { now } from '../actor/clock.js';
 import type { Pid } from '../actor/pid.js';
 import { chainOf, synchronousTurn, type TurnSource, type TurnState, turnStorage } from '../actor/turn.js';
@@ -47,6 +47,37 @@ export interface InboundCallRequest {
   /** The caller's W3C trace context ('' or absent when none). */
   readonly traceparent?: string;
   readonly tracestate?: string;
+}
+
+/**
+ * Where the outcome of a peer's request goes: `reply` (what `serveInbound` was given with the
+ * request, e.g. the stream's respond function) is handed back, so no closure is made per call.
+ */
+export interface InboundReplies<Request, Reply> {
+  resolved(request: Request, value: unknown, reply: Reply): void;
+  rejected(request: Request, error: unknown, reply: Reply): void;
+}
+
+/** A peer's request as a call: it answers through `replies` itself, with no settlers of its own. */
+class InboundCall<Request extends InboundCallRequest, Reply> extends Call {
+  constructor(
+    private readonly request: Request,
+    private readonly replies: InboundReplies<Request, Reply>,
+    private readonly reply: Reply,
+    key: string,
+    args: unknown[],
+    at: number,
+  ) {
+    super(request.kind, request.identity, key, request.method, args, at + request.timeoutMs, request.timeoutMs, request.chain, noop, noop);
+  }
+
+  protected override fulfil(value: unknown): void {
+    this.replies.resolved(this.request, value, this.reply);
+  }
+
+  protected override fail(reason: unknown): void {
+    this.replies.rejected(this.request, reason, this.reply);
+  }
 }
 
 /** What the router needs from the rest of the member. */
@@ -250,11 +281,6 @@ export class RequestRouter implements GrainInvoker {
 
   // Inbound: one call from a peer ------------------------------------------------------------
 
-  /**
-   * Serve a peer's request here (or answer it "not here"): the outcome goes to `resolve` /
-   * `reject`. Returns the error instead when the request names a kind or method this member
-   * does not serve; nothing was dispatched then.
-   */
   /** Why a peer's request is not served here, judged on its kind and method alone (before its arguments are decoded); undefined when it may be. */
   inboundRouteProblem(request: InboundCallRequest): GrainError | undefined {
     const clusterKind = this.kinds.get(request.kind);
@@ -263,14 +289,24 @@ export class RequestRouter implements GrainInvoker {
     return undefined;
   }
 
-  serveInbound(request: InboundCallRequest, args: unknown[], resolve: (value: unknown) => void, reject: (error: unknown) => void): GrainError | undefined {
+  /**
+   * Serve a peer's request here (or answer it "not here"): the outcome goes to `replies`, with
+   * `reply`. Returns the error instead when the request names a kind or method this member
+   * does not serve; nothing was dispatched then.
+   */
+  serveInbound<Request extends InboundCallRequest, Reply>(
+    request: Request,
+    args: unknown[],
+    replies: InboundReplies<Request, Reply>,
+    reply: Reply,
+  ): GrainError | undefined {
     const clusterKind = this.kinds.get(request.kind);
     if (clusterKind === undefined) return new NotHereError(request.kind, request.identity);
     const route = clusterKind.routes.get(request.method);
     if (route === undefined) return new MethodNotCallableError(request.kind, request.method);
     const key = `${request.kind}/${request.identity}`;
     const at = now();
-    const call = new Call(request.kind, request.identity, key, request.method, args, at + request.timeoutMs, request.timeoutMs, request.chain, resolve, reject);
+    const call = new InboundCall(request, replies, reply, key, args, at);
     call.interleaved = route.interleaved;
     call.idempotent = route.idempotent;
     call.inbound = true;

@@ -4,6 +4,7 @@ import type { ProtocolRange } from '../../remote/protocol.js';
 import type { InboundHandler } from '../../remote/remote-server.js';
 import { type MemberInfo, Status } from '../../remote/wire.js';
 import { ClusterShuttingDownError, type GrainError, NotHereError } from '../errors.js';
+import type { InboundReplies } from '../request-router.js';
 import type { Fencing } from '../fencing.js';
 import { identityProblem } from '../identity-rule.js';
 import type { LocalMember } from '../local-member.js';
@@ -12,14 +13,17 @@ import { decodeArguments, encodeResult } from './crossing.js';
 import type { GossipReceiver } from './remote-caller.js';
 import { refusal, responseForError, toErrorInfo } from './status-errors.js';
 
+/** Where a response goes: the caller's stream. */
+type Respond = (response: OutboundResponse) => void;
+
 /** What the callee side needs from the request path. */
 export interface CalleeRouting {
   /** True while the member takes calls. */
   readonly running: boolean;
   /** Why a peer's request is not served here, on its kind and method alone; checked before its arguments are decoded. */
   inboundRouteProblem(request: InboundRequest): GrainError | undefined;
-  /** Serve a peer's request here; returns the error instead when this member does not serve it. */
-  serveInbound(request: InboundRequest, args: unknown[], resolve: (value: unknown) => void, reject: (error: unknown) => void): GrainError | undefined;
+  /** Serve a peer's request here, its outcome to `replies` with `respond`; returns the error instead when this member does not serve it. */
+  serveInbound(request: InboundRequest, args: unknown[], replies: InboundReplies<InboundRequest, Respond>, respond: Respond): GrainError | undefined;
 }
 
 /** What the callee side is told and given. */
@@ -44,7 +48,7 @@ export interface RemoteCalleeDeps {
  * encodes the outcome as the response. The remote server has checked the request's shape
  * before (inbound-limits.ts: string lengths, chain, timeout).
  */
-export class RemoteCallee implements InboundHandler {
+export class RemoteCallee implements InboundHandler, InboundReplies<InboundRequest, Respond> {
   readonly clusterName: string;
   readonly codecName: string;
   readonly protocol: ProtocolRange;
@@ -60,7 +64,7 @@ export class RemoteCallee implements InboundHandler {
     return { memberId: self.id, incarnation: self.incarnation, address: self.address, kinds: [...self.kinds] };
   }
 
-  request(request: InboundRequest, respond: (response: OutboundResponse) => void): void {
+  request(request: InboundRequest, respond: Respond): void {
     const { routing, member, fencing, codec } = this.deps;
     if (!routing.running) return respond(refusal(request.id, Status.SHUTTING_DOWN, new ClusterShuttingDownError()));
     if (request.targetIncarnation !== '' && request.targetIncarnation !== member.incarnation) {
@@ -80,13 +84,18 @@ export class RemoteCallee implements InboundHandler {
     if (unrouted !== undefined) return respond(responseForError(request.id, unrouted));
     const args = decodeArguments(codec, request.args);
     if (!Array.isArray(args)) return respond(refusal(request.id, args.status, args.error));
-    const refused = routing.serveInbound(
-      request,
-      args,
-      (value) => respond(this.okResponse(request, value)),
-      (error) => respond(responseForError(request.id, error)),
-    );
+    const refused = routing.serveInbound(request, args, this, respond);
     if (refused !== undefined) respond(responseForError(request.id, refused));
+  }
+
+  /** A request's call settled with `value` (the request path calls this, once). */
+  resolved(request: InboundRequest, value: unknown, respond: Respond): void {
+    respond(this.okResponse(request, value));
+  }
+
+  /** A request's call failed (the request path calls this, once). */
+  rejected(request: InboundRequest, error: unknown, respond: Respond): void {
+    respond(responseForError(request.id, error));
   }
 
   /**
