@@ -43,8 +43,17 @@ export class LocalMember {
     return [...this.kinds.keys()];
   }
 
-  /** This member as others see it. */
+  private selfValue: Member | undefined;
+
+  /**
+   * This member as others see it: one frozen record until its incarnation, address or kinds
+   * change (placement asks for it on every new activation).
+   */
   self(): Member {
-    return { id: this.id, incarnation: this.current, address: this.address, kinds: this.kindNames };
+    const cached = this.selfValue;
+    if (cached !== undefined && cached.incarnation === this.current && cached.address === this.address && cached.kinds.length === this.kinds.size) {
+      return cached;
+    }
+    return (this.selfValue = Object.freeze({ id: this.id, incarnation: this.current, address: this.address, kinds: Object.freeze(this.kindNames) }));
   }
 }

@@ -28,8 +28,8 @@ export class MemberList {
   private readonly suspected = new Set<string>();
   private readonly listeners = new Set<MembershipListener>();
   private placeableCache: readonly Member[] | undefined;
-  /** This member's incarnation and address when `placeableCache` was built. */
-  private placeableFor = '';
+  /** This member as `placeableCache` has it (LocalMember.self() is one object until it changes); undefined while it leaves. */
+  private placeableFor: Member | undefined;
   private reported = false;
   private providerComplete = false;
   private selfLeaving = false;
@@ -89,14 +89,14 @@ export class MemberList {
    * included, unless it is leaving).
    */
   placeable(): readonly Member[] {
-    const selfKey = this.selfLeaving ? '' : `${this.self.incarnation}\n${this.self.address}`;
-    if (this.placeableCache !== undefined && this.placeableFor === selfKey) return this.placeableCache;
-    const members: Member[] = this.selfLeaving ? [] : [this.self.self()];
+    const self = this.selfLeaving ? undefined : this.self.self();
+    if (this.placeableCache !== undefined && this.placeableFor === self) return this.placeableCache;
+    const members: Member[] = self === undefined ? [] : [self];
     for (const member of this.byId.values()) {
       const key = keyOf(member);
       if (!this.leaving.has(key) && !this.suspected.has(key)) members.push(member);
     }
-    this.placeableFor = selfKey;
+    this.placeableFor = self;
     return (this.placeableCache = members);
   }
 
