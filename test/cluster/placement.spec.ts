@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PreferLocalPlacement } from '../../lib/cluster/placement/prefer-local-placement.js';
 import { placementStrategy } from '../../lib/cluster/placement/placement.js';
-import { membersHosting, type PlacementStrategy } from '../../lib/cluster/placement/placement-strategy.js';
+import { HostingMembers, membersHosting, type PlacementStrategy } from '../../lib/cluster/placement/placement-strategy.js';
 import { RandomPlacement } from '../../lib/cluster/placement/random-placement.js';
 import { RendezvousPlacement, rendezvousOwner } from '../../lib/cluster/placement/rendezvous-placement.js';
 import type { Member } from '../../lib/cluster/providers/cluster-provider.js';
@@ -88,5 +88,23 @@ describe('placementStrategy (the option)', () => {
     const own: PlacementStrategy = { name: 'own', place: (_k, _i, candidates) => candidates[0] };
     expect(placementStrategy(own, 'placement')).toBe(own);
     expect(() => placementStrategy('nearest' as never, 'RedisIdentityLookup placement')).toThrow(/RedisIdentityLookup placement: "nearest" is not a placement/);
+  });
+});
+
+describe('HostingMembers (the members hosting a kind, kept while membership does not change)', () => {
+  const a: Member = { id: 'a', incarnation: '1', address: 'a:1', kinds: ['x', 'y'] };
+  const b: Member = { id: 'b', incarnation: '1', address: 'b:1', kinds: ['y'] };
+
+  it('answers the same frozen array for the same member list, and a new one once the list is another', () => {
+    const hosting = new HostingMembers();
+    const list = [a, b];
+    const first = hosting.get(list, 'y');
+    expect(first).toEqual([a, b]);
+    expect(hosting.get(list, 'y')).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(hosting.get(list, 'x')).toEqual([a]);
+    const changed = [b];
+    expect(hosting.get(changed, 'y')).toEqual([b]);
+    expect(hosting.get(changed, 'x')).toEqual([]);
   });
 });

@@ -17,7 +17,8 @@ export interface PlacementStrategy {
   readonly name: string;
   /**
    * The member that should host a new activation of `kind/identity`, chosen from `candidates`
-   * (the members hosting `kind`, never empty), or undefined when none will do.
+   * (the members hosting `kind`, never empty; a frozen array the lookup keeps while membership
+   * does not change: copy it to reorder), or undefined when none will do.
    * `self` is the member asking: it is among `candidates` only when it hosts the kind.
    * `context` gives the members' gossiped load (absent for lookups that do not pass it).
    */
@@ -27,4 +28,27 @@ export interface PlacementStrategy {
 /** The members of `members` that host `kind`. */
 export function membersHosting(members: readonly Member[], kind: string): Member[] {
   return members.filter((member) => member.kinds.includes(kind));
+}
+
+/** Kinds whose hosting members a HostingMembers keeps, at most (kind names come from callers). */
+const MAX_KINDS_REMEMBERED = 1_000;
+
+/**
+ * `membersHosting`, remembered per kind for as long as the member list is the same array
+ * (MemberList hands out one array until membership changes): placement asks on every new
+ * activation, and a filtered copy per activation is garbage for nothing.
+ */
+export class HostingMembers {
+  private of: readonly Member[] | undefined;
+  private readonly byKind = new Map<string, readonly Member[]>();
+
+  get(members: readonly Member[], kind: string): readonly Member[] {
+    if (members !== this.of || this.byKind.size >= MAX_KINDS_REMEMBERED) {
+      this.of = members;
+      this.byKind.clear();
+    }
+    let hosting = this.byKind.get(kind);
+    if (hosting === undefined) this.byKind.set(kind, (hosting = Object.freeze(membersHosting(members, kind))));
+    return hosting;
+  }
 }

@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import type { Pid } from '../../../actor/pid.js';
 import { LookupMetrics, type LookupScript } from '../../../observability/lookup-metrics.js';
 import { ClusterUnavailableError, UnknownKindError } from '../../errors.js';
-import { membersHosting, type PlacementContext, type PlacementStrategy } from '../../placement/placement-strategy.js';
+import { HostingMembers, membersHosting, type PlacementContext, type PlacementStrategy } from '../../placement/placement-strategy.js';
 import type { GetHint, LookupMember } from '../identity-lookup.js';
 import type { RedisKeys } from './redis-keys.js';
 import type { LeaseState } from './redis-lease.js';
@@ -65,6 +65,9 @@ export class RedisClaims {
   /** Claims made in one event-loop turn, sent as one script run. */
   private readonly batches = new ClaimBatches((batch, claims) => this.runBatch(batch, claims));
 
+  /** The members hosting each kind, as of the member list's current array. */
+  private readonly hosting = new HostingMembers();
+
   /** The members' gossiped load, for strategies that place by it. */
   private readonly placementContext: PlacementContext = { load: (memberId) => this.member.load?.(memberId) };
 
@@ -76,12 +79,12 @@ export class RedisClaims {
     // NOTE: an inbound call was placed here by its caller: claim here (the claim finds a live owner if any).
     if (hint?.inbound === true && hostsKind) return this.claim(kind, identity, name, hint.deadline);
     const self = member.self();
-    const candidates = membersHosting(member.members(), kind);
+    let candidates = this.hosting.get(member.members(), kind);
     // NOTE: the provider may not list this member yet (a call made while it starts); it hosts the kind all the same.
-    if (hostsKind && !candidates.some((m) => m.id === self.id)) candidates.push(self);
+    if (hostsKind && !candidates.includes(self) && !candidates.some((m) => m.id === self.id)) candidates = [...candidates, self];
     const strategy = this.placementOf(kind);
     const target = strategy.place(kind, identity, candidates, self, this.placementContext);
-    if (target !== undefined && !candidates.some((m) => m.id === target.id)) {
+    if (target !== undefined && !candidates.includes(target) && !candidates.some((m) => m.id === target.id)) {
       throw new ClusterUnavailableError(
         `Placement "${strategy.name}" chose member ${target.id} for ${name}, which does not host kind "${kind}"; it never ran.`,
       );
