@@ -11,11 +11,16 @@
 -- KEYS[1] generation key, KEYS[2] this incarnation's lease key, KEYS[3] this incarnation's set
 --   of entries, KEYS[3 + i] the entry (hash) of identity i (i = 1 .. n)
 -- ARGV[1] generation, ARGV[2] this incarnation, ARGV[3] member id, ARGV[4] address,
---   ARGV[5] lease key prefix (lease key = prefix .. incarnation); then for identity i, from
---   ARGV[3 + 3i]: its activation id, its entry name (kind/identity, for the member set), and an
---   activation id of this incarnation that this member retired (fenced on its own, its claim
---   never released) or '': an entry still naming it is claimed afresh (new epoch, new activation
---   id) instead of being answered OWNED, so no new activation runs under the old one's claim
+--   ARGV[5] lease key prefix (lease key = prefix .. incarnation), ARGV[6] entry key prefix (an
+--   entry's key is that prefix and its name, kind/identity: the name goes into the set of
+--   entries), ARGV[7] r, how many identities name a retired activation; then ARGV[7 + i]:
+--   identity i's activation id (i = 1 .. n); then r pairs (ARGV[6 + n + 2j], ARGV[7 + n + 2j]):
+--   an identity's i and an activation id of this incarnation that this member retired (fenced
+--   on its own, its claim never released): an entry still naming it is claimed afresh (new
+--   epoch, new activation id) instead of being answered OWNED, so no new activation runs under
+--   the old one's claim
+-- NOTE: two strings a claim (its entry, its activation id), the retired ones apart: what a
+-- claim costs both ends grows with its arguments.
 -- Returns: {'GEN'} (nothing claimed) | {'BATCH', reply_1, ..., reply_n}, reply_i one of
 --   {'NOLEASE'} | {'OWNED', member, incarnation, address, activation, epoch} (live, maybe this
 --   member's) | epoch, an integer: claimed here with that epoch (the common reply, so a bare
@@ -26,7 +31,13 @@
 -- before anything is written for it.
 if not generation_current(KEYS[1], ARGV[1]) then return {'GEN'} end
 local n = #KEYS - 3
-if #ARGV ~= 5 + 3 * n then return redis.error_reply('ERR claim: ' .. n .. ' entries need ' .. (5 + 3 * n) .. ' arguments') end
+local r = tonumber(ARGV[7])
+if r == nil or #ARGV ~= 7 + n + 2 * r then return redis.error_reply('ERR claim: ' .. n .. ' entries need ' .. (7 + n) .. ' arguments and 2 per retired activation') end
+local entry_prefix = ARGV[6]
+local retired_of = {}
+for j = 1, r do
+  retired_of[tonumber(ARGV[6 + n + 2 * j])] = ARGV[7 + n + 2 * j]
+end
 local leased = redis.call('GET', KEYS[2]) == ARGV[2]
 local floor = tonumber(generation_start(ARGV[1]))
 
@@ -48,14 +59,17 @@ local claimed = {}
 -- claim is what bounds new activations per second (bench/ activation-redis), and it is mostly
 -- the number of commands a claim runs (each redis.call costs about as much again as the
 -- command itself), hence also one SADD per batch.
-local function claim(entry, activation, name, retired_id)
+local function claim(entry, activation, retired_id)
+  if string.find(entry, entry_prefix, 1, true) ~= 1 then
+    return {'ERR', 'the key ' .. entry .. ' is not an entry (its prefix is not ' .. entry_prefix .. ')'}
+  end
   local e = redis.pcall('HMGET', entry, 'member', 'incarnation', 'address', 'activation', 'epoch')
   if e['err'] then
-    return {'ERR', 'the entry of ' .. name .. ' is a ' .. redis.call('TYPE', entry)['ok'] .. ', not a hash'}
+    return {'ERR', 'the entry of ' .. string.sub(entry, #entry_prefix + 1) .. ' is a ' .. redis.call('TYPE', entry)['ok'] .. ', not a hash'}
   end
   local stored_epoch = e[5]
   if stored_epoch and (not string.match(stored_epoch, '^%d+$') or #stored_epoch > EPOCH_DIGITS) then
-    return {'ERR', 'the entry of ' .. name .. ' holds an epoch that is not a whole number of at most ' .. EPOCH_DIGITS .. ' digits'}
+    return {'ERR', 'the entry of ' .. string.sub(entry, #entry_prefix + 1) .. ' holds an epoch that is not a whole number of at most ' .. EPOCH_DIGITS .. ' digits'}
   end
   local owner = e[2]
   local retired = owner == ARGV[2] and retired_id ~= '' and e[4] == retired_id
@@ -65,13 +79,13 @@ local function claim(entry, activation, name, retired_id)
   if not leased then return {'NOLEASE'} end
   local epoch = math.max(floor, tonumber(stored_epoch or '0')) + 1
   redis.call('HSET', entry, 'epoch', string.format('%.0f', epoch), 'member', ARGV[3], 'incarnation', ARGV[2], 'address', ARGV[4], 'activation', activation)
-  claimed[#claimed + 1] = name
+  claimed[#claimed + 1] = string.sub(entry, #entry_prefix + 1)
   return epoch
 end
 
 local replies = {'BATCH'}
 for i = 1, n do
-  replies[i + 1] = claim(KEYS[3 + i], ARGV[3 + 3 * i], ARGV[4 + 3 * i], ARGV[5 + 3 * i])
+  replies[i + 1] = claim(KEYS[3 + i], ARGV[7 + i], retired_of[i] or '')
 end
 -- NOTE: in slices, so no SADD has more arguments than Lua's stack takes (a batch is at most
 -- MAX_CLAIMS_PER_BATCH in redis-claims.ts; another caller might send more).

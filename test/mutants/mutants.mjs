@@ -83,11 +83,19 @@ export const mutants = [
     tests: ['test/redis/redis-lookup.spec.ts'],
   },
   {
+    id: 'claim-ignores-retired',
+    description: 'claim ignores a retired activation: claim.lua answers OWNED with the fenced activation instead of claiming the identity afresh',
+    file: 'lua/claim.lua',
+    find: "replies[i + 1] = claim(KEYS[3 + i], ARGV[7 + i], retired_of[i] or '')",
+    replace: "replies[i + 1] = claim(KEYS[3 + i], ARGV[7 + i], '')",
+    tests: ['test/redis/recreate-after-fence.spec.ts'],
+  },
+  {
     id: 'claim-not-in-set',
     description: "claim not in the incarnation's set: claim.lua writes the entry but never adds its name to the set cleanup and leave read",
     file: 'lua/claim.lua',
-    find: 'claimed[#claimed + 1] = name',
-    replace: '-- claimed[#claimed + 1] = name',
+    find: 'claimed[#claimed + 1] = string.sub(entry, #entry_prefix + 1)',
+    replace: '-- claimed[#claimed + 1] = string.sub(entry, #entry_prefix + 1)',
     tests: ['test/redis/redis-lookup.spec.ts'],
   },
   {

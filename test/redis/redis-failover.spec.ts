@@ -71,7 +71,7 @@ describe('a promoted replica (real redis-servers: a primary and its replica)', (
     const claim = await scripts.claim.run(
       promoted,
       [keys.generation, keys.lease(incarnation), keys.activations(incarnation), keys.entry(NAME)],
-      [generation, incarnation, 'member-1', '127.0.0.1:1', keys.leasePrefix, 'activation-1', NAME, ''],
+      [generation, incarnation, 'member-1', '127.0.0.1:1', keys.leasePrefix, keys.entryPrefix, '0', 'activation-1'],
     );
     expect(claim).toEqual(['GEN']);
     expect(await scripts.renew.run(promoted, [keys.generation, keys.lease(incarnation)], [generation, incarnation, FAST_LEASE.leaseMs])).toBe('GEN');

@@ -142,7 +142,7 @@ export class RedisClaims {
     const activationId = member.newActivationId();
     const reply = await this.batches.claim(
       { generation, incarnation, memberId: member.memberId, address: member.self().address },
-      { entry: keys.entry(name), activationId, name, retired },
+      { entry: keys.entry(name), activationId, retired },
     );
     if (typeof reply === 'number') {
       if (member.incarnation !== incarnation) throw new ClusterUnavailableError(`The lease of this member changed while claiming ${name}; retry.`);
@@ -196,11 +196,15 @@ export class RedisClaims {
     if (this.member.incarnation !== batch.incarnation) throw new ClusterUnavailableError('The lease of this member changed while claiming; retry.');
     const keys = this.keys;
     const batchKeys = [keys.generation, keys.lease(batch.incarnation), keys.activations(batch.incarnation)];
-    const args: string[] = [batch.generation, batch.incarnation, batch.memberId, batch.address, keys.leasePrefix];
+    const args: string[] = [batch.generation, batch.incarnation, batch.memberId, batch.address, keys.leasePrefix, keys.entryPrefix, ''];
+    let retired = 0;
     for (const claim of claims) {
       batchKeys.push(claim.entry);
-      args.push(claim.activationId, claim.name, claim.retired);
+      args.push(claim.activationId);
+      if (claim.retired !== '') retired++;
     }
+    args[6] = String(retired);
+    if (retired > 0) claims.forEach((claim, i) => claim.retired !== '' && args.push(String(i + 1), claim.retired));
     return runScript(
       this.roundTrips,
       'claim',
@@ -237,11 +241,9 @@ interface ClaimBatch {
 
 /** One identity's claim in a batch. */
 interface ClaimRequest {
-  /** Its entry's key. */
+  /** Its entry's key (`RedisKeys.entry`: the script takes the name, for the set of entries, from it). */
   readonly entry: string;
   readonly activationId: string;
-  /** `kind/identity`. */
-  readonly name: string;
   /** A retired activation id whose claim is to be replaced, or ''. */
   readonly retired: string;
 }
