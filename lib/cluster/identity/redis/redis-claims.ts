@@ -9,6 +9,7 @@ import type { Pid } from '../../../actor/pid.js';
 import { LookupMetrics, type LookupScript } from '../../../observability/lookup-metrics.js';
 import { ClusterUnavailableError, UnknownKindError } from '../../errors.js';
 import { HostingMembers, membersHosting, type PlacementContext, type PlacementStrategy } from '../../placement/placement-strategy.js';
+import type { Member } from '../../providers/cluster-provider.js';
 import type { GetHint, LookupMember } from '../identity-lookup.js';
 import type { RedisKeys } from './redis-keys.js';
 import type { LeaseState } from './redis-lease.js';
@@ -71,8 +72,21 @@ export class RedisClaims {
   /** The members' gossiped load, for strategies that place by it. */
   private readonly placementContext: PlacementContext = { load: (memberId) => this.member.load?.(memberId) };
 
-  /** Where `kind/identity` lives, claiming it here when it is placed here. */
-  async get(kind: string, identity: string, hint?: GetHint): Promise<Pid> {
+  /**
+   * Where `kind/identity` lives, claiming it here when it is placed here.
+   * NOTE: not async: a claim's promise is handed back as it is (an async function returning it
+   * would add a promise and two turns of the microtask queue to every new activation); what
+   * throws here becomes a rejection all the same.
+   */
+  get(kind: string, identity: string, hint?: GetHint): Promise<Pid> {
+    try {
+      return this.place(kind, identity, hint);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private place(kind: string, identity: string, hint: GetHint | undefined): Promise<Pid> {
     const member = this.member;
     const name = `${kind}/${identity}`;
     const hostsKind = member.hostsKind(kind);
@@ -90,6 +104,12 @@ export class RedisClaims {
       );
     }
     if (target !== undefined && target.id === member.memberId) return this.claim(kind, identity, name, hint?.deadline);
+    return this.resolve(kind, identity, name, target, hint);
+  }
+
+  /** Where `kind/identity` lives when placement chose another member (`target`), or none. */
+  private async resolve(kind: string, identity: string, name: string, target: Member | undefined, hint: GetHint | undefined): Promise<Pid> {
+    const member = this.member;
     const generation = this.lease.generation;
     const resolved = await run(this.roundTrips, 'resolve', () =>
       scripts.resolve.run(this.redis, [this.keys.generation, this.keys.entry(name)], [generation, this.keys.leasePrefix]),

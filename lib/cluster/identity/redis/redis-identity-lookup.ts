@@ -5,6 +5,7 @@
  */
 import type { Redis, RedisOptions } from 'ioredis';
 import type { Pid } from '../../../actor/pid.js';
+import { ClusterUnavailableError } from '../../errors.js';
 import { type Placement, placementStrategy } from '../../placement/placement.js';
 import type { PlacementStrategy } from '../../placement/placement-strategy.js';
 import type { GetHint, IdentityLookup, LookupHealth, LookupMember, TurnGuard } from '../identity-lookup.js';
@@ -96,8 +97,11 @@ export class RedisIdentityLookup implements IdentityLookup {
   }
 
   /** Where `kind/identity` lives, claiming it here when it is placed here. */
-  async get(kind: string, identity: string, hint?: GetHint): Promise<Pid> {
-    return this.claims!.get(kind, identity, hint);
+  get(kind: string, identity: string, hint?: GetHint): Promise<Pid> {
+    // NOTE: not async, so the claim's promise is the caller's (no extra promise per activation).
+    const claims = this.claims;
+    if (claims === undefined) return Promise.reject(new ClusterUnavailableError('The Redis identity lookup is not set up (its member has not started).'));
+    return claims.get(kind, identity, hint);
   }
 
   async remove(kind: string, identity: string, pid: Pid, epoch: number): Promise<void> {
