@@ -31,12 +31,21 @@
 -- before anything is written for it.
 if not generation_current(KEYS[1], ARGV[1]) then return {'GEN'} end
 local n = #KEYS - 3
+-- NOTE: every argument is checked before anything is written (an error after a write would
+-- keep it): the count of retired pairs, each pair's index, each activation id.
 local r = tonumber(ARGV[7])
-if r == nil or #ARGV ~= 7 + n + 2 * r then return redis.error_reply('ERR claim: ' .. n .. ' entries need ' .. (7 + n) .. ' arguments and 2 per retired activation') end
+if r == nil or r < 0 or r ~= math.floor(r) or #ARGV ~= 7 + n + 2 * r then
+  return redis.error_reply('ERR claim: ' .. n .. ' entries need ' .. (7 + n) .. ' arguments and 2 per retired activation')
+end
+for i = 1, n do
+  if ARGV[7 + i] == '' then return redis.error_reply('ERR claim: the activation id of entry ' .. i .. ' is empty') end
+end
 local entry_prefix = ARGV[6]
 local retired_of = {}
 for j = 1, r do
-  retired_of[tonumber(ARGV[6 + n + 2 * j])] = ARGV[7 + n + 2 * j]
+  local i = tonumber(ARGV[6 + n + 2 * j])
+  if i == nil or i < 1 or i > n or i ~= math.floor(i) then return redis.error_reply('ERR claim: retired pair ' .. j .. ' names no entry') end
+  retired_of[i] = ARGV[7 + n + 2 * j]
 end
 local leased = redis.call('GET', KEYS[2]) == ARGV[2]
 local floor = tonumber(generation_start(ARGV[1]))
@@ -44,6 +53,7 @@ local floor = tonumber(generation_start(ARGV[1]))
 -- The largest epoch a claim accepts or writes: Lua numbers are doubles, exact to 2^53; 15 digits
 -- stay below that (an epoch is ms since 1970 plus claims, 13 digits for centuries to come).
 local EPOCH_DIGITS = 15
+local EPOCH_LIMIT = 10 ^ EPOCH_DIGITS
 
 -- This incarnation's set of entries gets the names claimed here in one SADD at the end; its type
 -- is checked first, so that SADD cannot fail after entries were written.
@@ -78,6 +88,9 @@ local function claim(entry, activation, retired_id)
   end
   if not leased then return {'NOLEASE'} end
   local epoch = math.max(floor, tonumber(stored_epoch or '0')) + 1
+  if epoch >= EPOCH_LIMIT then
+    return {'ERR', 'the next epoch of ' .. string.sub(entry, #entry_prefix + 1) .. ' would have more than ' .. EPOCH_DIGITS .. ' digits'}
+  end
   redis.call('HSET', entry, 'epoch', string.format('%.0f', epoch), 'member', ARGV[3], 'incarnation', ARGV[2], 'address', ARGV[4], 'activation', activation)
   claimed[#claimed + 1] = string.sub(entry, #entry_prefix + 1)
   return epoch

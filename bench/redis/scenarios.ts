@@ -20,9 +20,9 @@
  *
  * Redis commands are counted with `INFO commandstats` before and after each round (outside
  * the timer). Redis counts the commands a Lua script runs too, which tells the scripts apart:
- * a lease renewal runs GET, GET, PEXPIRE; a claim batch GET, GET, TYPE and one SADD once, and per
- * new identity HMGET, HSET (the whole entry, epoch included: one per claim); a resolve HGETs; a
- * release HMGET, SREM, HDEL.
+ * a lease renewal runs GET, GET, PEXPIRE; a claim batch GET, INFO, GET, TYPE, and one SADD when it
+ * claimed anything, and per new identity HMGET, HSET (the whole entry, epoch included: one per
+ * claim); a resolve HGETs; a release HMGET, SREM, HDEL.
  */
 import { performance } from 'node:perf_hooks';
 import { fmtNum, fmtRate, fmtRatio, table } from '../support/format.js';

@@ -228,6 +228,16 @@ describe('RedisIdentityLookup options the lease worker thread cannot receive', (
     expect(error.message).not.toContain('=>'); // never the function's source
   });
 
+  it("ioredis' keyPrefix fails the start, naming the lookup's own option; stringNumbers is overridden, so claims still read their epochs", async () => {
+    const error = await failedStart({ url: redis.tlsUrl!, redis: { tls: { ca: redis.tls!.ca }, keyPrefix: 'app:' } }, []);
+    expect(error).toBeInstanceOf(GrainConfigurationError);
+    expect(error.message).toContain('"keyPrefix"');
+    const m = await member({ url: redis.tlsUrl!, redis: { tls: { ca: redis.tls!.ca }, stringNumbers: true } }, 'auth');
+    running.push(m);
+    await m.cluster.start();
+    expect(await m.cluster.client<CounterGrain>('counter').get('s').add()).toMatchObject({ n: 1 });
+  });
+
   it('reconnection policies (retryStrategy, reconnectOnError) stay on the main connection; the worker does without', async () => {
     const m = await member({ url: redis.tlsUrl!, redis: { tls: { ca: redis.tls!.ca }, retryStrategy: () => 50, reconnectOnError: () => false } }, 'auth');
     running.push(m);

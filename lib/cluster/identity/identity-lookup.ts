@@ -12,12 +12,14 @@ export interface LookupMember {
   readonly memberId: string;
   /** This member's current incarnation; it changes when the member is fenced and rejoins. */
   readonly incarnation: string;
-  /** This member as others see it. */
+  /** This member as others see it (one frozen record until its incarnation or address changes). */
   self(): Member;
   /**
    * The members new grains may be placed on now, from the cluster provider: this one
    * included unless it is leaving; members that said they are leaving, and members gossip
-   * suspects (heartbeat stopped, connection dropped), excluded.
+   * suspects (heartbeat stopped, connection dropped), excluded. The same array until that
+   * changes, then a new one (never modified in place: a lookup may keep what it derived from
+   * an array for as long as it is handed the same one).
    */
   members(): readonly Member[];
   /**

@@ -17,8 +17,8 @@ export interface PlacementStrategy {
   readonly name: string;
   /**
    * The member that should host a new activation of `kind/identity`, chosen from `candidates`
-   * (the members hosting `kind`, never empty; a frozen array the lookup keeps while membership
-   * does not change: copy it to reorder), or undefined when none will do.
+   * (the members hosting `kind`, never empty; never modify it: it may be a frozen array a lookup
+   * keeps while membership does not change — copy it to reorder), or undefined when none will do.
    * `self` is the member asking: it is among `candidates` only when it hosts the kind.
    * `context` gives the members' gossiped load (absent for lookups that do not pass it).
    */

@@ -23,8 +23,17 @@ const RECONNECTION_POLICIES = ['retryStrategy', 'reconnectOnError'] as const;
  * function such as `tls.checkServerIdentity`, a `tls.secureContext`), naming the option, never
  * its value.
  */
+/**
+ * ioredis options every lookup connection has, whatever the user's: replies as the scripts
+ * give them (an integer stays a number), and keys as the lookup writes them. NOTE: ioredis'
+ * own `keyPrefix` would prefix KEYS but not the keys a script builds from its arguments (a
+ * lease key from an incarnation), so it is refused (redis-connection.ts); the lookup's
+ * `keyPrefix` option is the way.
+ */
+export const LOOKUP_REPLIES = { stringNumbers: false } as const;
+
 export function workerRedisOptions(options: RedisOptions): RedisOptions {
-  const copy: Record<string, unknown> = { ...options };
+  const copy: Record<string, unknown> = { ...options, ...LOOKUP_REPLIES };
   for (const name of RECONNECTION_POLICIES) delete copy[name];
   const path = functionPath(copy, []);
   let cloneable = path === undefined;

@@ -196,6 +196,8 @@ export class RedisClaims {
     const [, memberId, incarnation, address, activation, epoch] = reply;
     if (memberId == null || incarnation == null || activation == null || epoch == null)
       throw new ClusterUnavailableError(`Redis returned an incomplete entry for ${kind}/${identity}.`);
+    // NOTE: the epoch becomes an activation's fencing token: a whole number, as claim.lua writes it.
+    if (!EPOCH.test(epoch)) throw new ClusterUnavailableError(`Redis returned an entry for ${kind}/${identity} whose epoch is not a whole number.`);
     if (incarnation === member.incarnation) {
       if (member.isRetired(activation) && activation !== retiredBefore) {
         // NOTE: the activation under this claim was fenced on its own and may still be running
@@ -267,6 +269,9 @@ interface ClaimRequest {
   /** A retired activation id whose claim is to be replaced, or ''. */
   readonly retired: string;
 }
+
+/** An epoch as claim.lua writes it: a whole number of at most 15 digits (exact as a double). */
+const EPOCH = /^\d{1,15}$/;
 
 /** Claims in one script run, at most: bounds how long Redis runs one script (a few µs per claim). */
 export const MAX_CLAIMS_PER_BATCH = 256;

@@ -5,7 +5,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { ClusterUnavailableError, GrainConfigurationError } from '../../errors.js';
 import type { LookupMember } from '../identity-lookup.js';
-import { workerRedisOptions } from './lease-keeper.js';
+import { LOOKUP_REPLIES, workerRedisOptions } from './lease-keeper.js';
 
 /** The only `maxmemory-policy` under which no entry can disappear. */
 const REQUIRED_EVICTION_POLICY = 'noeviction';
@@ -18,8 +18,14 @@ export function openConnection(options: RedisOptions, commandTimeoutMs: number):
   // NOTE: the same options open the lease worker's connection (lease-keeper.ts); refused here,
   // at setup, since there every join would fail and the start never end.
   workerRedisOptions(options);
+  if (options.keyPrefix !== undefined && options.keyPrefix !== '') {
+    throw new GrainConfigurationError(
+      "RedisIdentityLookup redis options: \"keyPrefix\" (ioredis's) is not supported: the lookup's scripts build keys from their arguments, which ioredis would not prefix. Use the lookup's own keyPrefix option.",
+    );
+  }
   const redis = new Redis({
     ...options,
+    ...LOOKUP_REPLIES,
     // NOTE: lookup commands never wait in an offline queue or get resent after a
     // reconnect: a call fails (typed) within its deadline instead of claiming late.
     enableOfflineQueue: false,

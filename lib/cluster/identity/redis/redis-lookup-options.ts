@@ -38,7 +38,11 @@ export const DEFAULT_COMMAND_TIMEOUT: Duration = '1s';
 export interface RedisIdentityLookupOptions {
   /** `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS. */
   url?: string;
-  /** ioredis options (host, port, username, password, tls, db, …); merged over `url`. */
+  /**
+   * ioredis options (host, port, username, password, tls, db, …); merged over `url`. Not
+   * ioredis' `keyPrefix` (refused at start: use this lookup's `keyPrefix`); `stringNumbers` is
+   * always off on the lookup's connections.
+   */
   redis?: RedisOptions;
   /** First part of every key; all keys of one cluster share the hash tag `{keyPrefix:cluster}`. @default 'grains' */
   keyPrefix?: string;
