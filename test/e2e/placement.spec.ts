@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../support/cluster.js';
 import { type CallOutcome, MemberHarness } from '../support/member-harness.js';
 import type { Reply } from '../support/members/grains.js';
 
@@ -48,7 +49,11 @@ describe('three member processes', () => {
 
     // What the members themselves recorded agrees: each call ran once, on the member that
     // reported it, and each identity's executions all ran on one activation.
-    const execs = h!.execEvents().filter((e) => e.kind === 'counter');
+    // NOTE: a call's reply can reach its caller (and the caller's stdout the harness) before
+    // the serving member's own event has been read from that member's stdout: wait for them.
+    const counterExecs = () => h!.execEvents().filter((e) => e.kind === 'counter');
+    await eventually(() => counterExecs().length >= 3_000, 10_000);
+    const execs = counterExecs();
     expect(execs).toHaveLength(3_000);
     expect(new Set(execs.map((e) => e.callId)).size).toBe(3_000);
     const byIdentity = new Map<string, Set<string>>();
