@@ -30,6 +30,9 @@ export class MemberList {
   private placeableCache: readonly Member[] | undefined;
   /** This member as `placeableCache` has it (LocalMember.self() is one object until it changes); undefined while it leaves. */
   private placeableFor: Member | undefined;
+  /** `notLeaving()` as last made, and this member as it had it (the same rules as `placeableCache`). */
+  private notLeavingCache: readonly Member[] | undefined;
+  private notLeavingFor: Member | undefined;
   private reported = false;
   private providerComplete = false;
   private selfLeaving = false;
@@ -73,6 +76,7 @@ export class MemberList {
       }
     }
     this.placeableCache = undefined;
+    this.notLeavingCache = undefined;
     this.reported = true;
     this.providerComplete = complete;
     for (const event of events) this.emit(event);
@@ -100,11 +104,18 @@ export class MemberList {
     return (this.placeableCache = members);
   }
 
-  /** The members not leaving, suspected or not (this one included, unless it is leaving). */
+  /**
+   * The members not leaving, suspected or not (this one included, unless it is leaving). One
+   * array until membership changes, as `placeable()`: lookups keep what they derive from it
+   * while it is the same array (HostingMembers).
+   */
   notLeaving(): readonly Member[] {
-    const members: Member[] = this.selfLeaving ? [] : [this.self.self()];
+    const self = this.selfLeaving ? undefined : this.self.self();
+    if (this.notLeavingCache !== undefined && this.notLeavingFor === self) return this.notLeavingCache;
+    const members: Member[] = self === undefined ? [] : [self];
     for (const member of this.byId.values()) if (!this.leaving.has(keyOf(member))) members.push(member);
-    return members;
+    this.notLeavingFor = self;
+    return (this.notLeavingCache = members);
   }
 
   /** The member with `id`, if the provider lists it (this member included). */
@@ -136,6 +147,7 @@ export class MemberList {
   leave(): void {
     this.selfLeaving = true;
     this.placeableCache = undefined;
+    this.notLeavingCache = undefined;
   }
 
   /**
@@ -150,6 +162,7 @@ export class MemberList {
     if (this.leaving.has(key)) return true;
     this.leaving.add(key);
     this.placeableCache = undefined;
+    this.notLeavingCache = undefined;
     return true;
   }
 

@@ -65,6 +65,24 @@ describe('MemberList: the provider is the only source of membership', () => {
     list.leave();
     expect(list.placeable().map((m) => m.id)).toEqual(['a', 'b']);
   });
+
+  it('hands out one notLeaving() array until a member leaves, joins or this one leaves (lookups key caches on it)', () => {
+    const list = new MemberList(self(), new RecordingLogger());
+    list.update([member('a'), member('b')]);
+    const first = list.notLeaving();
+    expect(first.map((m) => m.id)).toEqual(['self', 'a', 'b']);
+    expect(list.notLeaving()).toBe(first);
+    list.setSuspected('a', 'i1', true); // suspicion keeps a member in the hash list
+    expect(list.notLeaving()).toBe(first);
+    expect(list.markLeaving('b', 'i1', 'b:1')).toBe(true);
+    const second = list.notLeaving();
+    expect(second).not.toBe(first);
+    expect(second.map((m) => m.id)).toEqual(['self', 'a']);
+    list.update([member('a'), member('b'), member('c')]);
+    expect(list.notLeaving().map((m) => m.id)).toEqual(['self', 'a', 'c']); // b (same incarnation) is still leaving
+    list.leave();
+    expect(list.notLeaving().map((m) => m.id)).not.toContain('self');
+  });
 });
 
 /** A gRPC server at a listed address that answers every handshake as `as`. */

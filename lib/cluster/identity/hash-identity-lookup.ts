@@ -1,6 +1,6 @@
 import type { Pid } from '../../actor/pid.js';
 import { ClusterUnavailableError, UnknownKindError } from '../errors.js';
-import { membersHosting } from '../placement/placement-strategy.js';
+import { HostingMembers } from '../placement/placement-strategy.js';
 import { RendezvousPlacement } from '../placement/rendezvous-placement.js';
 import type { IdentityLookup, LookupMember } from './identity-lookup.js';
 
@@ -20,6 +20,8 @@ export class HashIdentityLookup implements IdentityLookup {
   private member: LookupMember | undefined;
   private lastEpoch = 0;
   private readonly placement = new RendezvousPlacement();
+  /** The members hosting each kind, kept while the member list is the same array. */
+  private readonly hosting = new HostingMembers();
 
   async setup(member: LookupMember): Promise<void> {
     this.member = member;
@@ -35,7 +37,7 @@ export class HashIdentityLookup implements IdentityLookup {
     }
     // NOTE: suspected members keep their identities: gossip never moves a grain (without a
     // claim, moving it would run it twice once its member is heard again).
-    const owner = this.placement.place(kind, identity, membersHosting(member.hashMembers?.() ?? member.members(), kind));
+    const owner = this.placement.place(kind, identity, this.hosting.get(member.hashMembers?.() ?? member.members(), kind));
     if (owner === undefined) throw new UnknownKindError(kind);
     if (owner.id === member.memberId) return member.activateLocal(kind, identity, ++this.lastEpoch);
     return { memberId: owner.id, incarnation: owner.incarnation, address: owner.address, id: '' };

@@ -30,6 +30,11 @@ export function membersHosting(members: readonly Member[], kind: string): Member
   return members.filter((member) => member.kinds.includes(kind));
 }
 
+/** Whether `member` is among `candidates`: the same record, or one with its id (a list may hold an older record of it). */
+export function includesMember(candidates: readonly Member[], member: Member): boolean {
+  return candidates.includes(member) || candidates.some((m) => m.id === member.id);
+}
+
 /** Kinds whose hosting members a HostingMembers keeps, at most (kind names come from callers). */
 const MAX_KINDS_REMEMBERED = 1_000;
 

@@ -17,23 +17,23 @@ export type LeaseEnd = 'lost' | 'generation';
 const RECONNECTION_POLICIES = ['retryStrategy', 'reconnectOnError'] as const;
 
 /**
- * The Redis options as the renewer thread gets them (a structured clone): the TLS and AUTH
- * options as given, without the caller's reconnection policies (functions, which no thread can
- * be passed). Throws GrainConfigurationError for any other option a thread cannot be passed (a
- * function such as `tls.checkServerIdentity`, a `tls.secureContext`), naming the option, never
- * its value.
- */
-/**
  * ioredis options every lookup connection has, whatever the user's: replies as the scripts
  * give them (an integer stays a number), and keys as the lookup writes them. NOTE: ioredis'
  * own `keyPrefix` would prefix KEYS but not the keys a script builds from its arguments (a
  * lease key from an incarnation), so it is refused (redis-connection.ts); the lookup's
  * `keyPrefix` option is the way.
  */
-export const LOOKUP_REPLIES = { stringNumbers: false } as const;
+export const LOOKUP_CONNECTION_OPTIONS = { stringNumbers: false } as const;
 
+/**
+ * The Redis options as the renewer thread gets them (a structured clone): the TLS and AUTH
+ * options as given, without the caller's reconnection policies (functions, which no thread can
+ * be passed). Throws GrainConfigurationError for any other option a thread cannot be passed (a
+ * function such as `tls.checkServerIdentity`, a `tls.secureContext`), naming the option, never
+ * its value.
+ */
 export function workerRedisOptions(options: RedisOptions): RedisOptions {
-  const copy: Record<string, unknown> = { ...options, ...LOOKUP_REPLIES };
+  const copy: Record<string, unknown> = { ...options, ...LOOKUP_CONNECTION_OPTIONS };
   for (const name of RECONNECTION_POLICIES) delete copy[name];
   const path = functionPath(copy, []);
   let cloneable = path === undefined;

@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import type { Pid } from '../../../actor/pid.js';
 import { LookupMetrics, type LookupScript } from '../../../observability/lookup-metrics.js';
 import { ClusterUnavailableError, UnknownKindError } from '../../errors.js';
-import { HostingMembers, membersHosting, type PlacementContext, type PlacementStrategy } from '../../placement/placement-strategy.js';
+import { HostingMembers, includesMember, membersHosting, type PlacementContext, type PlacementStrategy } from '../../placement/placement-strategy.js';
 import type { Member } from '../../providers/cluster-provider.js';
 import type { GetHint, LookupMember } from '../identity-lookup.js';
 import type { RedisKeys } from './redis-keys.js';
@@ -95,10 +95,10 @@ export class RedisClaims {
     const self = member.self();
     let candidates = this.hosting.get(member.members(), kind);
     // NOTE: the provider may not list this member yet (a call made while it starts); it hosts the kind all the same.
-    if (hostsKind && !candidates.includes(self) && !candidates.some((m) => m.id === self.id)) candidates = [...candidates, self];
+    if (hostsKind && !includesMember(candidates, self)) candidates = [...candidates, self];
     const strategy = this.placementOf(kind);
     const target = strategy.place(kind, identity, candidates, self, this.placementContext);
-    if (target !== undefined && !candidates.includes(target) && !candidates.some((m) => m.id === target.id)) {
+    if (target !== undefined && !includesMember(candidates, target)) {
       throw new ClusterUnavailableError(
         `Placement "${strategy.name}" chose member ${target.id} for ${name}, which does not host kind "${kind}"; it never ran.`,
       );
@@ -218,15 +218,18 @@ export class RedisClaims {
     if (this.member.incarnation !== batch.incarnation) throw new ClusterUnavailableError('The lease of this member changed while claiming; retry.');
     const keys = this.keys;
     const batchKeys = [keys.generation, keys.lease(batch.incarnation), keys.activations(batch.incarnation)];
-    const args: string[] = [batch.generation, batch.incarnation, batch.memberId, batch.address, keys.leasePrefix, keys.entryPrefix, ''];
-    let retired = 0;
+    // NOTE: claim.lua's ARGV: the batch's 7 fields (the last: how many claims retire an id), one
+    // activation id per claim, then a (claim number, retired id) pair per claim that retires one.
+    const retiring: string[] = [];
+    claims.forEach((claim, i) => {
+      if (claim.retired !== '') retiring.push(String(i + 1), claim.retired);
+    });
+    const args = [batch.generation, batch.incarnation, batch.memberId, batch.address, keys.leasePrefix, keys.entryPrefix, String(retiring.length / 2)];
     for (const claim of claims) {
       batchKeys.push(claim.entry);
       args.push(claim.activationId);
-      if (claim.retired !== '') retired++;
     }
-    args[6] = String(retired);
-    if (retired > 0) claims.forEach((claim, i) => claim.retired !== '' && args.push(String(i + 1), claim.retired));
+    for (const value of retiring) args.push(value);
     return runScript(
       this.roundTrips,
       'claim',

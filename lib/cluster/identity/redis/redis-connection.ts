@@ -5,7 +5,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { ClusterUnavailableError, GrainConfigurationError } from '../../errors.js';
 import type { LookupMember } from '../identity-lookup.js';
-import { LOOKUP_REPLIES, workerRedisOptions } from './lease-keeper.js';
+import { LOOKUP_CONNECTION_OPTIONS, workerRedisOptions } from './lease-keeper.js';
 
 /** The only `maxmemory-policy` under which no entry can disappear. */
 const REQUIRED_EVICTION_POLICY = 'noeviction';
@@ -25,7 +25,7 @@ export function openConnection(options: RedisOptions, commandTimeoutMs: number):
   }
   const redis = new Redis({
     ...options,
-    ...LOOKUP_REPLIES,
+    ...LOOKUP_CONNECTION_OPTIONS,
     // NOTE: lookup commands never wait in an offline queue or get resent after a
     // reconnect: a call fails (typed) within its deadline instead of claiming late.
     enableOfflineQueue: false,
