@@ -117,6 +117,7 @@ describe('a member process killed with calls in flight', () => {
       expect((o as Ok<Reply>).value.member).toBe(m1.address);
     }
     // The victim's own calls out ran on m0, whose member kept going (the answer had nowhere to go).
+    await h!.readEvents();
     expect(m0.execEvents().filter((e) => e.callId.startsWith('out-'))).toHaveLength(onM0.length);
     expect(m0.alive && m1.alive).toBe(true);
 

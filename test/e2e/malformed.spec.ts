@@ -52,6 +52,7 @@ describe('a member process under malformed input from a raw peer', () => {
     load = undefined;
     expect(outcomes, 'the test did not start the load').toBeDefined();
     expect(outcomes!.filter((o) => !o.ok)).toEqual([]);
+    await h!.readEvents();
     const execs = target.execEvents().filter((e) => loadIds.includes(e.callId));
     expect(execs).toHaveLength(loadIds.length); // each ran once, on the target
     expect(target.alive, target.tail()).toBe(true);

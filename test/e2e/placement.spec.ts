@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually } from '../support/cluster.js';
 import { type CallOutcome, MemberHarness } from '../support/member-harness.js';
 import type { Reply } from '../support/members/grains.js';
 
@@ -49,11 +48,8 @@ describe('three member processes', () => {
 
     // What the members themselves recorded agrees: each call ran once, on the member that
     // reported it, and each identity's executions all ran on one activation.
-    // NOTE: a call's reply can reach its caller (and the caller's stdout the harness) before
-    // the serving member's own event has been read from that member's stdout: wait for them.
-    const counterExecs = () => h!.execEvents().filter((e) => e.kind === 'counter');
-    await eventually(() => counterExecs().length >= 3_000, 10_000);
-    const execs = counterExecs();
+    await h!.readEvents();
+    const execs = h!.execEvents().filter((e) => e.kind === 'counter');
     expect(execs).toHaveLength(3_000);
     expect(new Set(execs.map((e) => e.callId)).size).toBe(3_000);
     const byIdentity = new Map<string, Set<string>>();
@@ -81,6 +77,7 @@ describe('three member processes', () => {
       60_000,
     );
     expect(outcomes.filter((o) => !o.ok)).toEqual([]);
+    await h!.readEvents();
     let crossing = 0;
     pairs.forEach((p, n) => {
       const { relay, counter } = (outcomes[n] as Extract<CallOutcome<{ relay: Reply; counter: Reply }>, { ok: true }>).value;

@@ -345,6 +345,8 @@ describe.skipIf(!hasOpenssl())('mTLS between members (remote.tls)', () => {
     const calls = Array.from({ length: 8 }, (_, i) => ({ kind: 'counter', identity: `c${i}`, method: 'exec', args: [`tls-${i}`] }));
     const outcomes = await h.members[2]!.batch(calls);
     expect(outcomes.every((o) => o.ok)).toBe(true);
+    await h.readEvents();
+    expect(h.execEvents()).toHaveLength(calls.length);
     expect(new Set(h.execEvents().map((e) => e.member)).size).toBe(2); // both hosting members served some
 
     const before = h.execEvents().length;

@@ -24,6 +24,8 @@
  *   h.members[i]          the current process of member i (MemberProcess, below)
  *   h.processes           every process started, restarted ones included (for their output)
  *   h.execEvents()        `exec` events of every process ever started, in arrival order
+ *   h.readEvents()        resolves once every event the live, ready default members wrote so far
+ *                         was read: call it before counting events after calls
  *   h.kill(i, signal?)    send a signal (default SIGKILL); resolves once the process is gone
  *                         and all its output was read
  *   h.stop(i) / h.cont(i) SIGSTOP / SIGCONT
@@ -452,6 +454,17 @@ export class MemberHarness {
   /** `exec` events of every process this harness started, restarted ones included. */
   execEvents(): ExecEvent[] {
     return this.processes.flatMap((p) => p.execEvents());
+  }
+
+  /**
+   * Resolves once every event the live, ready default members wrote before now has been read. NOTE:
+   * a call's reply can reach its caller, and the caller's result the harness, before the
+   * serving member's own `exec` event was read from that member's stdout. A member answers a
+   * request on the same stdout, after its earlier events (a pipe: written in order, at once),
+   * so one answered request per member is a barrier. Call it before counting events.
+   */
+  async readEvents(): Promise<void> {
+    await Promise.all(this.members.filter((m, i) => m.alive && m.ready !== undefined && this.specs[i]!.script === undefined).map((m) => m.stats()));
   }
 
   /** Signal member i (default SIGKILL) and wait until it is gone and its output read. */
