@@ -35,6 +35,46 @@ export class CounterGrain {
   }
 }
 
+/**
+ * The turn skeleton: the least any call that runs as a turn must do, and nothing more (no
+ * registry, no deadline, no call chain, no queue). The caller awaits a promise of its own,
+ * because a deadline (or an abort) must be able to answer it while the method still runs;
+ * the method's own promise ends the turn through a reaction, which answers the caller. This is
+ * the ceiling of a grain call as a share of a plain call: what the runtime adds comes on top.
+ */
+class SkeletonCall {
+  settled = false;
+  constructor(
+    readonly args: readonly unknown[],
+    readonly resolve: (value: unknown) => void,
+    readonly reject: (reason: unknown) => void,
+  ) {}
+}
+
+const skeletonSettlers: { resolve: (value: unknown) => void; reject: (reason: unknown) => void } = { resolve: () => {}, reject: () => {} };
+function takeSkeletonSettlers(resolve: (value: unknown) => void, reject: (reason: unknown) => void): void {
+  skeletonSettlers.resolve = resolve;
+  skeletonSettlers.reject = reject;
+}
+
+function endSkeletonTurn(call: SkeletonCall, ok: boolean, value: unknown): void {
+  if (call.settled) return;
+  call.settled = true;
+  if (ok) call.resolve(value);
+  else call.reject(value);
+}
+
+function skeletonCall(target: PlainCounter, x: number): Promise<unknown> {
+  const promise = new Promise<unknown>(takeSkeletonSettlers);
+  const call = new SkeletonCall([x], skeletonSettlers.resolve, skeletonSettlers.reject);
+  const turn = (target.add as (...args: unknown[]) => Promise<number>).apply(target, call.args as unknown[]);
+  turn.then(
+    (value) => endSkeletonTurn(call, true, value),
+    (error: unknown) => endSkeletonTurn(call, false, error),
+  );
+  return promise;
+}
+
 // Caller loops. NOTE: one function per subject on purpose: a shared loop would see both plain
 // objects and grain references at `target.add` and go polymorphic, taxing the baseline.
 
@@ -52,6 +92,10 @@ async function plainLoopAfter(target: PlainCounter, count: number): Promise<void
 
 async function plainLoopAls(target: PlainCounter, count: number): Promise<void> {
   for (let i = 0; i < count; i++) await target.add(1);
+}
+
+async function skeletonLoop(target: PlainCounter, count: number): Promise<void> {
+  for (let i = 0; i < count; i++) await skeletonCall(target, 1);
 }
 
 async function grainLoopDistinct(ref: GrainRef<CounterGrain>, count: number): Promise<void> {
@@ -271,6 +315,12 @@ export const scenario: ScenarioSpec = {
   subjects: [
     { id: 'plain-distinct', label: 'plain object, 1 per caller', role: 'pristine', create: (p) => new PlainSubject(p, p.concurrency, plainLoopDistinct) },
     { id: 'plain-one', label: 'plain object, 1 shared', role: 'pristine', create: (p) => new PlainSubject(p, 1, plainLoopOne) },
+    {
+      id: 'skeleton',
+      label: 'turn skeleton, 1 object per caller',
+      role: 'pristine',
+      create: (p) => new PlainSubject(p, p.concurrency, skeletonLoop),
+    },
     { id: 'grain-distinct', label: 'grain, 1 per caller', role: 'runtime', create: (p) => new GrainSubject(p, p.concurrency, grainLoopDistinct) },
     { id: 'grain-one', label: 'grain, 1 shared', role: 'runtime', create: (p) => new GrainSubject(p, 1, grainLoopOne) },
     { id: 'plain-after', label: 'plain object, 1 per caller', role: 'runtime', create: (p) => new PlainSubject(p, p.concurrency, plainLoopAfter) },
@@ -285,6 +335,13 @@ export const scenario: ScenarioSpec = {
   ratios: [
     { id: 'grain-distinct/plain', label: 'grain (1 per caller) / plain, pristine', numerator: 'grain-distinct', denominator: 'plain-distinct', target: 0.25 },
     { id: 'grain-one/plain', label: 'grain (1 shared) / plain (1 shared), pristine', numerator: 'grain-one', denominator: 'plain-one', target: 0.25 },
+    {
+      id: 'skeleton/plain',
+      label: 'turn skeleton / plain, pristine (the ceiling of grain / plain)',
+      numerator: 'skeleton',
+      denominator: 'plain-distinct',
+    },
+    { id: 'grain-distinct/skeleton', label: 'grain (1 per caller) / turn skeleton', numerator: 'grain-distinct', denominator: 'skeleton' },
     {
       id: 'plain-after/plain',
       label: 'plain after grain turns / pristine (host-app tax)',
@@ -325,6 +382,7 @@ export const scenario: ScenarioSpec = {
 function localCallBreakdown(f: Figures): BreakdownLine[] {
   const grainNs = 1e9 / f.rate['grain-distinct']!;
   const plainNs = 1e9 / f.rate['plain-distinct']!;
+  const skeletonNs = 1e9 / f.rate['skeleton']!;
   const plainAfterNs = 1e9 / f.rate['plain-after']!;
   const plainAlsNs = 1e9 / f.rate['plain-als']!;
   const grainAlsNs = 1e9 / f.rate['grain-als']!;
@@ -344,6 +402,20 @@ function localCallBreakdown(f: Figures): BreakdownLine[] {
     { label: 'grain call, 1 grain per caller (wall / call)', value: grainNs, unit: 'ns', share: 1 },
     { label: 'grain call, 1 shared grain (wall / call)', value: oneNs, unit: 'ns', share: share(oneNs) },
     { label: 'plain call, pristine process', value: plainNs, unit: 'ns', share: share(plainNs) },
+    {
+      label: 'turn skeleton (own promise + method + reaction), pristine',
+      value: skeletonNs,
+      unit: 'ns',
+      share: share(skeletonNs),
+      note: 'the least a turn-based call does: no registry, deadline, chain or queue',
+    },
+    {
+      label: 'runtime beyond the turn skeleton',
+      value: grainNs - skeletonNs,
+      unit: 'ns',
+      share: share(grainNs - skeletonNs),
+      note: 'registry, deadline clock, call record, chain and fencing checks, mailbox state',
+    },
     { label: 'plain call, after grain turns (default callChains)', value: plainAfterNs, unit: 'ns', share: share(plainAfterNs) },
     { label: 'host-app tax on a plain call (after − pristine)', value: plainAfterNs - plainNs, unit: 'ns', share: share(plainAfterNs - plainNs) },
     { label: 'runtime beyond a plain call (same process)', value: grainNs - plainAfterNs, unit: 'ns', share: share(grainNs - plainAfterNs) },
