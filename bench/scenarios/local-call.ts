@@ -341,7 +341,7 @@ export const scenario: ScenarioSpec = {
       numerator: 'skeleton',
       denominator: 'plain-distinct',
     },
-    { id: 'grain-distinct/skeleton', label: 'grain (1 per caller) / turn skeleton', numerator: 'grain-distinct', denominator: 'skeleton' },
+    { id: 'grain-distinct/skeleton', label: 'grain (1 per caller) / turn skeleton, pristine', numerator: 'grain-distinct', denominator: 'skeleton' },
     {
       id: 'plain-after/plain',
       label: 'plain after grain turns / pristine (host-app tax)',
@@ -410,11 +410,11 @@ function localCallBreakdown(f: Figures): BreakdownLine[] {
       note: 'the least a turn-based call does: no registry, deadline, chain or queue',
     },
     {
-      label: 'runtime beyond the turn skeleton',
+      label: 'runtime beyond the turn skeleton (across processes)',
       value: grainNs - skeletonNs,
       unit: 'ns',
       share: share(grainNs - skeletonNs),
-      note: 'registry, deadline clock, call record, chain and fencing checks, mailbox state',
+      note: 'grain (runtime child) − skeleton (pristine child): registry, clock, call record, chain, fencing, mailbox (+ host tax, ~1 %)',
     },
     { label: 'plain call, after grain turns (default callChains)', value: plainAfterNs, unit: 'ns', share: share(plainAfterNs) },
     { label: 'host-app tax on a plain call (after − pristine)', value: plainAfterNs - plainNs, unit: 'ns', share: share(plainAfterNs - plainNs) },

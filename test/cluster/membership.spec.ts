@@ -66,8 +66,9 @@ describe('MemberList: the provider is the only source of membership', () => {
     expect(list.placeable().map((m) => m.id)).toEqual(['a', 'b']);
   });
 
-  it('hands out one notLeaving() array until a member leaves, joins or this one leaves (lookups key caches on it)', () => {
-    const list = new MemberList(self(), new RecordingLogger());
+  it('hands out one notLeaving() array until a member leaves or joins, or this one changes or leaves (lookups key caches on it)', () => {
+    const me = self();
+    const list = new MemberList(me, new RecordingLogger());
     list.update([member('a'), member('b')]);
     const first = list.notLeaving();
     expect(first.map((m) => m.id)).toEqual(['self', 'a', 'b']);
@@ -80,6 +81,10 @@ describe('MemberList: the provider is the only source of membership', () => {
     expect(second.map((m) => m.id)).toEqual(['self', 'a']);
     list.update([member('a'), member('b'), member('c')]);
     expect(list.notLeaving().map((m) => m.id)).toEqual(['self', 'a', 'c']); // b (same incarnation) is still leaving
+    const third = list.notLeaving();
+    const incarnation = me.renewIncarnation(); // fenced and rejoined: a new record of this member
+    expect(list.notLeaving()).not.toBe(third);
+    expect(list.notLeaving()[0]!.incarnation).toBe(incarnation);
     list.leave();
     expect(list.notLeaving().map((m) => m.id)).not.toContain('self');
   });

@@ -146,6 +146,7 @@ describe('a member process killed with calls in flight', () => {
         }
       }),
     );
+    await h.readEvents();
     const ranDuringOutage = new Set(h.execEvents().map((e) => e.callId));
     for (const [id, member] of before) {
       if (member !== victim.address) continue;
@@ -172,6 +173,7 @@ describe('a member process killed with calls in flight', () => {
     for (const o of back) expect((o as Ok<Reply>).value, JSON.stringify(o)).toMatchObject({ member: victim.address, incarnation: newIncarnation });
 
     // Nothing ran twice, anywhere.
+    await h.readEvents();
     expectAtMostOnce(h, new Set(h.execEvents().map((e) => e.callId)));
     expectAtMostOnce(
       h,
@@ -208,6 +210,7 @@ describe('a member process killed with calls in flight', () => {
     expect(outcome.elapsedMs).toBeLessThanOrEqual(timeoutMs + DEADLINE_SLACK_MS);
 
     // it ran twice — once per incarnation — which is what @Idempotent allows; the plain call once
+    await h.readEvents();
     const runs = h.execEvents().filter((e) => e.callId === 'idem-1');
     expect(runs.map((e) => e.incarnation)).toEqual([oldIncarnation, newIncarnation]);
     expect(

@@ -108,6 +108,7 @@ describe('a member process under malformed input from a raw peer', () => {
     await p4.ended;
     await target.waitFor((l) => l.text.includes('the first frame was not a handshake'), 10_000, 'the first-frame log line');
     expect(p4.responses().size).toBe(0);
+    await h!.readEvents();
     expect(h!.execEvents().filter((e) => e.callId === 'sneaky-1')).toEqual([]);
   }, 60_000);
 
@@ -189,6 +190,7 @@ describe('a member process under malformed input from a raw peer', () => {
     expect(r.has(1)).toBe(false);
 
     // what ran: exactly the requests answered as having run, once each
+    await h!.readEvents();
     const ran = target
       .execEvents()
       .filter((e) => /^(raw|never|oob)-/.test(e.callId))

@@ -45,6 +45,7 @@ describe('protocol version negotiation between member processes', () => {
     // it never learned the member (only an accepted handshake tells it), so it cannot place the grain
     expect(result).toMatchObject({ ok: false, error: { name: 'ClusterUnavailableError', code: 'GRAIN_CLUSTER_UNAVAILABLE' } });
     expect((result as { error: { message: string } }).error.message).toContain('not every listed member has answered');
+    await h.readEvents();
     expect(h.execEvents().filter((e) => e.callId === 'disjoint-1')).toEqual([]);
     const why = await old.waitFor((l) => l.stream === 'stderr' && l.text.includes('Remote: refused member'), 10_000, 'a refusal log line');
     expect(why.text).toContain('no common protocol version: the caller speaks 2..2, this member 1..1');
@@ -82,6 +83,7 @@ describe('protocol version negotiation between member processes', () => {
     expect(last).toMatchObject({ ok: false, error: { name: 'ClusterUnavailableError', code: 'GRAIN_CLUSTER_UNAVAILABLE' } });
     expect((last as { error: { message: string } }).error.message).toContain('refused this member');
     expect((last as { error: { message: string } }).error.message).not.toMatch(/protocol|2\.\.2/); // why is in its log only
+    await h.readEvents();
     expect(h.execEvents().filter((e) => e.callId.startsWith('upgrade-'))).toEqual([]);
     const newY = h.members[1]!;
     const why = await newY.waitFor((l) => l.stream === 'stderr' && l.text.includes(`Remote: refused member "${x.address}"`), 10_000, 'a refusal log line');

@@ -343,6 +343,7 @@ describe('a member under hostile input from a peer', () => {
       expect((await peer.waitResponses([99_999], 15_000)).get(99_999)!.status).toBe(Status.OK);
     });
     await victim.waitFor((l) => l.text.includes('more than 10000 requests in one frame'), 5_000, 'the log line of the dropped frame');
+    await h!.readEvents();
     expect(ran('over-')).toEqual([]);
   }, 30_000);
 
@@ -369,6 +370,7 @@ describe('a member under hostile input from a peer', () => {
       expect(r.get(1)!.error!.message).toMatch(/at most 1024 UTF-8 bytes/);
       expect(Math.max(...peer.raw.map((b) => b.length))).toBeLessThan(MiB); // never echoed
     });
+    await h!.readEvents();
     expect(ran('huge-')).toEqual([]);
   }, 30_000);
 
@@ -420,6 +422,7 @@ describe('a member under hostile input from a peer', () => {
         for (const secret of secrets) expect(bytes, `${what}: ${secret}`).not.toContain(secret);
       }
     });
+    await h!.readEvents();
     expect(ran('sneaky-')).toEqual([]);
     // the member says why, and what the peer claimed
     await victim.waitFor(
@@ -472,6 +475,7 @@ describe('a member under hostile input from a peer', () => {
       expect(r.get(1)!.error!.message).toContain('maxTimeoutMs');
       expect(r.get(2)!.error!.message).toContain('maxChainLength');
     });
+    await h!.readEvents();
     expect(ran('shape-').map((e) => e.callId)).toEqual(['shape-4']);
   }, 30_000);
 

@@ -353,6 +353,7 @@ describe.skipIf(!hasOpenssl())('mTLS between members (remote.tls)', () => {
     const refused = await h.members[3]!.call('counter', 'c0', 'exec', ['plaintext']);
     expect(refused.ok).toBe(false);
     expect((refused as { error: { code?: string } }).error.code).toMatch(/^GRAIN_/);
+    await h.readEvents();
     expect(h.execEvents()).toHaveLength(before);
     expect(h.members[3]!.stderr()).not.toContain('refused this member'); // no handshake ever answered
   });

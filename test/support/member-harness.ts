@@ -249,6 +249,9 @@ export class MemberProcess {
     return this.child.pid;
   }
 
+  /** Sent SIGSTOP by the harness (`h.stop`) and not SIGCONT since: it answers nothing. */
+  stopped = false;
+
   get alive(): boolean {
     return this.exitStatus === undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
@@ -457,14 +460,24 @@ export class MemberHarness {
   }
 
   /**
-   * Resolves once every event the live, ready default members wrote before now has been read. NOTE:
+   * Resolves once every event the harness's processes wrote before now has been read. NOTE:
    * a call's reply can reach its caller, and the caller's result the harness, before the
    * serving member's own `exec` event was read from that member's stdout. A member answers a
    * request on the same stdout, after its earlier events (a pipe: written in order, at once),
-   * so one answered request per member is a barrier. Call it before counting events.
+   * so one answered request per live member is a barrier; a process that exited has all its
+   * output read once `closed` resolved. Not covered (nothing to ask): members stopped with
+   * `h.stop`, members not ready yet (`wait: false`) and other scripts than the default member.
+   * Call it before counting events.
    */
   async readEvents(): Promise<void> {
-    await Promise.all(this.members.filter((m, i) => m.alive && m.ready !== undefined && this.specs[i]!.script === undefined).map((m) => m.stats()));
+    await Promise.all(
+      this.processes.map((m) => {
+        if (!m.alive) return m.closed;
+        const i = this.members.indexOf(m);
+        if (i < 0 || m.stopped || m.ready === undefined || this.specs[i]!.script !== undefined) return undefined;
+        return m.stats();
+      }),
+    );
   }
 
   /** Signal member i (default SIGKILL) and wait until it is gone and its output read. */
@@ -478,10 +491,12 @@ export class MemberHarness {
 
   stop(i: number): void {
     this.members[i]!.signal('SIGSTOP');
+    this.members[i]!.stopped = true;
   }
 
   cont(i: number): void {
     this.members[i]!.signal('SIGCONT');
+    this.members[i]!.stopped = false;
   }
 
   /** Start member i again (same port, same spec; `env` added), once its process is gone. */

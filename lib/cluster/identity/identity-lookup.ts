@@ -25,7 +25,8 @@ export interface LookupMember {
   /**
    * `members()` with the suspected members kept: for a lookup that places by hash, where
    * leaving a suspected member out would move its grains (a second activation once it is
-   * heard again). Absent: use `members()`.
+   * heard again). Absent: use `members()`. Like `members()`: the same array until it changes,
+   * never modified in place.
    */
   hashMembers?(): readonly Member[];
   /**

@@ -18,10 +18,9 @@ const RECONNECTION_POLICIES = ['retryStrategy', 'reconnectOnError'] as const;
 
 /**
  * ioredis options every lookup connection has, whatever the user's: replies as the scripts
- * give them (an integer stays a number), and keys as the lookup writes them. NOTE: ioredis'
- * own `keyPrefix` would prefix KEYS but not the keys a script builds from its arguments (a
- * lease key from an incarnation), so it is refused (redis-connection.ts); the lookup's
- * `keyPrefix` option is the way.
+ * give them (an integer stays a number). NOTE: ioredis' own `keyPrefix` is refused instead
+ * (redis-connection.ts): it would prefix KEYS but not the keys a script builds from its
+ * arguments (a lease key from an incarnation); the lookup's `keyPrefix` option is the way.
  */
 export const LOOKUP_CONNECTION_OPTIONS = { stringNumbers: false } as const;
 
