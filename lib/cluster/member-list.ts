@@ -13,6 +13,15 @@ export type MembershipEvent =
 export type MembershipListener = (event: MembershipEvent) => void;
 
 /**
+ * A member list as handed out, and this member as it was in it. NOTE: LocalMember.self() is one
+ * object until this member's record changes (a new incarnation), so comparing it tells when.
+ */
+interface Listing {
+  readonly self: Member | undefined;
+  readonly members: readonly Member[];
+}
+
+/**
  * Who is in the cluster, by member id: what the cluster provider reports, and nothing else.
  * This member always counts (as it is now). A handshake may confirm a member, or tell that
  * it is leaving (no new placements there), but never adds, changes or replaces one.
@@ -27,12 +36,9 @@ export class MemberList {
   /** `id\nincarnation` of members gossip suspects (heartbeat stopped, connection dropped): no new placements there. */
   private readonly suspected = new Set<string>();
   private readonly listeners = new Set<MembershipListener>();
-  private placeableCache: readonly Member[] | undefined;
-  /** This member as `placeableCache` has it (LocalMember.self() is one object until it changes); undefined while it leaves. */
-  private placeableFor: Member | undefined;
-  /** `notLeaving()` as last made, and this member as it had it (the same rules as `placeableCache`). */
-  private notLeavingCache: readonly Member[] | undefined;
-  private notLeavingFor: Member | undefined;
+  /** `placeable()` and `notLeaving()` as last made; dropped when membership changes (`forgetListings`). */
+  private placeableCache: Listing | undefined;
+  private notLeavingCache: Listing | undefined;
   private reported = false;
   private providerComplete = false;
   private selfLeaving = false;
@@ -75,8 +81,7 @@ export class MemberList {
         if (this.byId.get(id)?.incarnation !== incarnation) set.delete(key);
       }
     }
-    this.placeableCache = undefined;
-    this.notLeavingCache = undefined;
+    this.forgetListings();
     this.reported = true;
     this.providerComplete = complete;
     for (const event of events) this.emit(event);
@@ -94,14 +99,9 @@ export class MemberList {
    */
   placeable(): readonly Member[] {
     const self = this.selfLeaving ? undefined : this.self.self();
-    if (this.placeableCache !== undefined && this.placeableFor === self) return this.placeableCache;
-    const members: Member[] = self === undefined ? [] : [self];
-    for (const member of this.byId.values()) {
-      const key = keyOf(member);
-      if (!this.leaving.has(key) && !this.suspected.has(key)) members.push(member);
-    }
-    this.placeableFor = self;
-    return (this.placeableCache = members);
+    let cached = this.placeableCache;
+    if (cached === undefined || cached.self !== self) cached = this.placeableCache = this.listing(self, this.suspected);
+    return cached.members;
   }
 
   /**
@@ -111,11 +111,25 @@ export class MemberList {
    */
   notLeaving(): readonly Member[] {
     const self = this.selfLeaving ? undefined : this.self.self();
-    if (this.notLeavingCache !== undefined && this.notLeavingFor === self) return this.notLeavingCache;
+    let cached = this.notLeavingCache;
+    if (cached === undefined || cached.self !== self) cached = this.notLeavingCache = this.listing(self, undefined);
+    return cached.members;
+  }
+
+  /** `self` (undefined while it leaves) and the listed members neither leaving nor in `excluded`. */
+  private listing(self: Member | undefined, excluded: ReadonlySet<string> | undefined): Listing {
     const members: Member[] = self === undefined ? [] : [self];
-    for (const member of this.byId.values()) if (!this.leaving.has(keyOf(member))) members.push(member);
-    this.notLeavingFor = self;
-    return (this.notLeavingCache = members);
+    for (const member of this.byId.values()) {
+      const key = keyOf(member);
+      if (!this.leaving.has(key) && excluded?.has(key) !== true) members.push(member);
+    }
+    return { self, members };
+  }
+
+  /** Membership changed: the next `placeable()` and `notLeaving()` are new arrays. */
+  private forgetListings(): void {
+    this.placeableCache = undefined;
+    this.notLeavingCache = undefined;
   }
 
   /** The member with `id`, if the provider lists it (this member included). */
@@ -146,8 +160,7 @@ export class MemberList {
   /** This member is leaving: no new placements here from now on. */
   leave(): void {
     this.selfLeaving = true;
-    this.placeableCache = undefined;
-    this.notLeavingCache = undefined;
+    this.forgetListings();
   }
 
   /**
@@ -161,8 +174,7 @@ export class MemberList {
     const key = keyOf(member);
     if (this.leaving.has(key)) return true;
     this.leaving.add(key);
-    this.placeableCache = undefined;
-    this.notLeavingCache = undefined;
+    this.forgetListings();
     return true;
   }
 

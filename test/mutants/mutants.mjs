@@ -184,8 +184,8 @@ export const mutants = [
     id: 'suspected-placeable',
     description: 'suspicion ignored by placement: new grains still go to a member gossip suspects (a paused member: their calls hang)',
     file: 'lib/cluster/member-list.ts',
-    find: 'if (!this.leaving.has(key) && !this.suspected.has(key)) members.push(member);',
-    replace: 'if (!this.leaving.has(key)) members.push(member);',
+    find: 'cached = this.placeableCache = this.listing(self, this.suspected);',
+    replace: 'cached = this.placeableCache = this.listing(self, undefined);',
     tests: ['test/e2e/gossip.spec.ts'],
   },
   {
