@@ -2,7 +2,8 @@
  * Both members work at once under load: a callee writes the answers of each slice of a batch
  * before it serves the next slice, and a caller writes what its callers ask next as soon as they
  * have run on a frame of answers, not at the next turn (remote-server.ts `resume`, endpoint.ts
- * `flushAfterAnswers`). Real gRPC in this process.
+ * `flushAfterAnswers`). An idle stream writes at once too: a caller's lone request, a callee's
+ * only answer owed (remote-server.ts `respond`, endpoint.ts `send`). Real gRPC in this process.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Call } from '../../lib/actor/call.js';
@@ -10,6 +11,7 @@ import { now } from '../../lib/actor/clock.js';
 import { DeadlineSweeper } from '../../lib/actor/deadline-sweeper.js';
 import { Endpoint, type EndpointEvents } from '../../lib/remote/endpoint.js';
 import type { OutboundRequest } from '../../lib/remote/envelopes.js';
+import { BatchWriter } from '../../lib/remote/batch-writer.js';
 import { type InboundHandler, RemoteServer, SLICE_REQUESTS } from '../../lib/remote/remote-server.js';
 import { type MemberInfo, Status } from '../../lib/remote/wire.js';
 import { codec, handshake, RawPeer, requestBatch } from '../support/raw-peer.js';
@@ -79,37 +81,89 @@ describe('overlap of caller and callee', () => {
     expect(perFrame.reduce((a, b) => a + b, 0)).toBe(ids.length);
   });
 
-  it('a caller writes what its callers ask after a frame of answers before the next turn', async () => {
-    const port = await server(echoHandler());
+  /** An endpoint to `port` whose answers go to `response`; closed after the test. */
+  function endpointTo(port: number, response: EndpointEvents['response']): Endpoint {
     const sweeper = new DeadlineSweeper();
-    let endpoint!: Endpoint;
-    const next = outbound(2);
-    let writtenBeforeNextTurn: boolean | undefined;
-    const events: EndpointEvents = {
-      response: (request) => {
-        if (request.id !== 1) return;
-        // a caller's continuation: it runs in a microtask after the answer, and calls again
-        void Promise.resolve().then(() => endpoint.send(next));
-        setImmediate(() => (writtenBeforeNextTurn = next.written));
-      },
-      failed: () => {},
-      expired: () => {},
-      peer: () => {},
-      log: () => {},
-    };
-    endpoint = new Endpoint(`127.0.0.1:${port}`, {
+    const endpoint = new Endpoint(`127.0.0.1:${port}`, {
       handshake: () => handshake(CLUSTER),
       maxMessageSize: MAX_MESSAGE_SIZE,
       maxQueued: 100,
       sweeper,
-      events,
+      events: { response, failed: () => {}, expired: () => {}, peer: () => {}, log: () => {} },
     });
     cleanup.push(
       () => endpoint.close(),
       () => sweeper.stop(),
     );
+    return endpoint;
+  }
+
+  it('a caller writes what its callers ask after a frame of answers before the next turn', async () => {
+    const port = await server(echoHandler());
+    const next = outbound(2);
+    let writtenBeforeNextTurn: boolean | undefined;
+    const endpoint = endpointTo(port, (request) => {
+      if (request.id !== 1) return;
+      // a caller's continuation: it runs in a microtask after the answer, and calls again
+      void Promise.resolve().then(() => endpoint.send(next));
+      setImmediate(() => (writtenBeforeNextTurn = next.written));
+    });
     endpoint.send(outbound(1));
     await vi.waitFor(() => expect(writtenBeforeNextTurn).toBeDefined(), { timeout: 5_000 });
     expect(writtenBeforeNextTurn).toBe(true);
+  });
+
+  it('a caller with nothing else in flight writes a call made from a task of its own before the next turn', async () => {
+    // NOTE: the callee never answers request 3, so it stays in flight.
+    const handler = echoHandler();
+    const port = await server({ ...handler, request: (request, respond) => request.id !== 3 && handler.request(request, respond, callee) });
+    const [lone, held, later] = [outbound(2), outbound(3), outbound(4)];
+    const seen: Record<string, boolean> = {};
+    /** A call from a task of its own (a timer here; an HTTP request in an app), not from an answer's continuation: the immediate queued first sees whether it was written meanwhile. */
+    const sendFromTask = (request: OutboundRequest, name: string, then?: () => void) =>
+      setTimeout(() => {
+        setImmediate(() => {
+          seen[name] = request.written;
+          then?.();
+        });
+        endpoint.send(request);
+      }, 0);
+    const endpoint = endpointTo(port, (request) => {
+      if (request.id === 1) sendFromTask(lone, 'lone');
+      // with `held` in flight, the next call waits for the writer's turn (batched with what else comes)
+      else if (request === lone) sendFromTask(held, 'held', () => sendFromTask(later, 'later'));
+    });
+    endpoint.send(outbound(1));
+    await vi.waitFor(() => expect(seen['later']).toBeDefined(), { timeout: 5_000 });
+    expect(seen).toEqual({ lone: true, held: true, later: false });
+    await vi.waitFor(() => expect(later.written).toBe(true), { timeout: 5_000 });
+  });
+
+  it('a callee writes the only answer it owes at once, and batches answers while more are owed', async () => {
+    const flush = vi.spyOn(BatchWriter.prototype, 'flush');
+    cleanup.push(() => flush.mockRestore());
+    /** Per answer: whether `respond` flushed the writer itself. */
+    const flushedInRespond = new Map<number, boolean>();
+    const port = await server({
+      ...echoHandler(),
+      request: (request, respond) => {
+        queueMicrotask(() => {
+          const before = flush.mock.calls.length;
+          respond({ id: request.id, status: Status.OK, result: new Uint8Array([0xc0]) });
+          flushedInRespond.set(request.id, flush.mock.calls.length > before);
+        });
+      },
+    });
+    const peer = new RawPeer(`127.0.0.1:${port}`);
+    cleanup.push(() => peer.close());
+    expect((await peer.handshake(handshake(CLUSTER))).accepted).toBe(true);
+    peer.send(requestBatch([{ id: 1, kind: 'echo', identity: 'e1', method: 'echo' }]));
+    await peer.waitResponses([1]);
+    peer.send(requestBatch([2, 3, 4].map((id) => ({ id, kind: 'echo', identity: `e${id}`, method: 'echo' }))));
+    await peer.waitResponses([2, 3, 4]);
+    expect(Object.fromEntries(flushedInRespond)).toEqual({ 1: true, 2: false, 3: false, 4: false });
+    // NOTE: the three answers of one batch share a frame.
+    const perFrame = peer.frames.filter((f) => 'batch' in f).map((f) => ('batch' in f ? f.batch.responses.map((r) => r.id) : []));
+    expect(perFrame).toEqual([[1], [2, 3, 4]]);
   });
 });
