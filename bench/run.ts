@@ -232,9 +232,9 @@ const MAX_LATENCY_CALLS = 200_000;
  * One untimed latency round (the subject is already warm from its throughput rounds); returns
  * the calls per round that fit --round-ms at the rate it showed, within the bounds.
  */
-async function sizeLatency(worker: Worker, subject: string, callers: number, options: Options): Promise<number> {
+async function sizeLatency(worker: Worker, subject: string, callers: number, fromTask: boolean, options: Options): Promise<number> {
   const fit = (calls: number) => Math.max(callers, Math.ceil(calls / callers) * callers);
-  const sample = await worker.latency(subject, callers, fit(Math.max(callers * 2, 100)));
+  const sample = await worker.latency(subject, callers, fit(Math.max(callers * 2, 100)), fromTask);
   const rate = (sample.calls / sample.ns) * 1e9;
   return fit(Math.min(MAX_LATENCY_CALLS, Math.max(MIN_LATENCY_CALLS, callers * 2, rate * (options.roundMs / 1000))));
 }
@@ -284,13 +284,13 @@ async function runScenario(spec: ScenarioSpec, options: Options): Promise<Scenar
     }));
     if (latencySpecs.length > 0) {
       const sizes = new Map<string, number>();
-      for (const l of latencySpecs) sizes.set(l.id, await sizeLatency(worker(l.role), l.subject, l.callers, options));
+      for (const l of latencySpecs) sizes.set(l.id, await sizeLatency(worker(l.role), l.subject, l.callers, l.fromTask === true, options));
       process.stdout.write(`[${spec.id}] latency: ${latencySpecs.map((l) => `${l.id} ${sizes.get(l.id)} calls`).join(', ')} per round\n`);
       const samples = new Map<string, LatencySample[]>(latencySpecs.map((l) => [l.id, []]));
       const latencyRounds = Math.min(options.rounds, MAX_LATENCY_ROUNDS);
       for (let r = 0; r < latencyRounds; r++) {
         const order = latencySpecs.map((_, i) => latencySpecs[(i + r) % latencySpecs.length]!);
-        for (const l of order) samples.get(l.id)!.push(await worker(l.role).latency(l.subject, l.callers, sizes.get(l.id)!));
+        for (const l of order) samples.get(l.id)!.push(await worker(l.role).latency(l.subject, l.callers, sizes.get(l.id)!, l.fromTask === true));
         process.stdout.write(`[${spec.id}] latency round ${r + 1}/${latencyRounds} done\n`);
       }
       for (const l of latencySpecs) {

@@ -47,7 +47,7 @@ async function handle(request: Request): Promise<unknown> {
       if (subject.latency === undefined) throw new Error(`subject ${request.subject} measures no latency`);
       await subject.prepare?.(request.calls);
       collectGarbage();
-      const sample = await subject.latency(request.callers, request.calls);
+      const sample = await subject.latency(request.callers, request.calls, request.fromTask);
       await subject.cleanup?.();
       return sample;
     }

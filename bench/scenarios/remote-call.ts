@@ -3,7 +3,9 @@
  * a client-only member that hosts nothing) calls `echo` grains hosted by member B (a server
  * child forked from dist/, bench/remote/member.ts), one grain per caller, 64 bytes of
  * arguments and 64 bytes back. Figures: calls/s with `concurrency` callers, and p50/p99
- * latency at 1 and at `concurrency` callers.
+ * latency at 1 and at `concurrency` callers; at 1 caller also with each call made from a task
+ * of its own (after `setImmediate`), as a controller's call for an HTTP request is, rather than
+ * from the last answer's continuation.
  *
  * Baselines, same machine, same run, same concurrency, same 64-byte payloads, both between
  * two processes (the pristine worker and a grpc-js echo server child, bench/remote/echo-server.ts,
@@ -67,6 +69,18 @@ async function grainLatencyLoop(ref: GrainRef<EchoGrain>, data: Uint8Array, coun
   return bytes;
 }
 
+/** As grainLatencyLoop, each call made from a task of its own (untimed `setImmediate` first), as a controller's is. */
+async function grainTaskLatencyLoop(ref: GrainRef<EchoGrain>, data: Uint8Array, count: number, out: Float64Array, from: number): Promise<number> {
+  let bytes = 0;
+  for (let i = 0; i < count; i++) {
+    await nextTask();
+    const t0 = performance.now();
+    bytes += (await ref.echo(data)).byteLength;
+    out[from + i] = performance.now() - t0;
+  }
+  return bytes;
+}
+
 interface UnaryClient {
   unary(request: Buffer, callback: (error: Error | null, response?: Buffer) => void): unknown;
   close(): void;
@@ -108,6 +122,22 @@ async function streamLatencyLoop(client: BatchedEchoClient, data: Buffer, count:
     out[from + i] = performance.now() - t0;
   }
   return bytes;
+}
+
+async function streamTaskLatencyLoop(client: BatchedEchoClient, data: Buffer, count: number, out: Float64Array, from: number): Promise<number> {
+  let bytes = 0;
+  for (let i = 0; i < count; i++) {
+    await nextTask();
+    const t0 = performance.now();
+    bytes += (await client.echo(data)).byteLength;
+    out[from + i] = performance.now() - t0;
+  }
+  return bytes;
+}
+
+/** Resolves from a task of its own (the check phase), not from the caller's continuation. */
+function nextTask(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Runs `callers` loops of `per` operations; checks every call came back with 64 bytes. */
@@ -263,10 +293,11 @@ export class RemoteGrainSubject implements Subject {
     return this.cpu.figures();
   }
 
-  async latency(callers: number, calls: number): Promise<LatencySample> {
+  async latency(callers: number, calls: number, fromTask = false): Promise<LatencySample> {
     const refs = this.refs;
     const data = this.data;
-    const { sample, ops } = await runLatencyLoops(callers, calls, (j, per, out) => grainLatencyLoop(refs[j % refs.length]!, data, per, out, j * per));
+    const loop = fromTask ? grainTaskLatencyLoop : grainLatencyLoop;
+    const { sample, ops } = await runLatencyLoops(callers, calls, (j, per, out) => loop(refs[j % refs.length]!, data, per, out, j * per));
     this.expected += ops;
     return sample;
   }
@@ -431,10 +462,11 @@ class StreamSubject extends EchoSubject {
     return done;
   }
 
-  async latency(callers: number, calls: number): Promise<LatencySample> {
+  async latency(callers: number, calls: number, fromTask = false): Promise<LatencySample> {
     const stream = this.stream!;
     const data = this.data;
-    const { sample, ops } = await runLatencyLoops(callers, calls, (j, per, out) => streamLatencyLoop(stream, data, per, out, j * per));
+    const loop = fromTask ? streamTaskLatencyLoop : streamLatencyLoop;
+    const { sample, ops } = await runLatencyLoops(callers, calls, (j, per, out) => loop(stream, data, per, out, j * per));
     this.expected += ops;
     return sample;
   }
@@ -501,6 +533,8 @@ export const scenario: ScenarioSpec = {
     { id: 'grain-1', label: 'grain call, A → B', subject: 'grain', callers: 1 },
     { id: 'unary-1', label: 'grpc-js unary echo', subject: 'unary', callers: 1 },
     { id: 'stream-1', label: 'grpc-js bidi stream, batched', subject: 'stream', callers: 1 },
+    { id: 'grain-task-1', label: 'grain call, A → B, each from a task', subject: 'grain', callers: 1, fromTask: true },
+    { id: 'stream-task-1', label: 'grpc-js bidi stream, each from a task', subject: 'stream', callers: 1, fromTask: true },
     { id: 'grain-c', label: 'grain call, A → B', subject: 'grain', callers: 'all' },
     { id: 'unary-c', label: 'grpc-js unary echo', subject: 'unary', callers: 'all' },
     { id: 'stream-c', label: 'grpc-js bidi stream, batched', subject: 'stream', callers: 'all' },

@@ -73,8 +73,8 @@ export class Worker {
     return this.request({ op: 'round', subject, ops });
   }
 
-  latency(subject: string, callers: number, calls: number): Promise<LatencySample> {
-    return this.request({ op: 'latency', subject, callers, calls });
+  latency(subject: string, callers: number, calls: number, fromTask = false): Promise<LatencySample> {
+    return this.request({ op: 'latency', subject, callers, calls, fromTask });
   }
 
   probe(scenario: string, probe: string, concurrency: number): Promise<Summary> {

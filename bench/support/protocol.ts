@@ -5,7 +5,7 @@ import type { Summary } from './stats.js';
 export type Request =
   | { readonly op: 'setup'; readonly scenario: string; readonly subject: string; readonly concurrency: number }
   | { readonly op: 'round'; readonly subject: string; readonly ops: number }
-  | { readonly op: 'latency'; readonly subject: string; readonly callers: number; readonly calls: number }
+  | { readonly op: 'latency'; readonly subject: string; readonly callers: number; readonly calls: number; readonly fromTask: boolean }
   | { readonly op: 'probe'; readonly scenario: string; readonly probe: string; readonly concurrency: number }
   | { readonly op: 'teardown' }
   | { readonly op: 'status' };

@@ -37,9 +37,10 @@ export interface Subject {
   loggedProblems?(): number;
   /**
    * Untimed as a whole: about `calls` operations by `callers` loops, each operation timed on
-   * its own (latency scenarios only). `cleanup` runs after it too.
+   * its own (latency scenarios only). `cleanup` runs after it too. `fromTask`: each operation
+   * starts from a task of its own (after `setImmediate`), not from the last one's continuation.
    */
-  latency?(callers: number, calls: number): Promise<LatencySample>;
+  latency?(callers: number, calls: number, fromTask?: boolean): Promise<LatencySample>;
   /** Figures of the last timed round (read after `cleanup`), e.g. CPU µs per operation of each process. */
   roundFigures?(): Readonly<Record<string, number>> | undefined;
 }
@@ -74,6 +75,11 @@ export interface LatencySpec {
   readonly subject: string;
   /** Concurrent callers; 'all' is the run's --concurrency (1,000 by default). */
   readonly callers: number | 'all';
+  /**
+   * Each operation starts from a task of its own (after `setImmediate`, untimed), as a call a
+   * controller makes for an HTTP request does, instead of from the last one's continuation.
+   */
+  readonly fromTask?: boolean;
 }
 
 /** A micro-measurement explaining where time goes; its figure is a Summary of `unit`. */
