@@ -4,8 +4,8 @@
  * child forked from dist/, bench/remote/member.ts), one grain per caller, 64 bytes of
  * arguments and 64 bytes back. Figures: calls/s with `concurrency` callers, and p50/p99
  * latency at 1 and at `concurrency` callers; at 1 caller also with each call made from a task
- * of its own (after `setImmediate`), as a controller's call for an HTTP request is, rather than
- * from the last answer's continuation.
+ * of its own (after `setImmediate`, so in the check phase; a call for a new HTTP request starts
+ * in the poll phase), rather than from the last answer's continuation.
  *
  * Baselines, same machine, same run, same concurrency, same 64-byte payloads, both between
  * two processes (the pristine worker and a grpc-js echo server child, bench/remote/echo-server.ts,
@@ -69,7 +69,11 @@ async function grainLatencyLoop(ref: GrainRef<EchoGrain>, data: Uint8Array, coun
   return bytes;
 }
 
-/** As grainLatencyLoop, each call made from a task of its own (untimed `setImmediate` first), as a controller's is. */
+/**
+ * As grainLatencyLoop, each call made from a task of its own (an untimed `setImmediate` first:
+ * the check phase), as a call made for a new HTTP request or a timer is, rather than from the
+ * last answer's continuation.
+ */
 async function grainTaskLatencyLoop(ref: GrainRef<EchoGrain>, data: Uint8Array, count: number, out: Float64Array, from: number): Promise<number> {
   let bytes = 0;
   for (let i = 0; i < count; i++) {
@@ -427,7 +431,8 @@ class UnarySubject extends EchoSubject {
     return done;
   }
 
-  async latency(callers: number, calls: number): Promise<LatencySample> {
+  async latency(callers: number, calls: number, fromTask = false): Promise<LatencySample> {
+    if (fromTask) throw new Error('the unary subject measures latency from the last answer’s continuation only');
     const client = this.client!;
     const data = this.data;
     const { sample, ops } = await runLatencyLoops(callers, calls, (j, per, out) => unaryLatencyLoop(client, data, per, out, j * per));

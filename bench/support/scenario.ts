@@ -76,8 +76,8 @@ export interface LatencySpec {
   /** Concurrent callers; 'all' is the run's --concurrency (1,000 by default). */
   readonly callers: number | 'all';
   /**
-   * Each operation starts from a task of its own (after `setImmediate`, untimed), as a call a
-   * controller makes for an HTTP request does, instead of from the last one's continuation.
+   * Each operation starts from a task of its own (after `setImmediate`, untimed: the check
+   * phase), instead of from the last one's continuation.
    */
   readonly fromTask?: boolean;
 }
