@@ -120,8 +120,11 @@ describe('sample app: RedisLedgerService and RedisTransferJournal (real redis-se
       await ledger.save('lf-race', 1, 1);
       const stale = new RedisLedgerService(elsewhere);
       const writes = Array.from({ length: 30 }, (_, i) => stale.save('lf-race', 100 + i, 1));
+      // NOTE: settled before the await below: a write refused before the fence's own reply comes
+      // must already have a handler (else it is an unhandled rejection while the test waits).
+      const settled = Promise.allSettled(writes);
       const balance = await ledger.loadAndFence('lf-race', 2);
-      const outcomes = await Promise.allSettled(writes);
+      const outcomes = await settled;
       // The writes before the load are what it read; every one after it was refused.
       const accepted = outcomes.filter((outcome) => outcome.status === 'fulfilled').length;
       expect(outcomes.slice(accepted).every((outcome) => outcome.status === 'rejected' && outcome.reason instanceof StaleEpochError)).toBe(true);
