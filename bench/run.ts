@@ -3,7 +3,7 @@
  * per scenario and writes JSON to bench/results/.
  *
  *   node dist/bench/run.js [scenario...] [--only group,...] [--rounds 11] [--round-ms 250] [--warmup 3]
- *                          [--concurrency 1000] [--kills 20] [--quick] [--profile] [--gc]
+ *                          [--warmup-ms 2000] [--concurrency 1000] [--kills 20] [--quick] [--profile] [--gc]
  *
  * Scenarios: local-call, activation, remote-call, remote-call-tls (worker scenarios, below), the Redis group
  * (bench/redis/scenarios.ts): activation-redis, cached-call-redis, failover, the membership
@@ -18,10 +18,10 @@
  * --gc: force a full GC before every round (see support/child.ts for why it is off).
  *
  * Method: each scenario forks two workers, `pristine` (never loads the runtime, so no
- * AsyncLocalStorage promise hooks) and `runtime`. Every subject is warmed up and its round
- * size calibrated to about --round-ms; then timed rounds are interleaved (round r of every
- * subject, in rotating order, before round r+1), so drift on this shared machine hits all
- * subjects alike. Figures are the median [min … max] over rounds; ratios are taken within
+ * AsyncLocalStorage promise hooks) and `runtime`. Every subject is warmed up until its rate
+ * stops climbing (at least --warmup-ms) and its round size calibrated to about --round-ms;
+ * then timed rounds are interleaved (round r of every subject, in rotating order, before
+ * round r+1), so drift on this shared machine hits all subjects alike. Figures are the median [min … max] over rounds; ratios are taken within
  * the same run: median-based, plus the range of round-by-round (paired) ratios. Scenarios with
  * latency specs then run latency rounds (every operation timed; p50/p99 per round), interleaved
  * the same way.
@@ -48,7 +48,10 @@ import { median, pairedRatios, type Summary, summarize } from './support/stats.j
 interface Options {
   readonly rounds: number;
   readonly roundMs: number;
+  /** Full-size warm-up rounds, at least. */
   readonly warmup: number;
+  /** Warm-up time, at least, with the rate no longer climbing; 0: exactly `warmup` rounds. */
+  readonly warmupMs: number;
   readonly concurrency: number;
   readonly profile: boolean;
   /** --quick: short rounds (smoke test). */
@@ -75,6 +78,9 @@ interface SubjectResult {
   /** Operations per second, per timed round. */
   readonly rate: Summary;
   readonly warmupRates: readonly number[];
+  /** Time in full-size warm-up rounds, and whether the rate had stopped climbing by the end (calibrate). */
+  readonly warmupMs: number;
+  readonly warmupSteady: boolean;
   /** ns per operation of the untimed cleanup, when the subject has one. */
   readonly cleanupNsPerOp?: Summary;
   /** Per-round figures the subject reported (e.g. CPU per operation of each process), by name. */
@@ -155,6 +161,7 @@ function parseOptions(): {
       rounds: { type: 'string' },
       'round-ms': { type: 'string' },
       warmup: { type: 'string' },
+      'warmup-ms': { type: 'string' },
       concurrency: { type: 'string' },
       kills: { type: 'string' },
       only: { type: 'string' },
@@ -173,6 +180,7 @@ function parseOptions(): {
     rounds: int(values.rounds, quick ? 3 : 11, 'rounds', 1, 50),
     roundMs: int(values['round-ms'], quick ? 100 : 250, 'round-ms', 10, 5000),
     warmup: int(values.warmup, quick ? 1 : 3, 'warmup', 0, 20),
+    warmupMs: int(values['warmup-ms'], quick ? 0 : 2000, 'warmup-ms', 0, 60_000),
     concurrency: int(values.concurrency, 1000, 'concurrency', 1, 100_000),
     profile: values.profile === true,
     quick,
@@ -196,11 +204,42 @@ function parseOptions(): {
 /** The fewest operations each caller performs in a timed round. */
 const MIN_OPS_PER_CALLER = 2;
 
+/** Warm-up rounds at full size, at most (beyond the growing ones): 6 s at the default --round-ms. */
+const MAX_WARMUP_ROUNDS = 24;
+/** Rates compared to call a warm-up steady: the median of the last this many rounds against the same many before. */
+const STEADY_WINDOW = 3;
+/** Steady: the last window's median rate is at most this much above the window's before (it stopped climbing). */
+const STEADY_GAIN = 1.15;
+
+interface Calibration {
+  /** Operations per timed round. */
+  readonly ops: number;
+  /** Rate (ops/s) of every full-size warm-up round, in order. */
+  readonly warmupRates: number[];
+  /** Time spent in full-size warm-up rounds. */
+  readonly warmupMs: number;
+  /** False when the warm-up hit MAX_WARMUP_ROUNDS while the rate still climbed. */
+  readonly steady: boolean;
+}
+
+function steadyRates(rates: readonly number[]): boolean {
+  if (rates.length < 2 * STEADY_WINDOW) return false;
+  return median(rates.slice(-STEADY_WINDOW)) <= STEADY_GAIN * median(rates.slice(-2 * STEADY_WINDOW, -STEADY_WINDOW));
+}
+
 /**
- * Grow the round until it takes a measurable time, run `warmup` rounds at about --round-ms,
- * and return the ops per round that fits --round-ms at the warmed-up rate (bounded loops).
+ * Grow the round until it takes a measurable time, then run rounds at about --round-ms until
+ * the subject is warm: at least `warmup` rounds, and (unless --warmup-ms is 0) at least
+ * --warmup-ms of them with the rate no longer climbing (steadyRates). Returns the ops per
+ * round that fits --round-ms at the rate of the last rounds (bounded loops).
+ *
+ * NOTE: grain subjects speed up over their first few hundred thousand calls (V8 tiers their
+ * code up; the young generation grows): remote grain calls on Node 24 ran 38 k, 46 k, 73 k
+ * calls/s in three warm-up rounds and ~450 k/s once warm, while the grpc-js stream was warm
+ * in two. Three fixed rounds sized the timed rounds from a cold rate (~11 calls per caller,
+ * so each round was mostly its own start and drain) and measured the grain subjects warming up.
  */
-async function calibrate(worker: Worker, subject: string, options: Options): Promise<{ ops: number; warmupRates: number[] }> {
+async function calibrate(worker: Worker, subject: string, options: Options): Promise<Calibration> {
   const c = options.concurrency;
   // NOTE: at least MIN_OPS_PER_CALLER per caller, so a slow subject (grpc-js unary: a few
   // thousand calls/s) is measured in steady state, not as one burst of `c` calls draining.
@@ -213,13 +252,20 @@ async function calibrate(worker: Worker, subject: string, options: Options): Pro
     ops = fit(ops * Math.min(10, Math.max(2, (floorNs / Math.max(ns, 1)) * 1.2)));
   }
   const warmupRates: number[] = [];
-  for (let i = 0; i < Math.max(1, options.warmup); i++) {
+  const minRounds = Math.max(1, options.warmup);
+  let warmNs = 0;
+  let steady = false;
+  for (let i = 0; i < Math.max(minRounds, MAX_WARMUP_ROUNDS); i++) {
     const { ns, ops: done } = await worker.round(subject, ops);
     const rate = (done / ns) * 1e9;
     warmupRates.push(rate);
+    warmNs += ns;
     ops = fit(rate * (options.roundMs / 1000));
+    steady = options.warmupMs === 0 || steadyRates(warmupRates);
+    if (warmupRates.length >= minRounds && warmNs >= options.warmupMs * 1e6 && steady) break;
   }
-  return { ops: fit(median(warmupRates) * (options.roundMs / 1000)), warmupRates };
+  const last = warmupRates.slice(-STEADY_WINDOW);
+  return { ops: fit(median(last) * (options.roundMs / 1000)), warmupRates, warmupMs: warmNs / 1e6, steady };
 }
 
 /** Latency rounds per measurement: at most this many (after one sizing round). */
@@ -251,11 +297,13 @@ async function runScenario(spec: ScenarioSpec, options: Options): Promise<Scenar
     process.stdout.write(`\n[${spec.id}] setting up ${spec.subjects.length} subjects, ${options.concurrency} callers each\n`);
     for (const subject of spec.subjects) await worker(subject.role).setup(spec.id, subject.id, options.concurrency);
 
-    const plan = new Map<string, { ops: number; warmupRates: number[] }>();
+    const plan = new Map<string, Calibration>();
     for (const subject of spec.subjects) {
       const calibrated = await calibrate(worker(subject.role), subject.id, options);
       plan.set(subject.id, calibrated);
-      process.stdout.write(`[${spec.id}] ${subject.id}: warmed up, ${calibrated.ops} ops per round\n`);
+      process.stdout.write(
+        `[${spec.id}] ${subject.id}: warmed up in ${calibrated.warmupRates.length} rounds (${(calibrated.warmupMs / 1000).toFixed(1)} s${calibrated.steady ? '' : ', still climbing at the cap'}), ${calibrated.ops} ops per round\n`,
+      );
     }
 
     const rates = new Map<string, number[]>(spec.subjects.map((s) => [s.id, []]));
@@ -334,6 +382,8 @@ async function runScenario(spec: ScenarioSpec, options: Options): Promise<Scenar
         opsPerRound: plan.get(s.id)!.ops,
         rate,
         warmupRates: plan.get(s.id)!.warmupRates,
+        warmupMs: plan.get(s.id)!.warmupMs,
+        warmupSteady: plan.get(s.id)!.steady,
         ...(cleanup.length > 0 ? { cleanupNsPerOp: summarize(cleanup) } : {}),
         ...(figures.get(s.id)!.size > 0 ? { figures: Object.fromEntries([...figures.get(s.id)!].map(([name, values]) => [name, summarize(values)])) } : {}),
         ...(s.target === undefined ? {} : { target: s.target, meetsTarget: rate.median >= s.target }),
