@@ -21,10 +21,10 @@
  * AsyncLocalStorage promise hooks) and `runtime`. Every subject is warmed up until its rate
  * stops climbing (at least --warmup-ms) and its round size calibrated to about --round-ms;
  * then timed rounds are interleaved (round r of every subject, in rotating order, before
- * round r+1), so drift on this shared machine hits all subjects alike. Figures are the median [min … max] over rounds; ratios are taken within
- * the same run: median-based, plus the range of round-by-round (paired) ratios. Scenarios with
- * latency specs then run latency rounds (every operation timed; p50/p99 per round), interleaved
- * the same way.
+ * round r+1), so drift on this shared machine hits all subjects alike. Figures are the median
+ * [min … max] over rounds; ratios are taken within the same run: median-based, plus the range
+ * of round-by-round (paired) ratios. Scenarios with latency specs then run latency rounds
+ * (every operation timed; p50/p99 per round), interleaved the same way.
  */
 import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
@@ -302,7 +302,7 @@ async function runScenario(spec: ScenarioSpec, options: Options): Promise<Scenar
       const calibrated = await calibrate(worker(subject.role), subject.id, options);
       plan.set(subject.id, calibrated);
       process.stdout.write(
-        `[${spec.id}] ${subject.id}: warmed up in ${calibrated.warmupRates.length} rounds (${(calibrated.warmupMs / 1000).toFixed(1)} s${calibrated.steady ? '' : ', still climbing at the cap'}), ${calibrated.ops} ops per round\n`,
+        `[${spec.id}] ${subject.id}: warmed up in ${calibrated.warmupRates.length} round${calibrated.warmupRates.length === 1 ? '' : 's'} (${(calibrated.warmupMs / 1000).toFixed(1)} s${calibrated.steady ? '' : ', still climbing at the cap'}), ${calibrated.ops} ops per round\n`,
       );
     }
 
@@ -374,16 +374,17 @@ async function runScenario(spec: ScenarioSpec, options: Options): Promise<Scenar
     const subjects: SubjectResult[] = spec.subjects.map((s) => {
       const cleanup = cleanups.get(s.id)!;
       const rate = summarize(rates.get(s.id)!);
+      const calibration = plan.get(s.id)!;
       return {
         id: s.id,
         label: s.label,
         role: s.role,
         process: s.process ?? ROLE_DESCRIPTION[s.role],
-        opsPerRound: plan.get(s.id)!.ops,
+        opsPerRound: calibration.ops,
         rate,
-        warmupRates: plan.get(s.id)!.warmupRates,
-        warmupMs: plan.get(s.id)!.warmupMs,
-        warmupSteady: plan.get(s.id)!.steady,
+        warmupRates: calibration.warmupRates,
+        warmupMs: calibration.warmupMs,
+        warmupSteady: calibration.steady,
         ...(cleanup.length > 0 ? { cleanupNsPerOp: summarize(cleanup) } : {}),
         ...(figures.get(s.id)!.size > 0 ? { figures: Object.fromEntries([...figures.get(s.id)!].map(([name, values]) => [name, summarize(values)])) } : {}),
         ...(s.target === undefined ? {} : { target: s.target, meetsTarget: rate.median >= s.target }),
